@@ -1,0 +1,70 @@
+"""The one interface every runtime backend implements.
+
+The frame pipeline only talks to this interface, so PyTorch, ONNX Runtime and TensorRT are
+interchangeable. A backend never imports ROS.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Dict, Tuple
+
+import torch
+
+#: Names of the network outputs, identical in the PyTorch model, the ONNX graph and the engine.
+OUTPUT_NAMES: Tuple[str, str, str] = ("seg_logits", "embedding", "uem_logits")
+INPUT_NAME = "image"
+
+
+@dataclass(frozen=True)
+class HeadParams:
+    """What the scores need from the linear head besides the network outputs.
+
+    weight_norm: ||M_k|| per class, shape [K]; bias: b_k, shape [K]. Both float32.
+    """
+
+    weight_norm: torch.Tensor
+    bias: torch.Tensor
+
+    def to(self, device: torch.device | str) -> "HeadParams":
+        return HeadParams(self.weight_norm.to(device), self.bias.to(device))
+
+
+class Backend(abc.ABC):
+    """A loaded network that maps a normalized image batch to named outputs.
+
+    `run` takes float32 [B,3,H,W] (ImageNet-normalized, H and W multiples of 14) on `device` and
+    returns {"seg_logits": [B,K,4H/14,4W/14], "embedding": [B,D,4H/14,4W/14],
+    "uem_logits": [B,2,H/14,W/14]} on `device`. Backends with a fixed input size expose it in
+    `input_shape`; the pipeline resizes frames to it.
+    """
+
+    name: str = "base"
+
+    @property
+    @abc.abstractmethod
+    def device(self) -> torch.device:
+        """Where `run` expects its input and leaves its outputs."""
+
+    @property
+    @abc.abstractmethod
+    def input_shape(self) -> Tuple[int, int, int, int]:
+        """(B, 3, H, W) the backend was built or configured for."""
+
+    @property
+    @abc.abstractmethod
+    def head(self) -> HeadParams:
+        """Linear-head class-weight norms and bias, on `device`."""
+
+    @abc.abstractmethod
+    def run(self, batch: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Run the network on one batch."""
+
+    def close(self) -> None:
+        """Release device memory and handles. Safe to call twice."""
+
+    def __enter__(self) -> "Backend":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

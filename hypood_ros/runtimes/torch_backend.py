@@ -1,0 +1,61 @@
+"""PyTorch backend: the reference runtime, on CPU or CUDA."""
+from __future__ import annotations
+
+from typing import Dict, Optional, Tuple
+
+import torch
+
+from hypood_ros.errors import BackendError
+from hypood_ros.runtimes.base import Backend, HeadParams
+
+
+class TorchBackend(Backend):
+    """Runs a `Segmentor` module eagerly. fp16 is only offered on CUDA, where it pays off."""
+
+    name = "torch"
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        input_hw: Tuple[int, int],
+        device: str | torch.device = "cpu",
+        fp16: bool = False,
+        batch_size: int = 1,
+    ) -> None:
+        self._device = torch.device(device)
+        if self._device.type == "cuda" and not torch.cuda.is_available():
+            raise BackendError("device 'cuda' requested but no CUDA device is available")
+        if fp16 and self._device.type != "cuda":
+            raise BackendError("fp16 is only supported on CUDA devices")
+        height, width = (int(v) for v in input_hw)
+        if height <= 0 or width <= 0 or height % 14 or width % 14:
+            raise BackendError(f"input size {height}x{width} must be positive multiples of 14")
+        self._dtype = torch.float16 if fp16 else torch.float32
+        self._model = model.eval().to(self._device, self._dtype)
+        self._shape = (int(batch_size), 3, height, width)
+        self._head: Optional[HeadParams] = model.head_params().to(self._device)
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def input_shape(self) -> Tuple[int, int, int, int]:
+        return self._shape
+
+    @property
+    def head(self) -> HeadParams:
+        return self._head
+
+    @torch.inference_mode()
+    def run(self, batch: torch.Tensor) -> Dict[str, torch.Tensor]:
+        if batch.dim() != 4 or tuple(batch.shape[1:]) != self._shape[1:]:
+            raise BackendError(
+                f"input of shape {tuple(batch.shape)} does not match the backend's "
+                f"[B,{self._shape[1]},{self._shape[2]},{self._shape[3]}]"
+            )
+        # Outputs keep the model's dtype: the fused score op reads fp16 in place.
+        return dict(self._model(batch.to(self._device, self._dtype)))
+
+    def close(self) -> None:
+        self._model = None
