@@ -1,0 +1,101 @@
+"""The project's checkpoint format: preset config + state dict, loaded with `weights_only=True`.
+
+A checkpoint is a dict `{"format": FORMAT, "version": 1, "config": {...}, "state_dict": {...},
+"metadata": {...}}`. Everything in it is plain data or tensors, so the safe unpickler accepts it.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Dict, Mapping, Optional
+
+import torch
+from torch import nn
+
+from hypood_ros.errors import CheckpointError
+
+FORMAT = "hypood_ros.segmentor"
+VERSION = 1
+
+
+def read_torch_file(path: str | os.PathLike) -> object:
+    """torch.load with the safe unpickler, every failure turned into one CheckpointError line."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint is empty: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: refused by the safe loader (weights_only=True): {first}") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (corrupt or truncated?): "
+                              f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
+
+
+def check_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
+    """Strict key/shape check that names the first offending key (load_state_dict lists them all)."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    if missing:
+        raise CheckpointError(f"{source}: missing key {missing[0]!r} ({len(missing)} missing in all)")
+    if unexpected:
+        raise CheckpointError(f"{source}: unexpected key {unexpected[0]!r} ({len(unexpected)} unexpected in all)")
+    for key, value in state_dict.items():
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{source}: key {key!r} holds a {type(value).__name__}, not a tensor")
+        if tuple(value.shape) != tuple(expected[key].shape):
+            raise CheckpointError(
+                f"{source}: shape mismatch for {key!r}: checkpoint {tuple(value.shape)}, "
+                f"model {tuple(expected[key].shape)}"
+            )
+
+
+def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: Optional[Dict] = None) -> Path:
+    """Write atomically so a crash never leaves a half-written file under the final name."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": model.config,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "metadata": dict(metadata or {}),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu"):
+    """A `Segmentor` in eval mode from a project checkpoint; CheckpointError on anything unexpected."""
+    from hypood_ros.model.segmentor import Segmentor
+
+    payload = read_torch_file(path)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        hint = ""
+        if isinstance(payload, dict) and ("state_dict" in payload or "pos_embed" in payload):
+            hint = " (an official DINOv2 or UEM checkpoint? convert it first with `hypood convert`)"
+        raise CheckpointError(f"{path}: not a hypood_ros checkpoint{hint}")
+    if payload.get("version") != VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {payload.get('version')!r} is not supported (expected {VERSION})")
+    config = payload.get("config")
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: checkpoint has no model configuration")
+    try:
+        model = Segmentor(**config)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: invalid model configuration: {exc}") from None
+    state_dict = payload.get("state_dict")
+    if not isinstance(state_dict, dict):
+        raise CheckpointError(f"{path}: checkpoint has no state_dict")
+    check_state_dict(model, state_dict, str(path))
+    model.load_state_dict(state_dict, strict=True)
+    model.metadata = dict(payload.get("metadata") or {})
+    return model.to(map_location).eval()
