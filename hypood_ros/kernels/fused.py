@@ -1,0 +1,86 @@
+"""One entry point for the fused scores: the CUDA kernel for CUDA tensors, the registry elsewhere.
+
+Both paths produce the same outputs (tested): class ids, the class-weighted normalized energy, the
+hyperspherical LLR when UEM logits are given, and a 0/255 mask when a threshold is given (on the LLR
+if present, else on the energy). Everything is at the logit resolution [B,h,w].
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from hypood_ros.errors import ConfigError
+from hypood_ros.runtimes.base import HeadParams
+from hypood_ros.scores import ScoreInputs, compute_score
+
+
+@dataclass
+class FusedScores:
+    class_ids: torch.Tensor  # uint8 [B,h,w]
+    energy: torch.Tensor  # float32 [B,h,w], -logsumexp_k(w_k^(eta-1) f_k/||z||)
+    llr: Optional[torch.Tensor] = None  # float32 [B,h,w], hyperspherical LLR
+    mask: Optional[torch.Tensor] = None  # uint8 [B,h,w], 0 or 255
+
+    @property
+    def score(self) -> torch.Tensor:
+        """The score the mask thresholds: the LLR when there is one, else the energy."""
+        return self.llr if self.llr is not None else self.energy
+
+
+def _mask(score: torch.Tensor, threshold: Optional[float]) -> Optional[torch.Tensor]:
+    return None if threshold is None else (score > threshold).to(torch.uint8) * 255
+
+
+def reference_fused_scores(
+    embedding: torch.Tensor,
+    logits: torch.Tensor,
+    head: HeadParams,
+    eta: float = 1.5,
+    uem_logits: Optional[torch.Tensor] = None,
+    lam: float = 1.0,
+    threshold: Optional[float] = None,
+) -> FusedScores:
+    """The same outputs computed from the scores registry (the definition the kernel is tested against)."""
+    inputs = ScoreInputs(logits=logits, embedding=embedding, head=head, uem_logits=uem_logits)
+    energy = compute_score("weighted_normalized_energy", inputs, eta=eta)
+    llr = compute_score("hyperspherical_llr", inputs, eta=eta, lam=lam) if uem_logits is not None else None
+    class_ids = logits.argmax(dim=1).to(torch.uint8)
+    return FusedScores(class_ids, energy, llr, _mask(llr if llr is not None else energy, threshold))
+
+
+def fused_scores(
+    embedding: torch.Tensor,
+    logits: torch.Tensor,
+    head: HeadParams,
+    eta: float = 1.5,
+    uem_logits: Optional[torch.Tensor] = None,
+    lam: float = 1.0,
+    threshold: Optional[float] = None,
+) -> FusedScores:
+    """embedding [B,D,h,w], logits (with bias) [B,K,h,w], uem_logits [B,2,h',w'] (fp16 or fp32)."""
+    if logits.shape[1] > 255:
+        raise ConfigError(f"class ids are uint8: at most 255 classes, got {logits.shape[1]}")
+    if not logits.is_cuda:
+        return reference_fused_scores(embedding, logits, head, eta, uem_logits, lam, threshold)
+    # Validates shapes once, the same way the reference does.
+    ScoreInputs(logits=logits, embedding=embedding, head=head, uem_logits=uem_logits)
+    from hypood_ros.kernels.launch import launch_fused
+
+    dtype = torch.float16 if (logits.dtype == embedding.dtype == torch.float16 and
+                              (uem_logits is None or uem_logits.dtype == torch.float16)) else torch.float32
+    embedding = embedding.to(dtype).contiguous()
+    logits = logits.to(dtype).contiguous()
+    uem = None if uem_logits is None else uem_logits.to(dtype).contiguous()
+    device = logits.device
+    weight_norm = head.weight_norm.to(device, torch.float32)
+    wfac = weight_norm.pow(eta - 1.0).contiguous()
+    bias = head.bias.to(device, torch.float32).contiguous()
+    b, _, h, w = logits.shape
+    class_ids = torch.empty((b, h, w), dtype=torch.uint8, device=device)
+    energy = torch.empty((b, h, w), dtype=torch.float32, device=device)
+    llr = torch.empty_like(energy) if uem is not None else None
+    mask = torch.empty_like(class_ids) if threshold is not None else None
+    launch_fused(embedding, logits, wfac, bias, uem, float(lam), threshold, (class_ids, energy, llr, mask))
+    return FusedScores(class_ids, energy, llr, mask)

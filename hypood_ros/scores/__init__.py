@@ -1,0 +1,16 @@
+"""OOD scores: one registry, used by evaluation, training, the node and the kernel's reference."""
+from hypood_ros.scores.inputs import NORM_EPS, ScoreInputs
+from hypood_ros.scores.registry import SCORES, ScoreSpec, compute_score, minmax_normalize, score_spec
+from hypood_ros.scores.sml import SMLFitter, SMLStats
+
+__all__ = [
+    "NORM_EPS",
+    "SCORES",
+    "SMLFitter",
+    "SMLStats",
+    "ScoreInputs",
+    "ScoreSpec",
+    "compute_score",
+    "minmax_normalize",
+    "score_spec",
+]

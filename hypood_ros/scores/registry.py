@@ -1,0 +1,145 @@
+"""Every OOD score, defined once. Higher always means "more out-of-distribution".
+
+Notation (docs/SCORES.md): f = M z (logits without bias), b = bias, z = embedding,
+w_k = ||M_k|| (class-weight norm), u = UEM logits. All scores return float32 [B,h,w].
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Tuple
+
+import torch
+
+from hypood_ros.errors import ConfigError
+from hypood_ros.scores.inputs import ScoreInputs
+
+
+def msp(x: ScoreInputs) -> torch.Tensor:
+    """-max_k softmax(f+b)_k (thesis eq. 3.1)."""
+    return -torch.softmax(x.full_logits(), dim=1).amax(dim=1)
+
+
+def entropy(x: ScoreInputs) -> torch.Tensor:
+    """Shannon entropy of softmax(f+b)."""
+    log_p = torch.log_softmax(x.full_logits(), dim=1)
+    return -(log_p.exp() * log_p).sum(dim=1)
+
+
+def max_logit(x: ScoreInputs) -> torch.Tensor:
+    """-max_k (f+b)_k."""
+    return -x.full_logits().amax(dim=1)
+
+
+def energy(x: ScoreInputs) -> torch.Tensor:
+    """-logsumexp_k (f+b)_k at temperature 1."""
+    return -torch.logsumexp(x.full_logits(), dim=1)
+
+
+def sml(x: ScoreInputs) -> torch.Tensor:
+    """-(max_k (f+b)_k - mu_c) / sigma_c with c the predicted class, statistics from ID data."""
+    if x.sml_stats is None:
+        raise ConfigError("score 'sml' needs per-class statistics (fit them with SMLFitter on ID data)")
+    values, classes = x.full_logits().max(dim=1)
+    mean = x.sml_stats.mean.to(values.device)
+    std = x.sml_stats.std.to(values.device)
+    if mean.numel() != x.logits.shape[1]:
+        raise ConfigError(f"SML statistics cover {mean.numel()} classes, logits have {x.logits.shape[1]}")
+    return -(values - mean[classes]) / std[classes]
+
+
+def norm(x: ScoreInputs) -> torch.Tensor:
+    """-||z||: the thesis' Norm-N baseline (smaller norm taken as more OOD)."""
+    return -x.embedding_norm()
+
+
+def normalized_max_logit(x: ScoreInputs) -> torch.Tensor:
+    """-max_k f_k / ||z|| (thesis eq. 4.17)."""
+    return -(x.class_scores() / x.embedding_norm().unsqueeze(1)).amax(dim=1)
+
+
+def normalized_energy(x: ScoreInputs) -> torch.Tensor:
+    """-logsumexp_k f_k / ||z||."""
+    return -torch.logsumexp(x.class_scores() / x.embedding_norm().unsqueeze(1), dim=1)
+
+
+def class_weight_factors(x: ScoreInputs, eta: float) -> torch.Tensor:
+    """w_k^(eta-1), shaped to broadcast over [B,K,h,w]."""
+    w = x.head.weight_norm.float().to(x.logits.device)
+    return w.pow(eta - 1.0).view(1, -1, 1, 1)
+
+
+def weighted_normalized_energy(x: ScoreInputs, eta: float = 1.5) -> torch.Tensor:
+    """-logsumexp_k (w_k^(eta-1) f_k / ||z||) (thesis eq. 4.23); eta=1 is normalized_energy."""
+    return -torch.logsumexp(class_weight_factors(x, eta) * x.class_scores() / x.embedding_norm().unsqueeze(1), dim=1)
+
+
+def delta_max_logit(x: ScoreInputs, delta: float = 0.0) -> torch.Tensor:
+    """-max_k f_k / ||z||^(1-delta) (thesis eq. 5.7): delta=0 normalized max logit, delta=1 raw f."""
+    return -(x.class_scores() / x.embedding_norm().pow(1.0 - delta).unsqueeze(1)).amax(dim=1)
+
+
+def uem_llr(x: ScoreInputs) -> torch.Tensor:
+    """u_1 - u_0 - max_k (f+b)_k (UEM paper eq. 11, discriminative head, as the official code)."""
+    return x.uem_difference() - x.full_logits().amax(dim=1)
+
+
+def hyperspherical_llr(x: ScoreInputs, eta: float = 1.5, lam: float = 1.0) -> torch.Tensor:
+    """u_1 - u_0 - lam * logsumexp_k (w_k^(eta-1) f_k / ||z||): LLR with hypersphere inlier evidence."""
+    return x.uem_difference() + lam * weighted_normalized_energy(x, eta)
+
+
+@dataclass(frozen=True)
+class ScoreSpec:
+    fn: Callable[..., torch.Tensor]
+    needs_uem: bool = False
+    needs_sml: bool = False
+    params: Dict[str, float] = field(default_factory=dict)  # name -> default
+    description: str = ""
+
+
+SCORES: Dict[str, ScoreSpec] = {
+    "msp": ScoreSpec(msp, description="negative maximum softmax probability"),
+    "entropy": ScoreSpec(entropy, description="softmax entropy"),
+    "max_logit": ScoreSpec(max_logit, description="negative max logit"),
+    "energy": ScoreSpec(energy, description="negative logsumexp of the logits"),
+    "sml": ScoreSpec(sml, needs_sml=True, description="standardized max logit"),
+    "norm": ScoreSpec(norm, description="negative embedding norm (Norm-N)"),
+    "normalized_max_logit": ScoreSpec(normalized_max_logit, description="max logit on the hypersphere"),
+    "normalized_energy": ScoreSpec(normalized_energy, description="energy on the hypersphere"),
+    "weighted_normalized_energy": ScoreSpec(
+        weighted_normalized_energy, params={"eta": 1.5}, description="class-weighted normalized energy"
+    ),
+    "delta_max_logit": ScoreSpec(delta_max_logit, params={"delta": 0.0}, description="norm re-introduction"),
+    "uem_llr": ScoreSpec(uem_llr, needs_uem=True, description="UEM log-likelihood ratio"),
+    "hyperspherical_llr": ScoreSpec(
+        hyperspherical_llr, needs_uem=True, params={"eta": 1.5, "lam": 1.0},
+        description="LLR with normalized-energy inlier evidence",
+    ),
+}
+
+
+def score_spec(name: str) -> ScoreSpec:
+    try:
+        return SCORES[name]
+    except KeyError:
+        raise ConfigError(f"unknown score {name!r}; known: {', '.join(SCORES)}") from None
+
+
+def score_params(name: str, params: Dict[str, float]) -> Tuple[ScoreSpec, Dict[str, float]]:
+    """The spec and the keyword arguments it takes, defaults filled; other keys are ignored."""
+    spec = score_spec(name)
+    return spec, {k: float(params.get(k, default)) for k, default in spec.params.items()}
+
+
+def compute_score(name: str, inputs: ScoreInputs, **params: float) -> torch.Tensor:
+    """Score `name` on `inputs`; parameters a score does not take (e.g. eta for msp) are ignored."""
+    spec, kwargs = score_params(name, params)
+    return spec.fn(inputs, **kwargs).float()
+
+
+def minmax_normalize(score: torch.Tensor) -> torch.Tensor:
+    """Per-image min-max normalization to [0,1] for heat maps (thesis eq. 5.5); flat images give 0."""
+    flat = score.flatten(start_dim=-2)
+    lo = flat.amin(dim=-1, keepdim=True).unsqueeze(-1)
+    hi = flat.amax(dim=-1, keepdim=True).unsqueeze(-1)
+    return (score - lo) / (hi - lo).clamp_min(torch.finfo(score.dtype).tiny)
