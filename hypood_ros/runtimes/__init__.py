@@ -1,4 +1,41 @@
 """Runtime backends (PyTorch, ONNX Runtime, TensorRT) behind one interface."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Tuple
+
+from hypood_ros.errors import BackendError
 from hypood_ros.runtimes.base import INPUT_NAME, OUTPUT_NAMES, Backend, HeadParams
 
-__all__ = ["Backend", "HeadParams", "INPUT_NAME", "OUTPUT_NAMES"]
+DEFAULT_INPUT_HW = (518, 1036)
+_EXTENSIONS = {".pt": "torch", ".pth": "torch", ".ckpt": "torch"}
+
+
+def backend_for_path(path: str | os.PathLike, backend: Optional[str] = None) -> str:
+    if backend:
+        return backend
+    suffix = Path(path).suffix.lower()
+    if suffix not in _EXTENSIONS:
+        raise BackendError(f"cannot tell the backend of {path!s} from its extension; known: {', '.join(_EXTENSIONS)}")
+    return _EXTENSIONS[suffix]
+
+
+def load_backend(
+    path: str | os.PathLike,
+    backend: Optional[str] = None,
+    device: str = "cpu",
+    input_hw: Tuple[int, int] = DEFAULT_INPUT_HW,
+    fp16: bool = False,
+) -> Backend:
+    """Open a model file with the backend named, or the one its extension implies."""
+    name = backend_for_path(path, backend)
+    if name == "torch":
+        from hypood_ros.model import load_checkpoint
+        from hypood_ros.runtimes.torch_backend import TorchBackend
+
+        return TorchBackend(load_checkpoint(path), input_hw=input_hw, device=device, fp16=fp16)
+    raise BackendError(f"unknown backend {name!r}; available: torch")
+
+
+__all__ = ["Backend", "HeadParams", "INPUT_NAME", "OUTPUT_NAMES", "backend_for_path", "load_backend"]

@@ -1,0 +1,167 @@
+"""One frame through the whole chain: preprocess -> backend -> scores -> postprocess -> pictures.
+
+ROS-free: the node, `hypood run` and calibration all drive this class.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import Dict, FrozenSet, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from hypood_ros.errors import ConfigError
+from hypood_ros.kernels import fused_scores
+from hypood_ros.postprocess import clean_mask, upsample
+from hypood_ros.preprocess import check_rgb, preprocess
+from hypood_ros.runtimes.base import Backend
+from hypood_ros.scores import SCORES, ScoreInputs, SMLStats, compute_score, score_spec
+from hypood_ros.visualize import color_map, overlay
+
+OUTPUTS: FrozenSet[str] = frozenset({"labels", "color", "score", "mask", "overlay"})
+#: Scores the fused op computes in one pass; every other registry score goes through `compute_score`.
+FUSED_SCORES = {"weighted_normalized_energy": "energy", "hyperspherical_llr": "llr"}
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    score: str = "hyperspherical_llr"
+    threshold: float = 0.0
+    eta: float = 1.5
+    delta: float = 0.0
+    lam: float = 1.0
+    min_area: int = 0
+    opening: int = 0
+    road_gating: bool = False
+    road_radius: int = 15
+    overlay_alpha: float = 0.5
+    outputs: FrozenSet[str] = field(default_factory=lambda: OUTPUTS)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "outputs", frozenset(self.outputs))
+        score_spec(self.score)  # unknown names raise ConfigError
+        for name in ("threshold", "eta", "delta", "lam", "overlay_alpha"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"{name} must be a finite number, got {value!r}")
+        if not 0.0 <= self.overlay_alpha <= 1.0:
+            raise ConfigError(f"overlay_alpha must be in [0, 1], got {self.overlay_alpha}")
+        if not -5.0 <= self.eta <= 5.0:
+            raise ConfigError(f"eta must be in [-5, 5], got {self.eta}")
+        if not 0.0 <= self.delta <= 1.0:
+            raise ConfigError(f"delta must be in [0, 1], got {self.delta}")
+        if self.lam < 0:
+            raise ConfigError(f"lam must be >= 0, got {self.lam}")
+        for name in ("min_area", "opening", "road_radius"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
+        unknown = self.outputs - OUTPUTS
+        if unknown:
+            raise ConfigError(f"unknown outputs {sorted(unknown)}; known: {sorted(OUTPUTS)}")
+
+    def replace(self, **changes) -> "PipelineConfig":
+        try:
+            return dataclasses.replace(self, **changes)
+        except TypeError as exc:
+            raise ConfigError(str(exc)) from None
+
+
+@dataclass
+class FrameResult:
+    """Camera-size outputs; an output not requested in the config is None."""
+
+    labels: Optional[np.ndarray] = None  # uint8 HxW train ids
+    color: Optional[np.ndarray] = None  # uint8 HxWx3 RGB
+    score: Optional[np.ndarray] = None  # float32 HxW, higher = more OOD
+    mask: Optional[np.ndarray] = None  # uint8 HxW, 0 or 255
+    overlay: Optional[np.ndarray] = None  # uint8 HxWx3 RGB
+
+
+@dataclass
+class ScoreMaps:
+    """Network-resolution results of one batch, on the backend's device."""
+
+    class_ids: torch.Tensor  # uint8 [B,h,w]
+    score: torch.Tensor  # float32 [B,h,w]
+
+
+class FramePipeline:
+    def __init__(self, backend: Backend, config: Optional[PipelineConfig] = None,
+                 sml_stats: Optional[SMLStats] = None) -> None:
+        self.backend = backend
+        self.sml_stats = sml_stats
+        self._config = config or PipelineConfig()
+        self._check_supported(self._config)
+        self._lock = threading.Lock()
+
+    @property
+    def config(self) -> PipelineConfig:
+        return self._config
+
+    @property
+    def input_size(self):
+        return tuple(self.backend.input_shape[2:])
+
+    def _check_supported(self, config: PipelineConfig) -> None:
+        if score_spec(config.score).needs_sml and self.sml_stats is None:
+            raise ConfigError(f"score {config.score!r} needs SML statistics, none were given")
+
+    def update(self, **changes) -> PipelineConfig:
+        """Validated run-time change; the next frame sees the whole new config or none of it."""
+        new = self._config.replace(**changes)
+        self._check_supported(new)
+        with self._lock:
+            self._config = new
+        return new
+
+    @torch.inference_mode()
+    def infer(self, frames: Sequence[np.ndarray], config: Optional[PipelineConfig] = None) -> ScoreMaps:
+        config = config or self._config
+        batch = preprocess(frames, self.input_size, self.backend.device)
+        outputs = self.backend.run(batch)
+        head = self.backend.head
+        if config.score in FUSED_SCORES:
+            fused = fused_scores(outputs["embedding"], outputs["seg_logits"], head, eta=config.eta,
+                                 uem_logits=outputs["uem_logits"] if config.score == "hyperspherical_llr" else None,
+                                 lam=config.lam)
+            return ScoreMaps(fused.class_ids, getattr(fused, FUSED_SCORES[config.score]))
+        inputs = ScoreInputs(outputs["seg_logits"], outputs["embedding"], head, outputs["uem_logits"], self.sml_stats)
+        score = compute_score(config.score, inputs, eta=config.eta, delta=config.delta, lam=config.lam)
+        return ScoreMaps(outputs["seg_logits"].argmax(dim=1).to(torch.uint8), score)
+
+    def process(self, frame: np.ndarray) -> FrameResult:
+        return self.process_batch([frame])[0]
+
+    def process_batch(self, frames: Sequence[np.ndarray]) -> List[FrameResult]:
+        config = self._config  # one consistent snapshot per batch
+        frames = [check_rgb(f) for f in frames]
+        maps = self.infer(frames, config)
+        return [self._finish(frame, maps.score[i], maps.class_ids[i], config) for i, frame in enumerate(frames)]
+
+    def _finish(self, frame: np.ndarray, score: torch.Tensor, class_ids: torch.Tensor,
+                config: PipelineConfig) -> FrameResult:
+        want = config.outputs
+        score_np, labels = upsample(score, class_ids, frame.shape[:2])
+        result = FrameResult()
+        if "labels" in want:
+            result.labels = labels
+        if "color" in want:
+            result.color = color_map(labels)
+        if "score" in want:
+            result.score = score_np
+        if want & {"mask", "overlay"}:
+            mask = clean_mask(score_np > config.threshold, labels, config.opening, config.min_area,
+                              config.road_gating, config.road_radius)
+            if "mask" in want:
+                result.mask = mask
+            if "overlay" in want:
+                result.overlay = overlay(frame, mask, config.overlay_alpha)
+        return result
+
+
+def available_scores(has_sml: bool = False) -> Dict[str, str]:
+    return {name: spec.description for name, spec in SCORES.items() if has_sml or not spec.needs_sml}
