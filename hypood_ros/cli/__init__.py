@@ -15,6 +15,7 @@ from hypood_ros.errors import HypoodError
 #: Subcommand modules, in the order `hypood --help` lists them.
 COMMANDS = [
     "run",
+    "convert",
 ]
 
 
