@@ -1,0 +1,147 @@
+"""The frame pipeline on a real (tiny) model: sizes, scores, run-time changes, and `hypood run`."""
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hypood_ros.errors import ConfigError, FrameError
+from hypood_ros.kernels import fused_scores
+from hypood_ros.pipeline import FramePipeline, PipelineConfig
+from hypood_ros.preprocess import preprocess
+from hypood_ros.runtimes import load_backend
+from hypood_ros.scores import SCORES, ScoreInputs, SMLStats, compute_score
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_checkpoint):
+    return load_backend(tiny_checkpoint, input_hw=(56, 112))
+
+
+def frame(h=75, w=130, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def test_outputs_have_camera_size_and_types(backend):
+    result = FramePipeline(backend).process(frame())
+    assert result.labels.shape == (75, 130) and result.labels.dtype == np.uint8 and result.labels.max() < 19
+    assert result.color.shape == (75, 130, 3) and result.color.dtype == np.uint8
+    assert result.score.shape == (75, 130) and result.score.dtype == np.float32
+    assert result.mask.shape == (75, 130) and set(np.unique(result.mask)) <= {0, 255}
+    assert result.overlay.shape == (75, 130, 3)
+
+
+def test_score_is_the_registry_score_upsampled(backend):
+    img = frame(64, 128)  # 4x the logit grid of the 56x112 network input
+    for name in ("hyperspherical_llr", "energy", "uem_llr", "msp"):
+        result = FramePipeline(backend, PipelineConfig(score=name)).process(img)
+        with torch.no_grad():
+            out = backend.run(preprocess([img], (56, 112), "cpu"))
+        want = compute_score(name, ScoreInputs(out["seg_logits"], out["embedding"], backend.head, out["uem_logits"]))
+        assert want.shape == (1, 16, 32)  # 4x the 4x8 patch grid
+        want = F.interpolate(want[None], size=(64, 128), mode="bilinear", align_corners=False)[0, 0]
+        np.testing.assert_allclose(result.score, want.numpy(), rtol=1e-5, atol=1e-5)
+        ids = out["seg_logits"].argmax(1)[0].numpy()
+        np.testing.assert_array_equal(result.labels, ids.repeat(4, axis=0).repeat(4, axis=1))
+
+
+def test_threshold_change_changes_the_mask(backend):
+    pipeline = FramePipeline(backend)
+    img = frame(seed=1)
+    score = pipeline.process(img).score
+    pipeline.update(threshold=float(np.median(score)))
+    half = pipeline.process(img).mask
+    assert 0.3 < (half > 0).mean() < 0.7
+    pipeline.update(threshold=float(score.max()) + 1)
+    assert (pipeline.process(img).mask == 0).all()
+
+
+def test_invalid_config_is_rejected_and_keeps_the_old_one(backend):
+    pipeline = FramePipeline(backend, PipelineConfig(threshold=0.25))
+    for bad in ({"score": "nope"}, {"min_area": -1}, {"threshold": float("nan")}, {"eta": 100.0},
+                {"outputs": {"labels", "hologram"}}, {"score": "sml"}, {"no_such_field": 1}):
+        with pytest.raises(ConfigError):
+            pipeline.update(**bad)
+    assert pipeline.config.threshold == 0.25 and pipeline.config.score == "hyperspherical_llr"
+
+
+def test_disabled_outputs_are_not_computed(backend):
+    pipeline = FramePipeline(backend, PipelineConfig(outputs={"mask"}))
+    result = pipeline.process(frame())
+    assert result.mask is not None and result.labels is None and result.overlay is None and result.score is None
+
+
+def test_sml_score_with_statistics(backend):
+    stats = SMLStats(torch.zeros(19), torch.ones(19))
+    pipeline = FramePipeline(backend, PipelineConfig(score="sml"), sml_stats=stats)
+    result = pipeline.process(frame())
+    assert np.isfinite(result.score).all()
+
+
+def test_batch_equals_single_frames(backend):
+    pipeline = FramePipeline(backend)
+    frames = [frame(seed=s) for s in range(3)]
+    batch = pipeline.process_batch(frames)
+    for f, r in zip(frames, batch):
+        np.testing.assert_allclose(r.score, pipeline.process(f).score, rtol=1e-4, atol=1e-4)
+
+
+def test_bad_frames_raise_frame_error(backend):
+    pipeline = FramePipeline(backend)
+    with pytest.raises(FrameError):
+        pipeline.process(np.zeros((10, 10), np.uint8))
+    with pytest.raises(FrameError):
+        pipeline.process(np.zeros((10, 10, 3), np.float32))
+
+
+def make_image_folder(folder):
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (60, 100, 3), dtype=np.uint8)
+    cv2.imwrite(str(folder / "street.png"), img)
+    cv2.imwrite(str(folder / "street2.jpg"), img)
+    cv2.imwrite(str(folder / "gray.png"), img[:, :, 0])
+    cv2.imwrite(str(folder / "deep16.png"), (rng.random((40, 50, 3)) * 65535).astype(np.uint16))
+    ok, buf = cv2.imencode(".png", img)
+    (folder / "truncated.png").write_bytes(buf.tobytes()[: len(buf) // 3])
+    (folder / "notes.txt").write_text("not an image")
+    cv2.imwrite(str(folder / "one_pixel.png"), img[:1, :1])
+    cv2.imwrite(str(folder / "huge.png"), np.zeros((4000, 13000), np.uint8))
+    return {"street", "street2", "gray", "deep16"}, {"truncated.png", "notes.txt", "one_pixel.png", "huge.png"}
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "hypood_ros.cli", "run", *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_hypood_run_on_a_mixed_folder(tmp_path, tiny_checkpoint):
+    good, bad = make_image_folder(tmp_path / "in")
+    proc = run_cli("--model", tiny_checkpoint, "--images", tmp_path / "in", "--out", tmp_path / "out",
+                   "--height", 56, "--width", 112, "--min-area", 5)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for stem in good:
+        for suffix in ("labels.png", "color.png", "score.npy", "score.png", "mask.png", "overlay.png"):
+            assert (tmp_path / "out" / f"{stem}_{suffix}").is_file(), (stem, suffix)
+    labels = cv2.imread(str(tmp_path / "out" / "street_labels.png"), cv2.IMREAD_UNCHANGED)
+    assert labels.shape == (60, 100) and labels.dtype == np.uint8
+    assert np.load(tmp_path / "out" / "deep16_score.npy").shape == (40, 50)
+    skipped = [line for line in proc.stderr.replace("\r", "\n").splitlines() if line.startswith("skipped ")]
+    assert sorted(line.split(":")[0][len("skipped "):] for line in skipped) == sorted(bad)
+    assert not any(p.name.startswith(("truncated", "notes", "one_pixel", "huge")) for p in (tmp_path / "out").iterdir())
+    assert "processed 4 of 8" in proc.stdout
+
+
+def test_hypood_run_fails_when_nothing_is_usable(tmp_path, tiny_checkpoint):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.png").write_bytes(b"junk")
+    proc = run_cli("--model", tiny_checkpoint, "--images", tmp_path / "in", "--out", tmp_path / "out",
+                   "--height", 56, "--width", 112)
+    assert proc.returncode == 1 and "processed 0 of 1" in proc.stdout
+    proc = run_cli("--model", tmp_path / "missing.pt", "--images", tmp_path / "in", "--out", tmp_path / "out")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("hypood run: error: checkpoint not found")
