@@ -33,6 +33,19 @@ def _mask(score: torch.Tensor, threshold: Optional[float]) -> Optional[torch.Ten
     return None if threshold is None else (score > threshold).to(torch.uint8) * 255
 
 
+def _check_out(out: FusedScores, shape, device, need_llr: bool, need_mask: bool) -> None:
+    wanted = [("class_ids", torch.uint8, True), ("energy", torch.float32, True), ("llr", torch.float32, need_llr),
+              ("mask", torch.uint8, need_mask)]
+    for name, dtype, needed in wanted:
+        t = getattr(out, name)
+        if t is None:
+            if needed:
+                raise ConfigError(f"out.{name} is required")
+            continue
+        if tuple(t.shape) != tuple(shape) or t.dtype != dtype or t.device != device or not t.is_contiguous():
+            raise ConfigError(f"out.{name} must be a contiguous {dtype} tensor of shape {tuple(shape)} on {device}")
+
+
 def reference_fused_scores(
     embedding: torch.Tensor,
     logits: torch.Tensor,
@@ -58,8 +71,13 @@ def fused_scores(
     uem_logits: Optional[torch.Tensor] = None,
     lam: float = 1.0,
     threshold: Optional[float] = None,
+    out: Optional[FusedScores] = None,
 ) -> FusedScores:
-    """embedding [B,D,h,w], logits (with bias) [B,K,h,w], uem_logits [B,2,h',w'] (fp16 or fp32)."""
+    """embedding [B,D,h,w], logits (with bias) [B,K,h,w], uem_logits [B,2,h',w'] (fp16 or fp32).
+
+    `out` (CUDA only): preallocated outputs to write into, e.g. to reuse buffers across frames; it must
+    have `llr` when UEM logits are given and `mask` when a threshold is given.
+    """
     if logits.shape[1] > 255:
         raise ConfigError(f"class ids are uint8: at most 255 classes, got {logits.shape[1]}")
     if not logits.is_cuda:
@@ -78,9 +96,13 @@ def fused_scores(
     wfac = weight_norm.pow(eta - 1.0).contiguous()
     bias = head.bias.to(device, torch.float32).contiguous()
     b, _, h, w = logits.shape
-    class_ids = torch.empty((b, h, w), dtype=torch.uint8, device=device)
-    energy = torch.empty((b, h, w), dtype=torch.float32, device=device)
-    llr = torch.empty_like(energy) if uem is not None else None
-    mask = torch.empty_like(class_ids) if threshold is not None else None
+    if out is None:
+        class_ids = torch.empty((b, h, w), dtype=torch.uint8, device=device)
+        energy = torch.empty((b, h, w), dtype=torch.float32, device=device)
+        llr = torch.empty_like(energy) if uem is not None else None
+        mask = torch.empty_like(class_ids) if threshold is not None else None
+    else:
+        class_ids, energy, llr, mask = out.class_ids, out.energy, out.llr, out.mask
+        _check_out(out, (b, h, w), device, uem is not None, threshold is not None)
     launch_fused(embedding, logits, wfac, bias, uem, float(lam), threshold, (class_ids, energy, llr, mask))
     return FusedScores(class_ids, energy, llr, mask)
