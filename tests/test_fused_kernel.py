@@ -52,6 +52,8 @@ def test_kernel_compiles_with_nvrtc(arch, tmp_path, monkeypatch):
     assert f".target {arch}".encode() in ptx
     cubin = compile_kernel(arch, "cubin")
     assert cubin[:4] == b"\x7fELF"
+    # NVRTC fills buffers in place: it must never have written into an interned bytes object.
+    assert bytes([32]) == b" " and b" " * 1 == b"\x20"
     assert (tmp_path / f"fused_scores-{__import__('hashlib').sha256(SOURCE_PATH.read_bytes()).hexdigest()[:16]}-{arch}.cubin").is_file()
 
 

@@ -75,18 +75,21 @@ def compile_kernel(arch: str, output: str = "cubin", use_disk_cache: bool = True
         opts = [f"--gpu-architecture={arch_flag}".encode(), b"--std=c++17"]
         compiled = nvrtc.nvrtcCompileProgram(prog, len(opts), opts)
         (log_size,) = _check(nvrtc.nvrtcGetProgramLogSize(prog), "nvrtcGetProgramLogSize")
-        log = b" " * log_size
+        # Writable buffers: NVRTC fills them in place (never hand it an immutable bytes object).
+        log = bytearray(log_size)
         nvrtc.nvrtcGetProgramLog(prog, log)
         if int(compiled[0]) != 0:
-            raise KernelCompileError(f"kernel compilation for {arch} failed:\n{log.decode(errors='replace').strip()}")
+            text = bytes(log).rstrip(b"\x00").decode(errors="replace").strip()
+            raise KernelCompileError(f"kernel compilation for {arch} failed:\n{text}")
         if output == "cubin":
             (size,) = _check(nvrtc.nvrtcGetCUBINSize(prog), "nvrtcGetCUBINSize")
-            image = b" " * size
-            _check(nvrtc.nvrtcGetCUBIN(prog, image), "nvrtcGetCUBIN")
+            buffer = bytearray(size)
+            _check(nvrtc.nvrtcGetCUBIN(prog, buffer), "nvrtcGetCUBIN")
         else:
             (size,) = _check(nvrtc.nvrtcGetPTXSize(prog), "nvrtcGetPTXSize")
-            image = b" " * size
-            _check(nvrtc.nvrtcGetPTX(prog, image), "nvrtcGetPTX")
+            buffer = bytearray(size)
+            _check(nvrtc.nvrtcGetPTX(prog, buffer), "nvrtcGetPTX")
+        image = bytes(buffer)
     finally:
         nvrtc.nvrtcDestroyProgram(prog)
 
