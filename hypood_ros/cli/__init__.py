@@ -16,6 +16,8 @@ from hypood_ros.errors import HypoodError
 COMMANDS = [
     "run",
     "convert",
+    "export",
+    "build_engine",
 ]
 
 

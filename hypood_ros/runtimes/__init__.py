@@ -9,7 +9,8 @@ from hypood_ros.errors import BackendError
 from hypood_ros.runtimes.base import INPUT_NAME, OUTPUT_NAMES, Backend, HeadParams
 
 DEFAULT_INPUT_HW = (518, 1036)
-_EXTENSIONS = {".pt": "torch", ".pth": "torch", ".ckpt": "torch"}
+_EXTENSIONS = {".pt": "torch", ".pth": "torch", ".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt"}
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
 
 
 def backend_for_path(path: str | os.PathLike, backend: Optional[str] = None) -> str:
@@ -28,14 +29,25 @@ def load_backend(
     input_hw: Tuple[int, int] = DEFAULT_INPUT_HW,
     fp16: bool = False,
 ) -> Backend:
-    """Open a model file with the backend named, or the one its extension implies."""
+    """Open a model file with the backend named, or the one its extension implies.
+
+    input_hw and fp16 apply to the torch backend; ONNX graphs and engines carry their own input size.
+    """
     name = backend_for_path(path, backend)
     if name == "torch":
         from hypood_ros.model import load_checkpoint
         from hypood_ros.runtimes.torch_backend import TorchBackend
 
         return TorchBackend(load_checkpoint(path), input_hw=input_hw, device=device, fp16=fp16)
-    raise BackendError(f"unknown backend {name!r}; available: torch")
+    if name == "onnxruntime":
+        from hypood_ros.runtimes.onnxruntime_backend import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(path, device=device)
+    if name == "tensorrt":
+        from hypood_ros.runtimes.tensorrt_backend import TensorRTBackend
+
+        return TensorRTBackend(path, device=device if device != "cpu" else "cuda")
+    raise BackendError(f"unknown backend {name!r}; available: {', '.join(BACKENDS)}")
 
 
-__all__ = ["Backend", "HeadParams", "INPUT_NAME", "OUTPUT_NAMES", "backend_for_path", "load_backend"]
+__all__ = ["BACKENDS", "Backend", "HeadParams", "INPUT_NAME", "OUTPUT_NAMES", "backend_for_path", "load_backend"]

@@ -1,0 +1,124 @@
+"""Whole-network ONNX export with named outputs, checked and compared with PyTorch before success.
+
+The linear head's class-weight norms and bias travel in the ONNX metadata (`hypood_ros.head`), so the
+ONNX Runtime and TensorRT backends can compute the scores without the checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict
+
+import numpy as np
+import torch
+
+from hypood_ros.errors import BackendError
+from hypood_ros.runtimes.base import INPUT_NAME, OUTPUT_NAMES, HeadParams
+
+HEAD_KEY = "hypood_ros.head"
+CONFIG_KEY = "hypood_ros.config"
+OPSET = 17
+
+
+@dataclass
+class ExportReport:
+    path: Path
+    max_abs: Dict[str, float]
+    tolerance: float
+
+    @property
+    def ok(self) -> bool:
+        return all(v <= self.tolerance for v in self.max_abs.values())
+
+
+def head_to_json(head: HeadParams) -> str:
+    return json.dumps({"weight_norm": head.weight_norm.tolist(), "bias": head.bias.tolist()})
+
+
+def head_from_json(text: str, source: str) -> HeadParams:
+    try:
+        data = json.loads(text)
+        head = HeadParams(torch.tensor(data["weight_norm"], dtype=torch.float32),
+                          torch.tensor(data["bias"], dtype=torch.float32))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BackendError(f"{source}: invalid head metadata: {exc}") from None
+    if head.weight_norm.dim() != 1 or head.weight_norm.shape != head.bias.shape:
+        raise BackendError(f"{source}: invalid head metadata shapes")
+    return head
+
+
+def export_onnx(model: torch.nn.Module, out: str | os.PathLike, height: int, width: int, batch: int = 1,
+                fp16: bool = False, verify: bool = True) -> ExportReport:
+    """fp16: weights, activations, input and outputs in half precision (for GPU runtimes); fp32 otherwise."""
+    if height % 14 or width % 14 or height <= 0 or width <= 0:
+        raise BackendError(f"input size {height}x{width} must be positive multiples of 14")
+    import onnx
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model = model.eval().cpu().float()
+    dtype = torch.float16 if fp16 else torch.float32
+    torch.manual_seed(0)
+    example = torch.randn(batch, 3, height, width)
+    tmp = out.with_name(out.name + ".tmp")
+    traced = model.half() if fp16 else model
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer notes about Python ints taken from shapes
+        torch.onnx.export(traced, (example.to(dtype),), str(tmp), input_names=[INPUT_NAME],
+                          output_names=list(OUTPUT_NAMES), opset_version=OPSET, dynamo=False)
+    model.float()
+    proto = onnx.load(str(tmp))
+    for key, value in ((HEAD_KEY, head_to_json(model.head_params())), (CONFIG_KEY, json.dumps(model.config))):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(tmp))
+    report = ExportReport(out, {}, 5e-2 if fp16 else 1e-4)
+    if verify:
+        report.max_abs = compare_with_torch(model, tmp, example)
+        if not report.ok:
+            tmp.unlink()
+            raise BackendError(f"exported graph disagrees with PyTorch: max-abs {report.max_abs} > {report.tolerance}")
+    os.replace(tmp, out)
+    return report
+
+
+def compare_with_torch(model: torch.nn.Module, onnx_path, example: torch.Tensor) -> Dict[str, float]:
+    from hypood_ros.runtimes.onnxruntime_backend import OnnxRuntimeBackend
+
+    with torch.no_grad():
+        want = model.float()(example)
+    with OnnxRuntimeBackend(onnx_path) as backend:
+        got = backend.run(example)
+    return {name: float((got[name].float() - want[name]).abs().max()) for name in OUTPUT_NAMES}
+
+
+def onnx_sha256(path: str | os.PathLike) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_onnx_head(path: str | os.PathLike) -> HeadParams:
+    """Head parameters from an exported ONNX file without loading the weights."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError and friends
+        raise BackendError(f"{path}: not a readable ONNX file: {exc}") from None
+    meta = {p.key: p.value for p in proto.metadata_props}
+    if HEAD_KEY not in meta:
+        raise BackendError(f"{path}: no '{HEAD_KEY}' metadata; export it with `hypood export`")
+    return head_from_json(meta[HEAD_KEY], str(path))
+
+
+def numpy_dtype(onnx_type: str):
+    return np.float16 if "float16" in onnx_type else np.float32

@@ -1,0 +1,106 @@
+"""ONNX Runtime backend: CPU everywhere; CUDA / TensorRT execution providers where installed."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from hypood_ros.errors import BackendError
+from hypood_ros.runtimes.base import INPUT_NAME, OUTPUT_NAMES, Backend, HeadParams
+
+PROVIDERS = {
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class OnnxRuntimeBackend(Backend):
+    """Runs an exported graph. On CUDA, inputs and outputs stay on the device through IO binding."""
+
+    name = "onnxruntime"
+
+    def __init__(self, path: str | os.PathLike, device: str = "cpu", providers: Optional[List[str]] = None) -> None:
+        import onnxruntime as ort
+
+        from hypood_ros.runtimes.export import head_from_json, HEAD_KEY
+
+        path = Path(path)
+        if not path.is_file():
+            raise BackendError(f"ONNX model not found: {path}")
+        self._device = torch.device(device)
+        kind = "cpu" if self._device.type == "cpu" else "cuda"
+        wanted = providers or PROVIDERS[kind]
+        available = ort.get_available_providers()
+        if wanted[0] not in available:
+            raise BackendError(f"ONNX Runtime has no {wanted[0]} here (available: {', '.join(available)}); "
+                               "install onnxruntime-gpu for CUDA")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only: graph-optimizer notes are not for operators
+        try:
+            self._session = ort.InferenceSession(str(path), sess_options=options,
+                                                 providers=[p for p in wanted if p in available])
+        except Exception as exc:  # ORT raises its own exception types for corrupt/invalid graphs
+            raise BackendError(f"{path}: cannot load ONNX model (corrupt or truncated?): {_first_line(exc)}") from None
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        if [i.name for i in inputs] != [INPUT_NAME] or sorted(o.name for o in outputs) != sorted(OUTPUT_NAMES):
+            raise BackendError(f"{path}: expected input '{INPUT_NAME}' and outputs {list(OUTPUT_NAMES)}, got "
+                               f"{[i.name for i in inputs]} -> {[o.name for o in outputs]}; export with `hypood export`")
+        shape = inputs[0].shape
+        if not all(isinstance(d, int) for d in shape):
+            raise BackendError(f"{path}: input shape {shape} is not static")
+        self._shape: Tuple[int, int, int, int] = tuple(shape)
+        self._input_dtype = np.float16 if "float16" in inputs[0].type else np.float32
+        meta = self._session.get_modelmeta().custom_metadata_map
+        if HEAD_KEY not in meta:
+            raise BackendError(f"{path}: no '{HEAD_KEY}' metadata; export it with `hypood export`")
+        self._head = head_from_json(meta[HEAD_KEY], str(path)).to(self._device)
+        self._path = path
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def input_shape(self) -> Tuple[int, int, int, int]:
+        return self._shape
+
+    @property
+    def head(self) -> HeadParams:
+        return self._head
+
+    def run(self, batch: torch.Tensor) -> Dict[str, torch.Tensor]:
+        if tuple(batch.shape) != self._shape:
+            raise BackendError(f"input of shape {tuple(batch.shape)} does not match the model's {self._shape}")
+        if self._session is None:
+            raise BackendError("backend is closed")
+        if self._device.type == "cpu":
+            feed = {INPUT_NAME: batch.detach().cpu().numpy().astype(self._input_dtype, copy=False)}
+            values = self._session.run(list(OUTPUT_NAMES), feed)
+            return {name: torch.from_numpy(v) for name, v in zip(OUTPUT_NAMES, values)}
+        return self._run_bound(batch)
+
+    def _run_bound(self, batch: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """IO binding on the GPU: ORT reads the torch tensor and writes into torch-allocated outputs."""
+        torch_dtype = torch.float16 if self._input_dtype == np.float16 else torch.float32
+        x = batch.to(self._device, torch_dtype).contiguous()
+        binding = self._session.io_binding()
+        index = self._device.index or 0
+        binding.bind_input(INPUT_NAME, "cuda", index, self._input_dtype, list(x.shape), x.data_ptr())
+        for name in OUTPUT_NAMES:
+            binding.bind_output(name, "cuda", index)
+        self._session.run_with_iobinding(binding)
+        values = binding.get_outputs()
+        return {name: torch.from_dlpack(v.to_dlpack()) if hasattr(v, "to_dlpack")
+                else torch.from_numpy(v.numpy()).to(self._device) for name, v in zip(OUTPUT_NAMES, values)}
+
+    def close(self) -> None:
+        self._session = None
