@@ -31,7 +31,8 @@ def preprocess(frames: Sequence[np.ndarray], size: Tuple[int, int], device: torc
     frames = [check_rgb(f) for f in frames]
     if len({f.shape for f in frames}) != 1:
         raise FrameError("frames of one batch must have the same size")
-    batch = torch.from_numpy(np.stack(frames) if len(frames) > 1 else frames[0][None])
+    # Message views can be strided (row padding, BGR flips): one host copy makes them uploadable.
+    batch = torch.from_numpy(np.stack(frames) if len(frames) > 1 else np.ascontiguousarray(frames[0])[None])
     x = batch.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
     height, width = int(size[0]), int(size[1])
     if tuple(x.shape[2:]) != (height, width):
