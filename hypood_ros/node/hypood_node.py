@@ -1,0 +1,241 @@
+"""The `hypood` node: camera frames in; semantic map, OOD score and obstacle mask out.
+
+Threading: the subscription callback only validates the header and parks the message in a one-slot
+mailbox (a newer frame replaces a waiting one and counts as dropped). A worker thread converts, runs the
+frame pipeline and publishes, so inference never blocks the executor and the queue can never grow.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Optional
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException, ParameterException
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.time import Time
+from sensor_msgs.msg import CompressedImage, Image
+
+from hypood_ros.conversion import check_image_fields, image_to_rgb, rgb_fields
+from hypood_ros.errors import ConfigError, FrameError, HypoodError
+from hypood_ros.images import decode_image
+from hypood_ros.node.parameters import BY_NAME, CONFIG_FIELDS, declare_all, pipeline_config
+from hypood_ros.node.stats import FrameStats
+from hypood_ros.pipeline import FramePipeline
+from hypood_ros.runtimes import load_backend
+
+OUTPUT_TOPICS = {
+    "labels": "semantic/labels", "color": "semantic/color", "score": "ood/score", "mask": "ood/mask",
+    "overlay": "ood/overlay",
+}
+LOG_THROTTLE_S = 5.0
+
+
+def working_cv_bridge():
+    """cv_bridge if it is installed and converts correctly (the PyPI package is a broken ROS 1 copy)."""
+    try:
+        import numpy as np
+        from cv_bridge import CvBridge
+
+        bridge = CvBridge()
+        probe = Image(height=1, width=2, encoding="bgr8", step=6, data=bytes([1, 2, 3, 4, 5, 6]))
+        if bridge.imgmsg_to_cv2(probe, desired_encoding="rgb8").tolist() == [[[3, 2, 1], [6, 5, 4]]]:
+            return bridge
+    except Exception:  # any import or run-time failure means: use our own conversion
+        pass
+    return None
+
+
+class HypoodNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("hypood", **kwargs)
+        self._values = declare_all(self)
+        values = self._values
+        if values["input_type"] not in ("raw", "compressed"):
+            raise ConfigError(f"input_type must be 'raw' or 'compressed', got {values['input_type']!r}")
+        if not values["model"]:
+            raise ConfigError("parameter 'model' is empty: give a checkpoint, ONNX file or engine")
+        config = pipeline_config(values)
+        backend = load_backend(values["model"], backend=values["backend"] or None, device=values["device"],
+                               input_hw=(values["input_height"], values["input_width"]), fp16=values["fp16"])
+        self._pipeline = FramePipeline(backend, config)
+        self._bridge = working_cv_bridge()
+        self._stats = FrameStats()
+        self._reported_errors = self._reported_bad = self._reported_dropped = 0
+        self._last_log = 0.0
+
+        output_qos = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
+        self._outputs = {name: self.create_publisher(Image, topic, output_qos)
+                            for name, topic in OUTPUT_TOPICS.items()}
+        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+
+        self._mailbox = None
+        self._condition = threading.Condition()
+        self._running = True
+        self._worker = threading.Thread(target=self._work, name="hypood-inference", daemon=True)
+        self._worker.start()
+
+        if values["input_type"] == "raw":
+            self._subscription = self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data)
+        else:
+            self._subscription = self.create_subscription(CompressedImage, "image/compressed", self._on_compressed,
+                                                          qos_profile_sensor_data)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.create_timer(values["diagnostics_period"], self._publish_diagnostics)
+        shape = backend.input_shape
+        self.get_logger().info(
+            f"ready: {backend.name} backend on {backend.device}, input {shape[2]}x{shape[3]}, score {config.score}, "
+            f"listening on {self._subscription.topic_name}")
+
+    # -- input ---------------------------------------------------------------------------------------
+    def _on_image(self, msg: Image) -> None:
+        try:
+            check_image_fields(msg.height, msg.width, msg.encoding, msg.step, len(msg.data))
+        except FrameError as exc:
+            self._bad(str(exc))
+            return
+        self._offer(msg)
+
+    def _on_compressed(self, msg: CompressedImage) -> None:
+        if len(msg.data) == 0:
+            self._bad("compressed image with no data")
+            return
+        self._offer(msg)
+
+    def _offer(self, msg) -> None:
+        with self._condition:
+            replaced = self._mailbox is not None
+            self._mailbox = (msg, time.monotonic())
+            self._condition.notify()
+        self._stats.on_received(replaced)
+
+    def _bad(self, reason: str) -> None:
+        self._stats.on_bad(reason)
+        self._log_throttled(f"skipped a frame: {reason}")
+
+    def _log_throttled(self, text: str, error: bool = False) -> None:
+        now = time.monotonic()
+        if now - self._last_log >= LOG_THROTTLE_S:
+            self._last_log = now
+            (self.get_logger().error if error else self.get_logger().warning)(text)
+
+    def _to_rgb(self, msg):
+        if isinstance(msg, CompressedImage):
+            return decode_image(bytes(msg.data))
+        if self._bridge is not None:
+            try:
+                return self._bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8")
+            except Exception:  # fall through to our own conversion, which raises a clear FrameError
+                pass
+        return image_to_rgb(msg.height, msg.width, msg.encoding, msg.step, msg.data, msg.is_bigendian)
+
+    # -- inference -----------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            with self._condition:
+                while self._mailbox is None and self._running:
+                    self._condition.wait()
+                if not self._running:
+                    return
+                msg, received = self._mailbox
+                self._mailbox = None
+            try:
+                result = self._pipeline.process(self._to_rgb(msg))
+            except FrameError as exc:
+                self._bad(str(exc))
+                continue
+            except Exception as exc:  # keep running whatever one frame does; counted and reported
+                self._stats.on_error(f"{type(exc).__name__}: {exc}")
+                self._log_throttled(f"inference failed on a frame: {type(exc).__name__}: {exc}", error=True)
+                continue
+            self._publish(msg.header, result, received)
+
+    def _publish(self, header, result, received: float) -> None:
+        for name, publisher in self._outputs.items():
+            image = getattr(result, name)
+            if image is None:
+                continue
+            encoding, step, data = rgb_fields(image)
+            out = Image(header=header, height=image.shape[0], width=image.shape[1], encoding=encoding,
+                        is_bigendian=0, step=step)
+            out.data = data
+            publisher.publish(out)
+        stamp = Time.from_msg(header.stamp)
+        latency = (self.get_clock().now() - stamp).nanoseconds * 1e-9 if stamp.nanoseconds > 0 else None
+        self._stats.on_published(latency, time.monotonic() - received)
+
+    # -- parameters and diagnostics ------------------------------------------------------------------
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        values = dict(self._values)
+        for param in params:
+            spec = BY_NAME.get(param.name)
+            if spec is None:
+                continue
+            if not spec.dynamic:
+                return SetParametersResult(successful=False,
+                                           reason=f"{param.name} is fixed at start; restart the node to change it")
+            values[param.name] = param.value
+        try:
+            config = pipeline_config(values)
+            self._pipeline.update(outputs=config.outputs, **{name: getattr(config, name) for name in CONFIG_FIELDS})
+        except ConfigError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        self._values = values
+        return SetParametersResult(successful=True)
+
+    def _publish_diagnostics(self) -> None:
+        snap = self._stats.snapshot()
+        errors, bad, dropped = snap["inference_errors"], snap["bad_messages"], snap["frames_dropped"]
+        if errors > self._reported_errors:
+            level, message = DiagnosticStatus.ERROR, f"inference failed: {snap['last_error']}"
+        elif bad > self._reported_bad:
+            level, message = DiagnosticStatus.WARN, f"bad input: {snap['last_error']}"
+        else:
+            level, message = DiagnosticStatus.OK, "running"
+        self._reported_errors, self._reported_bad, self._reported_dropped = errors, bad, dropped
+        backend = self._pipeline.backend
+        info = {"backend": backend.name, "device": str(backend.device), "model": self._values["model"],
+                "input_size": "x".join(map(str, backend.input_shape[2:])), "score": self._pipeline.config.score,
+                "threshold": self._pipeline.config.threshold}
+        status = DiagnosticStatus(level=level, name=f"{self.get_name()}: OOD segmentation", message=message,
+                                  hardware_id=self.get_fully_qualified_name())
+        status.values = [KeyValue(key=k, value=f"{v:.3f}" if isinstance(v, float) else str(v))
+                         for k, v in {**snap, **info}.items()]
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diagnostics.publish(array)
+
+    def shutdown(self) -> None:
+        with self._condition:
+            self._running = False
+            self._condition.notify_all()
+        self._worker.join(timeout=5.0)
+        self._pipeline.backend.close()
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args)
+    try:
+        node = HypoodNode()
+    except (HypoodError, ParameterException, InvalidParameterValueException, InvalidParameterTypeException) as exc:
+        print(f"hypood_node: error: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 1
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""The node in its own process, driven over real DDS by a real rclpy peer."""
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from ros_harness import OUTPUTS, NodeProcess, Peer, random_domain, ros_env
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def camera_frame(h=120, w=160, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def as_array(msg):
+    dtype = np.float32 if msg.encoding == "32FC1" else np.uint8
+    channels = 3 if msg.encoding == "rgb8" else 1
+    arr = np.frombuffer(bytes(msg.data), dtype=dtype).reshape(msg.height, msg.width, channels)
+    return arr[:, :, 0] if channels == 1 else arr
+
+
+@pytest.fixture(scope="module")
+def raw_node(tiny_checkpoint):
+    domain = random_domain()
+    node = NodeProcess(["-p", f"model:={tiny_checkpoint}", "-p", "input_height:=56", "-p", "input_width:=112",
+                        "-p", "diagnostics_period:=0.2"], domain)
+    peer = None
+    try:
+        node.wait_ready()
+        peer = Peer(domain)
+        peer.wait_connected(peer.raw)
+        yield node, peer
+    finally:
+        if peer is not None:
+            peer.close()
+        node.stop()
+
+
+def test_raw_frames_come_back_on_every_output(raw_node):
+    _, peer = raw_node
+    rgb = camera_frame()
+    got = peer.send_and_wait(peer.image(rgb, sec=101, frame_id="front_camera", encoding="bgr8"))
+    for topic, encoding in OUTPUTS.items():
+        msg = got[topic]
+        assert msg.header.frame_id == "front_camera" and msg.header.stamp.sec == 101
+        assert (msg.height, msg.width, msg.encoding) == (120, 160, encoding), topic
+    assert as_array(got["semantic/labels"]).max() < 19
+    assert set(np.unique(as_array(got["ood/mask"]))) <= {0, 255}
+    assert np.isfinite(as_array(got["ood/score"])).all()
+
+
+def test_threshold_change_applies_to_the_next_frame(raw_node):
+    _, peer = raw_node
+    rgb = camera_frame(seed=1)
+    score = as_array(peer.send_and_wait(peer.image(rgb, sec=201))["ood/score"])
+    (result,) = peer.set_parameters(threshold=float(np.median(score)))
+    assert result.successful
+    half = as_array(peer.send_and_wait(peer.image(rgb, sec=202))["ood/mask"])
+    assert 0.2 < (half > 0).mean() < 0.8
+    (result,) = peer.set_parameters(threshold=float(score.max()) + 1.0)
+    assert result.successful
+    assert (as_array(peer.send_and_wait(peer.image(rgb, sec=203))["ood/mask"]) == 0).all()
+
+    (result,) = peer.set_parameters(threshold=1e9)
+    assert not result.successful and "out of range" in result.reason.lower()
+    (result,) = peer.set_parameters(score="not_a_score")
+    assert not result.successful and "unknown score" in result.reason
+    (result,) = peer.set_parameters(model="/elsewhere.pt")
+    assert not result.successful
+    (result,) = peer.set_parameters(publish_overlay=False)
+    assert result.successful
+    got = peer.send_and_wait(peer.image(rgb, sec=204), topics=["ood/mask"])
+    time.sleep(0.5)
+    assert "ood/overlay" not in peer.outputs_for(204)
+    peer.set_parameters(publish_overlay=True, threshold=0.0)
+
+
+def test_bad_messages_are_counted_and_skipped(raw_node):
+    node, peer = raw_node
+    before = int(peer.wait_diagnostics(lambda d: "bad_messages" in d)["bad_messages"])
+    rgb = camera_frame(seed=2)
+    bad = []
+    msg = peer.image(rgb, sec=301)
+    msg.encoding = "weird16"
+    bad.append(msg)
+    msg = peer.image(rgb, sec=302)
+    msg.step = 100
+    bad.append(msg)
+    msg = peer.image(rgb, sec=303)
+    msg.data = bytes(msg.data)[:1000]
+    bad.append(msg)
+    msg = peer.image(rgb, sec=304)
+    msg.height = msg.width = msg.step = 0
+    msg.data = b""
+    bad.append(msg)
+    msg = peer.image(rgb, sec=305)
+    msg.height, msg.width, msg.step = 10000, 10000, 30000
+    bad.append(msg)
+    for msg in bad:
+        peer.raw.publish(msg)
+        time.sleep(0.05)
+    values = peer.wait_diagnostics(lambda d: int(d["bad_messages"]) >= before + len(bad))
+    assert int(values["bad_messages"]) == before + len(bad)
+    assert peer.send_and_wait(peer.image(rgb, sec=306))  # still answering
+    for sec in range(301, 306):
+        assert not peer.outputs_for(sec)
+    assert node.proc.poll() is None
+    status = peer.received["diagnostics"][-1][1].status[0]
+    assert status.hardware_id.endswith("hypood") and "backend" in {kv.key for kv in status.values}
+
+
+@pytest.fixture(scope="module")
+def slow_node(tiny_checkpoint):
+    """The same tiny model at the full 518x1036 input: a few frames per second on this machine."""
+    domain = random_domain()
+    node = NodeProcess(["-p", f"model:={tiny_checkpoint}", "-p", "diagnostics_period:=0.2"], domain)
+    peer = None
+    try:
+        node.wait_ready()
+        peer = Peer(domain)
+        peer.wait_connected(peer.raw)
+        yield node, peer
+    finally:
+        if peer is not None:
+            peer.close()
+        node.stop()
+
+
+def test_overload_keeps_memory_and_latency_bounded(slow_node):
+    node, peer = slow_node
+    rgb = camera_frame(240, 320, seed=3)
+    msg = peer.image(rgb, sec=0)
+    peer.send_and_wait(peer.image(rgb, sec=400))  # warm-up
+    start = time.monotonic()
+    sent = []
+    rss = {}
+    i = 0
+    while time.monotonic() - start < 8.0:
+        now = peer.node.get_clock().now().to_msg()
+        msg.header.stamp = now
+        peer.raw.publish(msg)
+        sent.append((now.sec, now.nanosec))
+        elapsed = time.monotonic() - start
+        if "early" not in rss and elapsed > 2.0:
+            rss["early"] = node.rss_kib()
+        i += 1
+        time.sleep(1 / 40)
+    rss["late"] = node.rss_kib()
+    time.sleep(2.0)
+    stamps = {(m.header.stamp.sec, m.header.stamp.nanosec): t for t, m in peer.received["ood/mask"]}
+    answered = [s for s in sent if s in stamps]
+    assert len(answered) >= 5, "the node answered too few frames under load"
+    assert len(answered) < len(sent), "no frame was dropped, so the node was not overloaded"
+    assert answered[-1] == sent[-1], "the newest frame must be the one processed last"
+    latency = [stamps[s] - (s[0] + s[1] * 1e-9) for s in answered]
+    third = max(1, len(latency) // 3)
+    early, late = np.median(latency[:third]), np.median(latency[-third:])
+    assert late < early * 1.5 + 0.1, f"latency grew: {early:.3f}s -> {late:.3f}s"
+    assert rss["late"] < rss["early"] * 1.10, f"RSS grew: {rss}"
+    values = peer.wait_diagnostics(lambda d: int(d["frames_dropped"]) > 0)
+    assert int(values["frames_dropped"]) >= len(sent) - len(answered) - 5
+
+
+def test_compressed_input_with_shipped_params_file(tiny_checkpoint):
+    domain = random_domain()
+    node = NodeProcess(["--params-file", str(REPO / "config" / "hypood.yaml"), "-p", f"model:={tiny_checkpoint}",
+                        "-p", "input_type:=compressed", "-p", "input_height:=56", "-p", "input_width:=112",
+                        "-p", "diagnostics_period:=0.2"], domain)
+    peer = None
+    try:
+        node.wait_ready()
+        assert any("image/compressed" in line for line in node.lines)
+        peer = Peer(domain)
+        peer.wait_connected(peer.compressed)
+        rgb = camera_frame(90, 140, seed=4)
+        from sensor_msgs.msg import CompressedImage
+
+        msg = CompressedImage(format="jpeg")
+        msg.header.stamp.sec, msg.header.frame_id = 501, "cam_c"
+        msg.data = cv2.imencode(".jpg", rgb[:, :, ::-1])[1].tobytes()
+        got = peer.send_and_wait(msg, publisher=peer.compressed)
+        assert all(m.header.frame_id == "cam_c" for m in got.values())
+        assert (got["ood/overlay"].height, got["ood/overlay"].width) == (90, 140)
+
+        garbage = CompressedImage(format="jpeg")
+        garbage.header.stamp.sec = 502
+        garbage.data = b"\xff\xd8 this is not a jpeg" * 20
+        peer.compressed.publish(garbage)
+        peer.wait_diagnostics(lambda d: int(d["bad_messages"]) >= 1)
+        msg.header.stamp.sec = 503
+        assert peer.send_and_wait(msg, publisher=peer.compressed)
+        assert not peer.outputs_for(502)
+    finally:
+        if peer is not None:
+            peer.close()
+        assert node.stop() == 0, "\n".join(node.lines)  # Ctrl-C is a clean exit
+
+
+@pytest.mark.parametrize("kind", ["missing", "corrupt"])
+def test_bad_model_path_exits_at_start_with_one_line(tmp_path, tiny_checkpoint, kind):
+    path = tmp_path / "model.pt"
+    if kind == "corrupt":
+        path.write_bytes(tiny_checkpoint.read_bytes()[:4096])
+    proc = subprocess.run([sys.executable, "-m", "hypood_ros.node.hypood_node", "--ros-args", "-p", f"model:={path}"],
+                          env=ros_env(random_domain()), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("hypood_node: error:") and str(path) in lines[0], lines
