@@ -2,7 +2,7 @@
 
 The node passes the message's fields; this module never sees a ROS type, so it is tested and
 benchmarked like any other NumPy code. Rows padded by `step` and big-endian 16-bit data are honoured.
-Where possible the result is a view of the message buffer (rgb8, bgr8, rgba8, bgra8): no copy.
+rgb8 comes back as a view of the message buffer (no copy); every other encoding is one vectorized pass.
 """
 from __future__ import annotations
 
@@ -60,13 +60,16 @@ def image_to_rgb(height: int, width: int, encoding: str, step: int, data, is_big
     pixels = rows.reshape(height, width, channels)
     if encoding in ("rgb8", "8UC3"):
         return pixels
-    if encoding == "bgr8":
-        return pixels[:, :, ::-1]
-    if encoding in ("rgba8", "8UC4"):
-        return pixels[:, :, :3]
-    if encoding == "bgra8":
-        return pixels[:, :, 2::-1]
     import cv2
+
+    # Channel reorders through OpenCV: one pass that also leaves a contiguous array (a NumPy view with
+    # flipped channels would cost a much slower strided copy before the upload).
+    if encoding == "bgr8":
+        return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+    if encoding in ("rgba8", "8UC4"):
+        return cv2.cvtColor(pixels, cv2.COLOR_RGBA2RGB)
+    if encoding == "bgra8":
+        return cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGB)
 
     if encoding in ("mono8", "8UC1"):
         return cv2.cvtColor(np.ascontiguousarray(pixels[:, :, 0]), cv2.COLOR_GRAY2RGB)
