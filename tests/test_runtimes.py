@@ -1,4 +1,5 @@
 """Backends behind one interface: ONNX export + ONNX Runtime vs PyTorch, engine sidecars, clear errors."""
+import copy
 import json
 import subprocess
 import sys
@@ -153,3 +154,19 @@ def test_cli_errors_are_one_line(tmp_path, tiny_checkpoint):
         assert proc.returncode == 2, proc.stderr
         assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not (tmp_path / "x.onnx").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_torch_cuda_fp16_and_graphs_match_cpu(tiny_model):
+    x = torch.randn(1, 3, 56, 112)
+    want = TorchBackend(tiny_model, input_hw=(56, 112)).run(x)
+    for kwargs, tol in (({}, 1e-4), ({"fp16": True}, 5e-2), ({"cuda_graphs": True}, 1e-4)):
+        backend = TorchBackend(copy.deepcopy(tiny_model), input_hw=(56, 112), device="cuda", **kwargs)
+        got = backend.run(x.cuda())
+        for name in want:
+            assert (got[name].float().cpu() - want[name]).abs().max().item() <= tol, (kwargs, name)
+
+
+def test_cuda_graphs_need_cuda(tiny_model):
+    with pytest.raises(BackendError, match="cuda_graphs needs a CUDA device"):
+        TorchBackend(copy.deepcopy(tiny_model), input_hw=(56, 112), cuda_graphs=True)

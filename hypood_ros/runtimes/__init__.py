@@ -28,17 +28,19 @@ def load_backend(
     device: str = "cpu",
     input_hw: Tuple[int, int] = DEFAULT_INPUT_HW,
     fp16: bool = False,
+    cuda_graphs: bool = False,
 ) -> Backend:
     """Open a model file with the backend named, or the one its extension implies.
 
-    input_hw and fp16 apply to the torch backend; ONNX graphs and engines carry their own input size.
+    input_hw, fp16 and cuda_graphs apply to the torch backend; ONNX graphs and engines carry their own input size.
     """
     name = backend_for_path(path, backend)
     if name == "torch":
         from hypood_ros.model import load_checkpoint
         from hypood_ros.runtimes.torch_backend import TorchBackend
 
-        return TorchBackend(load_checkpoint(path), input_hw=input_hw, device=device, fp16=fp16)
+        return TorchBackend(load_checkpoint(path), input_hw=input_hw, device=device, fp16=fp16,
+                            cuda_graphs=cuda_graphs)
     if name == "onnxruntime":
         from hypood_ros.runtimes.onnxruntime_backend import OnnxRuntimeBackend
 
