@@ -39,6 +39,21 @@ def test_launch_file_names_a_real_executable_and_parameters():
     assert {"camera", "model", "params_file", "namespace", "backend"} <= args
 
 
+def test_replay_launch_file():
+    calls = launch_calls(REPO / "launch" / "replay.launch.py")
+    nodes = [c for c in calls if c.func.id == "Node"]
+    hypood = next(n for n in nodes if ast.literal_eval(keyword(n, "package")) == "hypood_ros")
+    assert ast.literal_eval(keyword(hypood, "executable")) == "hypood_node"
+    overrides = next(e for e in keyword(hypood, "parameters").elts if isinstance(e, ast.Dict))
+    assert {ast.literal_eval(k) for k in overrides.keys} <= {p.name for p in PARAMS}
+    rviz = next(n for n in nodes if ast.literal_eval(keyword(n, "package")) == "rviz2")
+    assert "hypood.rviz" in ast.unparse(keyword(rviz, "arguments"))
+    play = next(c for c in calls if c.func.id == "ExecuteProcess")
+    assert ast.unparse(keyword(play, "cmd")).startswith("['ros2', 'bag', 'play'")
+    args = {ast.literal_eval(c.args[0]) for c in calls if c.func.id == "DeclareLaunchArgument"}
+    assert {"bag", "topic", "rate", "model", "rviz"} <= args
+
+
 def test_params_file_covers_exactly_the_declared_parameters():
     data = yaml.safe_load((REPO / "config" / "hypood.yaml").read_text())
     values = data["/**"]["ros__parameters"]

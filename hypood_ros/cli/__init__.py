@@ -18,6 +18,8 @@ COMMANDS = [
     "convert",
     "export",
     "build_engine",
+    "replay",
+    "calibrate",
 ]
 
 

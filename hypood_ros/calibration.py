@@ -1,0 +1,99 @@
+"""Threshold calibration on in-distribution data: flag at most a target fraction of ID pixels.
+
+Exact, with bounded memory: a first pass counts the pixels N (frames are decoded twice, inference runs
+once), then only the k+1 largest scores are kept, k = floor(target * N). The threshold is the (k+1)-th
+largest score, so `score > threshold` flags at most k pixels (fewer only when scores tie there).
+The fraction is of raw thresholded pixels at camera resolution, before opening / min-area / gating.
+"""
+from __future__ import annotations
+
+import datetime
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from hypood_ros.errors import ConfigError, HypoodError
+
+
+@dataclass
+class Calibration:
+    threshold: float
+    target: float
+    flagged_fraction: float
+    pixels: int
+    frames: int
+
+
+class TopScores:
+    """The `keep` largest values seen so far (memory: `keep` floats, merged per frame)."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self.values = np.empty(0, np.float32)
+
+    def add(self, scores: np.ndarray) -> None:
+        flat = np.asarray(scores, np.float32).ravel()
+        if flat.size > self.keep:
+            flat = np.partition(flat, flat.size - self.keep)[-self.keep:]
+        merged = np.concatenate([self.values, flat])
+        if merged.size > self.keep:
+            merged = np.partition(merged, merged.size - self.keep)[-self.keep:]
+        self.values = merged
+
+
+def threshold_for_fraction(score_maps: Iterable[np.ndarray], total_pixels: int, target: float) -> Calibration:
+    """score_maps must hold exactly `total_pixels` values in all; they are consumed once."""
+    if not 0.0 < target < 1.0:
+        raise ConfigError(f"target fraction must be in (0, 1), got {target}")
+    if total_pixels <= 0:
+        raise HypoodError("no usable in-distribution pixels to calibrate on")
+    k = int(math.floor(target * total_pixels))
+    top = TopScores(k + 1)
+    seen = frames = 0
+    for scores in score_maps:
+        top.add(scores)
+        seen += np.size(scores)
+        frames += 1
+    if seen != total_pixels:
+        raise HypoodError(f"calibration data changed between passes ({total_pixels} then {seen} pixels)")
+    threshold = float(top.values.min())
+    flagged = int((top.values > threshold).sum())
+    return Calibration(threshold, target, flagged / total_pixels, total_pixels, frames)
+
+
+def calibrate(pipeline, frames: Callable[[], Iterator[np.ndarray]], target: float) -> Calibration:
+    """`frames` is called twice: once to count pixels, once to score them with the pipeline's score."""
+    total = sum(int(f.shape[0]) * int(f.shape[1]) for f in frames())
+    config = pipeline.config.replace(outputs={"score"})
+    pipeline.update(outputs=config.outputs)
+    return threshold_for_fraction((pipeline.process(f).score for f in frames()), total, target)
+
+
+def write_params(path: str | os.PathLike, result: Calibration, config, source: str, model: str) -> Path:
+    """A params YAML for the node; provenance in comments (the node only reads ros__parameters)."""
+    path = Path(path)
+    stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    lines = [
+        "# Threshold calibrated by `hypood calibrate`",
+        f"#   data: {source}",
+        f"#   model: {model}",
+        f"#   frames: {result.frames}, pixels: {result.pixels}",
+        f"#   target fraction of ID pixels flagged: {result.target}; flagged at this threshold: "
+        f"{result.flagged_fraction:.6g}",
+        "#   (raw thresholded pixels, before opening / min_area / road gating)",
+        f"#   date: {stamp}",
+        "/**:",
+        "  ros__parameters:",
+        f"    score: \"{config.score}\"",
+        f"    threshold: {result.threshold!r}",
+        f"    eta: {float(config.eta)!r}",
+        f"    lam: {float(config.lam)!r}",
+        f"    delta: {float(config.delta)!r}",
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path

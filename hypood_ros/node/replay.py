@@ -1,0 +1,197 @@
+"""Replaying a rosbag2 bag through the node over DDS, recording its outputs, and summarizing.
+
+Messages are published as the recorded CDR bytes (no decode/encode), at the recorded timing scaled by
+`rate`, or as fast as the node answers (`max_speed`: the next frame goes out once the previous one was
+answered or timed out). Outputs are received serialized and written to the new bag unchanged.
+"""
+from __future__ import annotations
+
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+
+from hypood_ros.bags import COMPRESSED, RecorderThread, read_frames
+from hypood_ros.errors import HypoodError
+
+OUTPUT_TOPICS = ("semantic/labels", "semantic/color", "ood/score", "ood/mask", "ood/overlay")
+PRIMARY = "ood/mask"
+
+
+def cdr_stamp(raw: bytes) -> Tuple[int, int]:
+    """(sec, nanosec) of a serialized message whose first field is a std_msgs/Header."""
+    little = raw[1] == 1  # CDR encapsulation: 0x0001 little endian, 0x0000 big endian
+    return struct.unpack_from("<iI" if little else ">iI", raw, 4)
+
+
+@dataclass
+class ReplaySummary:
+    sent: int = 0
+    answered: Dict[str, int] = field(default_factory=dict)
+    latencies: List[float] = field(default_factory=list)  # seconds, send -> first output
+    duration: float = 0.0
+    record: Optional[Path] = None
+
+    @property
+    def dropped(self) -> int:
+        return self.sent - self.answered.get(PRIMARY, 0)
+
+    def lines(self) -> List[str]:
+        lat = np.asarray(self.latencies) * 1e3 if self.latencies else np.array([float("nan")])
+        rate = self.answered.get(PRIMARY, 0) / self.duration if self.duration > 0 else 0.0
+        out = [f"frames sent: {self.sent}"]
+        out += [f"answered on {topic}: {self.answered.get(topic, 0)}" for topic in OUTPUT_TOPICS]
+        out += [f"dropped (no {PRIMARY}): {self.dropped}",
+                f"latency ms: p50 {np.percentile(lat, 50):.1f}  p95 {np.percentile(lat, 95):.1f}  max {lat.max():.1f}",
+                f"effective rate: {rate:.2f} frames/s over {self.duration:.1f} s"]
+        if self.record:
+            out.append(f"recorded outputs: {self.record}")
+        return out
+
+
+class NodeLauncher:
+    """Starts `hypood_node` in its own process, remapped to the replayed topic, and waits until it is ready."""
+
+    def __init__(self, model: str, topic: str, compressed: bool, namespace: str = "",
+                 params_file: Optional[str] = None, extra: Optional[List[str]] = None) -> None:
+        args = [sys.executable, "-m", "hypood_ros.node.hypood_node", "--ros-args"]
+        if params_file:
+            args += ["--params-file", str(params_file)]
+        args += ["-p", f"model:={model}", "-p", f"input_type:={'compressed' if compressed else 'raw'}",
+                 "-r", f"{'image/compressed' if compressed else 'image'}:={topic}"]
+        if namespace:
+            args += ["-r", f"__ns:={namespace}"]
+        args += list(extra or [])
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: List[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any("ready:" in line for line in self.lines):
+                return
+            if self.proc.poll() is not None:
+                time.sleep(0.2)
+                raise HypoodError("the node did not start: " + (self.lines[-1] if self.lines else "no output"))
+            time.sleep(0.05)
+        raise HypoodError("the node did not become ready in time")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+class Replayer:
+    def __init__(self, bag, topic: str, publish_topic: Optional[str] = None, namespace: str = "",
+                 rate: float = 1.0, max_speed: bool = False, start: Optional[float] = None,
+                 duration: Optional[float] = None, frame_timeout: float = 5.0, connect_timeout: float = 30.0) -> None:
+        if rate <= 0:
+            raise HypoodError(f"--rate must be positive, got {rate}")
+        self.bag, self.topic = Path(bag), topic
+        self.publish_topic = publish_topic or topic
+        self.namespace = namespace.rstrip("/")
+        self.rate, self.max_speed = rate, max_speed
+        self.start, self.duration = start, duration
+        self.frame_timeout, self.connect_timeout = frame_timeout, connect_timeout
+        # Validate the bag before anything starts: missing topic, wrong type, empty, unreadable.
+        self._first = next(read_frames(self.bag, topic, start, duration))
+        self.compressed = self._first.msgtype == COMPRESSED
+
+    def output_topic(self, name: str) -> str:
+        return f"{self.namespace}/{name}" if self.namespace else f"/{name}"
+
+    def run(self, recorder: Optional[RecorderThread] = None, progress=None) -> ReplaySummary:
+        context = rclpy.Context()
+        rclpy.init(context=context)
+        node = rclpy.create_node("hypood_replay", context=context)
+        summary = ReplaySummary()
+        sent_at: Dict[Tuple[int, int], float] = {}
+        first_answer: Dict[Tuple[int, int], float] = {}
+        answered: Dict[str, set] = {name: set() for name in OUTPUT_TOPICS}
+        lock = threading.Condition()
+        msgtype = "sensor_msgs/msg/CompressedImage" if self.compressed else "sensor_msgs/msg/Image"
+
+        def on_output(name: str, raw: bytes) -> None:
+            now = time.monotonic()
+            stamp = cdr_stamp(raw)
+            with lock:
+                if stamp in sent_at:
+                    answered[name].add(stamp)
+                    first_answer.setdefault(stamp, now)
+                lock.notify_all()
+            if recorder is not None:
+                recorder.write(self.output_topic(name), "sensor_msgs/msg/Image", time.time_ns(), raw)
+
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        subscriptions = [node.create_subscription(Image, self.output_topic(name),
+                                                  lambda raw, n=name: on_output(n, raw), qos, raw=True)
+                         for name in OUTPUT_TOPICS]
+        publisher = node.create_publisher(CompressedImage if self.compressed else Image, self.publish_topic, qos)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner.start()
+        try:
+            self._wait_connected(publisher, subscriptions)
+            t0_wall = time.monotonic()
+            t0_bag = None
+            for frame in read_frames(self.bag, self.topic, self.start, self.duration):
+                stamp = cdr_stamp(frame.rawdata)
+                if not self.max_speed:
+                    t0_bag = frame.timestamp_ns if t0_bag is None else t0_bag
+                    due = t0_wall + (frame.timestamp_ns - t0_bag) * 1e-9 / self.rate
+                    time.sleep(max(0.0, due - time.monotonic()))
+                with lock:
+                    sent_at[stamp] = time.monotonic()
+                publisher.publish(frame.rawdata)
+                summary.sent += 1
+                if progress is not None:
+                    progress.update(1)
+                if self.max_speed:
+                    with lock:
+                        lock.wait_for(lambda: stamp in answered[PRIMARY], timeout=self.frame_timeout)
+            # Let the last answers arrive.
+            with lock:
+                lock.wait_for(lambda: len(answered[PRIMARY]) >= len(sent_at), timeout=self.frame_timeout)
+            time.sleep(0.3)
+            with lock:
+                summary.answered = {name: len(stamps) for name, stamps in answered.items()}
+                summary.latencies = [first_answer[s] - sent_at[s] for s in first_answer]
+                last = max(first_answer.values(), default=t0_wall)
+            summary.duration = last - t0_wall
+        finally:
+            executor.shutdown()
+            node.destroy_node()
+            rclpy.try_shutdown(context=context)
+        return summary
+
+    def _wait_connected(self, publisher, subscriptions) -> None:
+        """Both directions matched at the endpoint level, so no early frame or answer is lost."""
+        deadline = time.monotonic() + self.connect_timeout
+        while time.monotonic() < deadline:
+            if publisher.get_subscription_count() > 0 and all(s.get_publisher_count() > 0 for s in subscriptions):
+                time.sleep(0.2)
+                return
+            time.sleep(0.05)
+        raise HypoodError(f"no hypood node is subscribed to {self.publish_topic} and publishing "
+                          f"{self.output_topic(PRIMARY)}; start one or use --launch-node")

@@ -1,0 +1,173 @@
+"""Replay of rosbag2 bags through the real node, recording, and threshold calibration."""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+from rosbags.rosbag2 import StoragePlugin, Writer
+
+from hypood_ros.bags import BagError, read_frames, typestore
+from hypood_ros.calibration import threshold_for_fraction
+from hypood_ros.pipeline import FramePipeline, PipelineConfig
+from hypood_ros.runtimes import load_backend
+from ros_harness import random_domain, ros_env
+
+TS = typestore()
+Image, CompressedImage = TS.types["sensor_msgs/msg/Image"], TS.types["sensor_msgs/msg/CompressedImage"]
+Header, Time = TS.types["std_msgs/msg/Header"], TS.types["builtin_interfaces/msg/Time"]
+STAMP0 = 1_700_000_000
+NODE_ARGS = ["--node-arg=-p", "--node-arg=input_height:=56", "--node-arg=-p", "--node-arg=input_width:=112"]
+
+
+def frames(n=6, h=60, w=90):
+    return [np.random.default_rng(i).integers(0, 256, (h, w, 3), dtype=np.uint8) for i in range(n)]
+
+
+def write_bag(path, storage, compressed=False, n=6, topic="/front/image_raw", extra_topic=False):
+    plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+    msgtype = "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image"
+    with Writer(path, version=9, storage_plugin=plugin) as writer:
+        conn = writer.add_connection(topic, msgtype, typestore=TS)
+        if extra_topic:
+            other = writer.add_connection("/chatter", "std_msgs/msg/String", typestore=TS)
+            writer.write(other, STAMP0 * 10**9, TS.serialize_cdr(TS.types["std_msgs/msg/String"](data="hi"),
+                                                                  "std_msgs/msg/String"))
+        for i, rgb in enumerate(frames(n)):
+            header = Header(stamp=Time(sec=STAMP0 + i, nanosec=123_000 + i), frame_id="front_camera")
+            if compressed:
+                data = np.frombuffer(cv2.imencode(".png", rgb[:, :, ::-1])[1].tobytes(), np.uint8)
+                msg = CompressedImage(header=header, format="png", data=data)
+            else:
+                msg = Image(header=header, height=rgb.shape[0], width=rgb.shape[1], encoding="rgb8", is_bigendian=0,
+                            step=rgb.shape[1] * 3, data=rgb.reshape(-1))
+            writer.write(conn, (STAMP0 + i) * 10**9 + 10**6, TS.serialize_cdr(msg, msgtype))
+    return path
+
+
+def hypood(*args, timeout=240):
+    return subprocess.run([sys.executable, "-m", "hypood_ros.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=ros_env(random_domain()))
+
+
+def replay(bag, ckpt, *extra, topic="/front/image_raw"):
+    return hypood("replay", bag, "--topic", topic, "--launch-node", "--model", ckpt, "--rate", "2.0", *NODE_ARGS,
+                  *extra)
+
+
+def recorded(bag_dir, topic):
+    return [(f.msg.header.stamp.sec, f.msg.header.stamp.nanosec, f.msg) for f in read_frames(bag_dir, topic)]
+
+
+@pytest.mark.parametrize("storage,compressed", [("sqlite3", False), ("mcap", True)])
+def test_replay_answers_every_frame_and_records(tmp_path, tiny_checkpoint, storage, compressed):
+    bag = write_bag(tmp_path / "drive", storage, compressed)
+    proc = replay(bag, tiny_checkpoint, "--record", tmp_path / "out", "--storage", storage)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "frames sent: 6" in proc.stdout and "answered on ood/mask: 6" in proc.stdout
+    assert "dropped (no ood/mask): 0" in proc.stdout
+    want = [(STAMP0 + i, 123_000 + i) for i in range(6)]
+    for topic in ("/semantic/labels", "/ood/mask", "/ood/score"):
+        got = recorded(tmp_path / "out", topic)
+        assert sorted((s, n) for s, n, _ in got) == want, topic
+        assert all(m.header.frame_id == "front_camera" and (m.height, m.width) == (60, 90) for _, _, m in got)
+
+
+MSGDEF = """std_msgs/Header header
+uint32 height
+uint32 width
+string encoding
+uint8 is_bigendian
+uint32 step
+uint8[] data
+================================================================================
+MSG: std_msgs/Header
+builtin_interfaces/Time stamp
+string frame_id
+================================================================================
+MSG: builtin_interfaces/Time
+int32 sec
+uint32 nanosec
+"""
+
+
+def test_mcap_from_another_writer_replays(tmp_path, tiny_checkpoint):
+    from mcap_ros2.writer import Writer as McapWriter
+
+    path = tmp_path / "foreign.mcap"
+    with open(path, "wb") as f:
+        writer = McapWriter(f)
+        schema = writer.register_msgdef("sensor_msgs/msg/Image", MSGDEF)
+        for i, rgb in enumerate(frames(4)):
+            msg = {"header": {"stamp": {"sec": STAMP0 + i, "nanosec": 5}, "frame_id": "cam"}, "height": 60, "width": 90,
+                   "encoding": "rgb8", "is_bigendian": 0, "step": 270, "data": rgb.tobytes()}
+            writer.write_message("/cam/image", schema, msg, log_time=(STAMP0 + i) * 10**9,
+                                 publish_time=(STAMP0 + i) * 10**9)
+        writer.finish()
+    proc = replay(path, tiny_checkpoint, topic="/cam/image")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "frames sent: 4" in proc.stdout and "answered on ood/overlay: 4" in proc.stdout
+
+
+def test_bad_bags_give_one_clear_message(tmp_path, tiny_checkpoint):
+    bag = write_bag(tmp_path / "drive", "mcap", extra_topic=True)
+    empty = tmp_path / "empty"
+    with Writer(empty, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        writer.add_connection("/front/image_raw", "sensor_msgs/msg/Image", typestore=TS)
+    truncated = tmp_path / "truncated"
+    shutil.copytree(bag, truncated)
+    data_file = next(truncated.glob("*.mcap"))
+    data_file.write_bytes(data_file.read_bytes()[:1500])
+    cases = [
+        ((bag, "--topic", "/rear/image_raw"), "no topic '/rear/image_raw'; topics in the bag: /chatter"),
+        ((bag, "--topic", "/chatter"), "has type std_msgs/msg/String, not an image type"),
+        ((empty, "--topic", "/front/image_raw"), "no messages on '/front/image_raw'"),
+        ((truncated, "--topic", "/front/image_raw"), "truncated"),
+        ((tmp_path / "nowhere", "--topic", "/x"), "bag not found"),
+    ]
+    for args, message in cases:
+        proc = hypood("replay", *args, "--record", tmp_path / "rec", timeout=60)
+        assert proc.returncode == 2, (args, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr, (args, proc.stderr)
+        assert not (tmp_path / "rec").exists() and not (tmp_path / "rec.partial").exists()
+
+
+def test_threshold_for_fraction_on_a_known_distribution():
+    rng = np.random.default_rng(0)
+    values = rng.permutation(100_000).astype(np.float32)  # 0 .. 99999, all distinct
+    chunks = np.split(values, 10)
+    result = threshold_for_fraction(iter(chunks), values.size, 0.01)
+    assert result.threshold == 100_000 - 1_000 - 1  # exactly 1000 values lie above it
+    assert (values > result.threshold).sum() == 1000 and result.flagged_fraction == 0.01
+    result = threshold_for_fraction(iter(chunks), values.size, 0.00123)
+    assert (values > result.threshold).sum() == 123
+    ties = np.array([1.0] * 50 + [2.0] * 50, np.float32)
+    result = threshold_for_fraction(iter([ties]), 100, 0.3)
+    assert (ties > result.threshold).sum() <= 30  # never more than the target, even with ties
+
+
+def test_calibrate_then_replay_reproduces_the_fraction(tmp_path, tiny_checkpoint):
+    bag = write_bag(tmp_path / "id_drive", "mcap", n=5)
+    params = tmp_path / "calibrated.yaml"
+    proc = hypood("calibrate", "--bag", bag, "--topic", "/front/image_raw", "--model", tiny_checkpoint,
+                  "--height", 56, "--width", 112, "--target-fpr", 0.05, "--out", params)
+    assert proc.returncode == 0, proc.stderr
+    values = yaml.safe_load(params.read_text())["/**"]["ros__parameters"]
+    assert values["score"] == "hyperspherical_llr" and "id_drive" in params.read_text()
+    threshold = values["threshold"]
+    # Independent check with the pipeline: at most 5% flagged, and no more than one pixel short of it.
+    pipeline = FramePipeline(load_backend(tiny_checkpoint, input_hw=(56, 112)), PipelineConfig(outputs={"score"}))
+    scores = np.concatenate([pipeline.process(rgb).score.ravel() for rgb in frames(5)])
+    flagged = int((scores > threshold).sum())
+    assert flagged <= 0.05 * scores.size and flagged >= int(0.05 * scores.size) - 1
+    # The node with this params file flags the same pixels.
+    proc = replay(bag, tiny_checkpoint, "--params-file", params, "--record", tmp_path / "out")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    masks = recorded(tmp_path / "out", "/ood/mask")
+    assert len(masks) == 5
+    node_flagged = sum(int((np.asarray(m.data) > 0).sum()) for _, _, m in masks)
+    assert node_flagged == flagged
