@@ -3,9 +3,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -19,6 +16,8 @@ from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
+
+from hypood_ros.node.replay import NodeLauncher
 
 OUTPUTS = {"semantic/labels": "mono8", "semantic/color": "rgb8", "ood/score": "32FC1", "ood/mask": "mono8",
            "ood/overlay": "rgb8"}
@@ -35,29 +34,11 @@ def random_domain() -> int:
     return random.Random(os.getpid() ^ time.time_ns()).randint(10, 200)
 
 
-class NodeProcess:
-    """`python -m hypood_ros.node.hypood_node` with arguments; stdout+stderr collected in a thread."""
+class NodeProcess(NodeLauncher):
+    """The node under test, isolated in its own DDS domain."""
 
     def __init__(self, ros_args: List[str], domain: int) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "hypood_ros.node.hypood_node", "--ros-args", *ros_args],
-                                     env=ros_env(domain), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines: List[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any("ready:" in line for line in self.lines):
-                return
-            if self.proc.poll() is not None:
-                raise AssertionError("node exited: " + "\n".join(self.lines))
-            time.sleep(0.05)
-        raise AssertionError("node not ready in time: " + "\n".join(self.lines))
+        super().__init__(ros_args, env=ros_env(domain))
 
     def rss_kib(self) -> int:
         with open(f"/proc/{self.proc.pid}/status") as f:
@@ -65,17 +46,6 @@ class NodeProcess:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1])
         raise AssertionError("no VmRSS")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._reader.join(timeout=5)
-        return self.proc.returncode
 
 
 class Peer:

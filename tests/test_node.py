@@ -1,4 +1,5 @@
 """The node in its own process, driven over real DDS by a real rclpy peer."""
+import contextlib
 import subprocess
 import sys
 import time
@@ -7,7 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
+
+from sensor_msgs.msg import CompressedImage
 
 from ros_harness import OUTPUTS, NodeProcess, Peer, random_domain, ros_env
 
@@ -25,21 +27,28 @@ def as_array(msg):
     return arr[:, :, 0] if channels == 1 else arr
 
 
-@pytest.fixture(scope="module")
-def raw_node(tiny_checkpoint):
+@contextlib.contextmanager
+def running_node(ros_args, publisher="raw"):
+    """The node in its own process and domain, and a connected peer; both torn down on exit."""
     domain = random_domain()
-    node = NodeProcess(["-p", f"model:={tiny_checkpoint}", "-p", "input_height:=56", "-p", "input_width:=112",
-                        "-p", "diagnostics_period:=0.2"], domain)
+    node = NodeProcess(ros_args, domain)
     peer = None
     try:
         node.wait_ready()
         peer = Peer(domain)
-        peer.wait_connected(peer.raw)
+        peer.wait_connected(getattr(peer, publisher))
         yield node, peer
     finally:
         if peer is not None:
             peer.close()
         node.stop()
+
+
+@pytest.fixture(scope="module")
+def raw_node(tiny_checkpoint):
+    with running_node(["-p", f"model:={tiny_checkpoint}", "-p", "input_height:=56", "-p", "input_width:=112",
+                       "-p", "diagnostics_period:=0.2"]) as running:
+        yield running
 
 
 def test_raw_frames_come_back_on_every_output(raw_node):
@@ -118,18 +127,8 @@ def test_bad_messages_are_counted_and_skipped(raw_node):
 @pytest.fixture(scope="module")
 def slow_node(tiny_checkpoint):
     """The same tiny model at the full 518x1036 input: a few frames per second on this machine."""
-    domain = random_domain()
-    node = NodeProcess(["-p", f"model:={tiny_checkpoint}", "-p", "diagnostics_period:=0.2"], domain)
-    peer = None
-    try:
-        node.wait_ready()
-        peer = Peer(domain)
-        peer.wait_connected(peer.raw)
-        yield node, peer
-    finally:
-        if peer is not None:
-            peer.close()
-        node.stop()
+    with running_node(["-p", f"model:={tiny_checkpoint}", "-p", "diagnostics_period:=0.2"]) as running:
+        yield running
 
 
 def test_overload_keeps_memory_and_latency_bounded(slow_node):
@@ -168,19 +167,12 @@ def test_overload_keeps_memory_and_latency_bounded(slow_node):
 
 
 def test_compressed_input_with_shipped_params_file(tiny_checkpoint):
-    domain = random_domain()
-    node = NodeProcess(["--params-file", str(REPO / "config" / "hypood.yaml"), "-p", f"model:={tiny_checkpoint}",
-                        "-p", "input_type:=compressed", "-p", "input_height:=56", "-p", "input_width:=112",
-                        "-p", "diagnostics_period:=0.2"], domain)
-    peer = None
-    try:
-        node.wait_ready()
+    args = ["--params-file", str(REPO / "config" / "hypood.yaml"), "-p", f"model:={tiny_checkpoint}",
+            "-p", "input_type:=compressed", "-p", "input_height:=56", "-p", "input_width:=112",
+            "-p", "diagnostics_period:=0.2"]
+    with running_node(args, publisher="compressed") as (node, peer):
         assert any("image/compressed" in line for line in node.lines)
-        peer = Peer(domain)
-        peer.wait_connected(peer.compressed)
         rgb = camera_frame(90, 140, seed=4)
-        from sensor_msgs.msg import CompressedImage
-
         msg = CompressedImage(format="jpeg")
         msg.header.stamp.sec, msg.header.frame_id = 501, "cam_c"
         msg.data = cv2.imencode(".jpg", rgb[:, :, ::-1])[1].tobytes()
@@ -196,10 +188,7 @@ def test_compressed_input_with_shipped_params_file(tiny_checkpoint):
         msg.header.stamp.sec = 503
         assert peer.send_and_wait(msg, publisher=peer.compressed)
         assert not peer.outputs_for(502)
-    finally:
-        if peer is not None:
-            peer.close()
-        assert node.stop() == 0, "\n".join(node.lines)  # Ctrl-C is a clean exit
+    assert node.proc.returncode == 0, "\n".join(node.lines)  # Ctrl-C is a clean exit
 
 
 @pytest.mark.parametrize("kind", ["missing", "corrupt"])

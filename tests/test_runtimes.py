@@ -54,7 +54,7 @@ def test_pipeline_runs_on_onnxruntime(tiny_onnx, tiny_checkpoint):
 
 
 def test_wrong_input_size_is_refused(tiny_onnx):
-    with pytest.raises(BackendError, match=r"does not match the model's \(1, 3, 56, 112\)"):
+    with pytest.raises(BackendError, match=r"does not match the onnxruntime backend's \(1, 3, 56, 112\)"):
         load_backend(tiny_onnx).run(torch.zeros(1, 3, 56, 126))
     with pytest.raises(BackendError, match="multiples of 14"):
         TorchBackend(build_segmentor("tiny"), input_hw=(50, 100))

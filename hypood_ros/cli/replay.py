@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     from hypood_ros.bags import RecorderThread
     from hypood_ros.errors import HypoodError
-    from hypood_ros.node.replay import NodeLauncher, Replayer
+    from hypood_ros.node.replay import NodeLauncher, Replayer, node_arguments
 
     replayer = Replayer(args.bag, args.topic, args.publish_topic, args.namespace, rate=args.rate,
                         max_speed=args.max_speed, start=args.start, duration=args.duration,
@@ -42,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
     if args.launch_node:
         if not args.model:
             raise HypoodError("--launch-node needs --model")
-        launcher = NodeLauncher(args.model, replayer.publish_topic, replayer.compressed, args.namespace,
-                                args.params_file, args.node_arg)
+        launcher = NodeLauncher(node_arguments(args.model, replayer.publish_topic, replayer.compressed,
+                                               args.namespace, args.params_file, args.node_arg))
     recorder = None
     ok = False
     try:

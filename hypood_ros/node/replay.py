@@ -60,22 +60,26 @@ class ReplaySummary:
         return out
 
 
-class NodeLauncher:
-    """Starts `hypood_node` in its own process, remapped to the replayed topic, and waits until it is ready."""
+def node_arguments(model: str, topic: str, compressed: bool, namespace: str = "",
+                   params_file: Optional[str] = None, extra: Optional[List[str]] = None) -> List[str]:
+    """--ros-args for a node that listens on `topic` (raw or compressed) in `namespace`."""
+    args = ["--params-file", str(params_file)] if params_file else []
+    args += ["-p", f"model:={model}", "-p", f"input_type:={'compressed' if compressed else 'raw'}",
+             "-r", f"{'image/compressed' if compressed else 'image'}:={topic}"]
+    if namespace:
+        args += ["-r", f"__ns:={namespace}"]
+    return args + list(extra or [])
 
-    def __init__(self, model: str, topic: str, compressed: bool, namespace: str = "",
-                 params_file: Optional[str] = None, extra: Optional[List[str]] = None) -> None:
-        args = [sys.executable, "-m", "hypood_ros.node.hypood_node", "--ros-args"]
-        if params_file:
-            args += ["--params-file", str(params_file)]
-        args += ["-p", f"model:={model}", "-p", f"input_type:={'compressed' if compressed else 'raw'}",
-                 "-r", f"{'image/compressed' if compressed else 'image'}:={topic}"]
-        if namespace:
-            args += ["-r", f"__ns:={namespace}"]
-        args += list(extra or [])
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+class NodeLauncher:
+    """`hypood_node` in its own process with the given --ros-args; its output collected by a thread."""
+
+    def __init__(self, ros_args: List[str], env: Optional[Dict[str, str]] = None) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "hypood_ros.node.hypood_node", "--ros-args", *ros_args],
+                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: List[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         for line in self.proc.stdout:
@@ -87,18 +91,22 @@ class NodeLauncher:
             if any("ready:" in line for line in self.lines):
                 return
             if self.proc.poll() is not None:
-                time.sleep(0.2)
+                self._reader.join(timeout=2)
                 raise HypoodError("the node did not start: " + (self.lines[-1] if self.lines else "no output"))
             time.sleep(0.05)
         raise HypoodError("the node did not become ready in time")
 
-    def stop(self) -> None:
+    def stop(self) -> Optional[int]:
+        """Ctrl-C, as on a terminal; killed if it does not exit. Returns the exit code."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+                self.proc.wait()
+        self._reader.join(timeout=5)
+        return self.proc.returncode
 
 
 class Replayer:

@@ -11,6 +11,8 @@ from typing import Dict, Tuple
 
 import torch
 
+from hypood_ros.errors import BackendError
+
 #: Names of the network outputs, identical in the PyTorch model, the ONNX graph and the engine.
 OUTPUT_NAMES: Tuple[str, str, str] = ("seg_logits", "embedding", "uem_logits")
 INPUT_NAME = "image"
@@ -40,21 +42,32 @@ class Backend(abc.ABC):
     """
 
     name: str = "base"
+    dynamic_batch: bool = False  # True: any B, only (3, H, W) is fixed
+    # Set by every implementation's constructor.
+    _device: torch.device
+    _shape: Tuple[int, int, int, int]
+    _head: HeadParams
 
     @property
-    @abc.abstractmethod
     def device(self) -> torch.device:
         """Where `run` expects its input and leaves its outputs."""
+        return self._device
 
     @property
-    @abc.abstractmethod
     def input_shape(self) -> Tuple[int, int, int, int]:
         """(B, 3, H, W) the backend was built or configured for."""
+        return self._shape
 
     @property
-    @abc.abstractmethod
     def head(self) -> HeadParams:
         """Linear-head class-weight norms and bias, on `device`."""
+        return self._head
+
+    def check_input(self, batch: torch.Tensor) -> None:
+        fixed = 1 if self.dynamic_batch else 0
+        if batch.dim() != 4 or tuple(batch.shape[fixed:]) != tuple(self._shape[fixed:]):
+            raise BackendError(f"input of shape {tuple(batch.shape)} does not match the {self.name} backend's "
+                               f"{tuple(self._shape)}")
 
     @abc.abstractmethod
     def run(self, batch: torch.Tensor) -> Dict[str, torch.Tensor]:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict
 
-import numpy as np
 import torch
 
 from hypood_ros.errors import BackendError
@@ -96,16 +95,6 @@ def compare_with_torch(model: torch.nn.Module, onnx_path, example: torch.Tensor)
     return {name: float((got[name].float() - want[name]).abs().max()) for name in OUTPUT_NAMES}
 
 
-def onnx_sha256(path: str | os.PathLike) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def read_onnx_head(path: str | os.PathLike) -> HeadParams:
     """Head parameters from an exported ONNX file without loading the weights."""
     import onnx
@@ -118,7 +107,3 @@ def read_onnx_head(path: str | os.PathLike) -> HeadParams:
     if HEAD_KEY not in meta:
         raise BackendError(f"{path}: no '{HEAD_KEY}' metadata; export it with `hypood export`")
     return head_from_json(meta[HEAD_KEY], str(path))
-
-
-def numpy_dtype(onnx_type: str):
-    return np.float16 if "float16" in onnx_type else np.float32

@@ -65,21 +65,8 @@ class OnnxRuntimeBackend(Backend):
         self._head = head_from_json(meta[HEAD_KEY], str(path)).to(self._device)
         self._path = path
 
-    @property
-    def device(self) -> torch.device:
-        return self._device
-
-    @property
-    def input_shape(self) -> Tuple[int, int, int, int]:
-        return self._shape
-
-    @property
-    def head(self) -> HeadParams:
-        return self._head
-
     def run(self, batch: torch.Tensor) -> Dict[str, torch.Tensor]:
-        if tuple(batch.shape) != self._shape:
-            raise BackendError(f"input of shape {tuple(batch.shape)} does not match the model's {self._shape}")
+        self.check_input(batch)
         if self._session is None:
             raise BackendError("backend is closed")
         if self._device.type == "cpu":

@@ -65,21 +65,8 @@ class TensorRTBackend(Backend):
         self._shape = tuple(self._tensors[INPUT_NAME].shape)
         self._head = HeadParams(torch.tensor(meta.head["weight_norm"]), torch.tensor(meta.head["bias"])).to(self._device)
 
-    @property
-    def device(self) -> torch.device:
-        return self._device
-
-    @property
-    def input_shape(self) -> Tuple[int, int, int, int]:
-        return self._shape
-
-    @property
-    def head(self) -> HeadParams:
-        return self._head
-
     def run(self, batch: torch.Tensor) -> Dict[str, torch.Tensor]:
-        if tuple(batch.shape) != self._shape:
-            raise BackendError(f"input of shape {tuple(batch.shape)} does not match the engine's {self._shape}")
+        self.check_input(batch)
         self._tensors[INPUT_NAME].copy_(batch, non_blocking=True)
         stream = torch.cuda.current_stream(self._device)
         if not self._context.execute_async_v3(stream.cuda_stream):

@@ -18,6 +18,7 @@ class TorchBackend(Backend):
     """
 
     name = "torch"
+    dynamic_batch = True
 
     def __init__(
         self,
@@ -59,27 +60,13 @@ class TorchBackend(Backend):
         with torch.cuda.graph(self._graph):
             self._static_output = self._model(self._static_input)
 
-    @property
-    def device(self) -> torch.device:
-        return self._device
-
-    @property
-    def input_shape(self) -> Tuple[int, int, int, int]:
-        return self._shape
-
-    @property
-    def head(self) -> HeadParams:
-        return self._head
-
     @torch.inference_mode()
     def run(self, batch: torch.Tensor) -> Dict[str, torch.Tensor]:
-        if batch.dim() != 4 or tuple(batch.shape[1:]) != self._shape[1:]:
-            raise BackendError(
-                f"input of shape {tuple(batch.shape)} does not match the backend's "
-                f"[B,{self._shape[1]},{self._shape[2]},{self._shape[3]}]"
-            )
+        self.check_input(batch)
         # Outputs keep the model's dtype: the fused score op reads fp16 in place.
         if self._graph is not None:
+            if tuple(batch.shape) != self._shape:
+                raise BackendError(f"a CUDA graph replays batch size {self._shape[0]} only, got {batch.shape[0]}")
             self._static_input.copy_(batch)
             self._graph.replay()
             return dict(self._static_output)
