@@ -1,0 +1,1 @@
+"""Evaluation on the OOD segmentation benchmarks: dataset readers, pixel metrics, tables and plots."""

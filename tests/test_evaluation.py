@@ -1,0 +1,116 @@
+"""Benchmark readers in their published layouts, and `hypood eval` end to end on a tiny model."""
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from hypood_ros.evaluation.datasets import DatasetError, open_dataset
+from hypood_ros.scores import SCORES
+
+H, W = 42, 56
+
+
+def image(seed):
+    return np.random.default_rng(seed).integers(0, 256, (H, W, 3), dtype=np.uint8)
+
+
+def label(ood_value, void=True):
+    lab = np.zeros((H, W), np.uint8)
+    lab[10:20, 20:35] = ood_value
+    if void:
+        lab[:4] = 255
+    return lab
+
+
+def make(root, name, n=2):
+    """Write `n` samples of dataset `name` in its published layout; returns the label paths."""
+    labels = []
+    for i in range(n):
+        if name.startswith("smiyc"):
+            track = "AnomalyTrack" if name == "smiyc-anomaly" else "ObstacleTrack"
+            base = root / f"dataset_{track}"
+            (base / "images").mkdir(parents=True, exist_ok=True)
+            (base / "labels_masks").mkdir(exist_ok=True)
+            ext = ".jpg" if track == "AnomalyTrack" else ".webp"
+            cv2.imwrite(str(base / "images" / f"validation{i:04d}{ext}"), image(i))
+            path = base / "labels_masks" / f"validation{i:04d}_labels_semantic.png"
+            cv2.imwrite(str(path), label(1))
+        elif name == "road-anomaly":
+            (root / "frames" / f"animals{i:02d}.labels").mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(root / "frames" / f"animals{i:02d}.jpg"), image(i))
+            path = root / "frames" / f"animals{i:02d}.labels" / "labels_semantic.png"
+            cv2.imwrite(str(path), np.dstack([label(2, void=False)] * 3))
+            (root / "frame_list.json").write_text(json.dumps([f"animals{j:02d}.jpg" for j in range(n)]))
+        elif name == "fs-lostandfound":
+            (root / "fishyscapes_lostandfound").mkdir(parents=True, exist_ok=True)
+            (root / "laf_images").mkdir(exist_ok=True)
+            stem = f"04_Maurener_Weg_8_000000_0000{i:02d}_"
+            cv2.imwrite(str(root / "laf_images" / f"{stem}leftImg8bit.png"), image(i))
+            path = root / "fishyscapes_lostandfound" / f"{i:04d}_{stem}labels.png"
+            cv2.imwrite(str(path), label(1))
+        elif name == "fs-static":
+            (root / "fs_val_v1").mkdir(parents=True, exist_ok=True)
+            (root / "fs_static_images_v1").mkdir(exist_ok=True)
+            cv2.imwrite(str(root / "fs_static_images_v1" / f"{i}_rgb.png"), image(i))
+            path = root / "fs_val_v1" / f"{i}_labels.png"
+            cv2.imwrite(str(path), label(1))
+        labels.append(path)
+    return labels
+
+
+NAMES = ["smiyc-anomaly", "smiyc-obstacle", "road-anomaly", "fs-lostandfound", "fs-static"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_reader_loads_the_published_layout(tmp_path, name):
+    make(tmp_path, name)
+    dataset = open_dataset(name, tmp_path)
+    assert len(dataset.samples) == 2
+    rgb, lab = dataset.load(dataset.samples[1])
+    assert rgb.shape == (H, W, 3) and lab.shape == (H, W)
+    assert (lab[10:20, 20:35] == 1).all()  # the OOD blob, whatever the dataset's own value
+    assert set(np.unique(lab)) <= {0, 1, 255}
+    assert (lab[6:9] == 0).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_missing_file_and_out_of_range_label(tmp_path, name):
+    labels = make(tmp_path, name)
+    dataset = open_dataset(name, tmp_path)
+    dataset.samples[0].image.unlink()
+    with pytest.raises(DatasetError, match="missing file"):
+        dataset.load(dataset.samples[0])
+    bad = label(2, void=False) if name == "road-anomaly" else label(1)
+    bad[0, 0] = 7
+    cv2.imwrite(str(labels[1]), bad)
+    with pytest.raises(DatasetError, match=r"label values \[7\] out of range"):
+        dataset.load(dataset.samples[1])
+
+
+def test_wrong_root_is_explained(tmp_path):
+    with pytest.raises(DatasetError, match="dataset_AnomalyTrack"):
+        open_dataset("smiyc-anomaly", tmp_path)
+    with pytest.raises(DatasetError, match="unknown dataset"):
+        open_dataset("cityscapes", tmp_path)
+
+
+def test_hypood_eval_end_to_end(tmp_path, tiny_checkpoint):
+    make(tmp_path / "smiyc", "smiyc-anomaly", n=3)
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "hypood_ros.cli", "eval", "--dataset", "smiyc-anomaly",
+                           "--root", str(tmp_path / "smiyc"), "--model", str(tiny_checkpoint), "--height", "42",
+                           "--width", "56", "--out", str(out), "--heatmaps", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((out / "results.json").read_text())
+    expected = {n for n, s in SCORES.items() if not s.needs_sml}
+    assert set(results["scores"]) == expected
+    for m in results["scores"].values():
+        assert 0 <= m["AP"] <= 1 and 0 <= m["AUROC"] <= 1 and 0 <= m["FPR95"] <= 1
+    assert results["meta"]["pixels"]["ood"] == 3 * 150
+    assert "| hyperspherical_llr |" in (out / "results.md").read_text()
+    for png in ["roc.png", "pr.png", "hist_energy.png", "heatmaps/validation0000_uem_llr.png"]:
+        assert (out / png).is_file(), png
