@@ -21,6 +21,7 @@ COMMANDS = [
     "replay",
     "calibrate",
     "eval",
+    "train",
 ]
 
 

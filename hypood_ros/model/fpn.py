@@ -62,7 +62,8 @@ class FPNDecoder(nn.Module):
 
     def forward(self, final_tokens: torch.Tensor, intermediate: List[torch.Tensor], h: int, w: int) -> torch.Tensor:
         """final_tokens [B,N,C] (normalized), intermediate: 4 x [B,N,C] -> embedding [B,out,4h,4w]."""
-        maps = [t.transpose(1, 2).reshape(t.shape[0], -1, h, w) for t in intermediate]
+        # contiguous(): GroupNorm's CPU backward crashes on these channels-last views (torch 2.13).
+        maps = [t.transpose(1, 2).reshape(t.shape[0], -1, h, w).contiguous() for t in intermediate]
         tokens = self.dino_mlp(final_tokens).transpose(1, 2).reshape(final_tokens.shape[0], -1, h, w)
         features = [
             self.fpn1(maps[0]),

@@ -1,0 +1,79 @@
+"""Training configuration: a dataclass, filled from a YAML file and `key=value` command-line overrides."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional
+
+import yaml
+
+from hypood_ros.errors import ConfigError
+
+
+@dataclass
+class TrainConfig:
+    stage: str = "segmentor"  # segmentor | uem
+    data_root: str = ""  # Cityscapes layout: leftImg8bit/, gtFine/
+    out: str = "runs/train"
+    preset: str = "vitb14_reg"
+    init: Optional[str] = None  # project checkpoint to start from (converted DINOv2, or the stage-1 model)
+    steps: int = 90_000
+    batch_size: int = 2  # per process
+    lr: float = 5e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 1500
+    lr_end: float = 1e-7
+    power: float = 1.0
+    crop: List[int] = field(default_factory=lambda: [518, 1036])
+    scale: List[float] = field(default_factory=lambda: [0.5, 2.0])
+    flip: bool = True
+    amp: bool = True  # mixed precision, on CUDA only
+    num_workers: int = 4
+    seed: int = 2000
+    log_every: int = 50
+    val_every: int = 2000
+    val_images: int = 0  # 0 = the whole val split
+    val_window: List[int] = field(default_factory=lambda: [518, 1036])
+    val_stride: List[int] = field(default_factory=lambda: [140, 140])
+    ckpt_every: int = 1000
+    # Stage 2 (AnomalyMix): COCO instances pasted as outliers.
+    coco_root: str = ""  # folder with the COCO images of the annotation file
+    coco_annotations: str = ""  # instances_*.json
+    ood_prob: float = 0.2  # probability that a training image gets pasted objects
+    paste_scale: List[float] = field(default_factory=lambda: [0.1, 0.5])  # object size / image height
+    ood_label: int = 254  # label value marking pasted pixels in the mixed label map
+    ignore_index: int = 255
+
+    def validate(self) -> "TrainConfig":
+        if self.stage not in ("segmentor", "uem"):
+            raise ConfigError(f"stage must be 'segmentor' or 'uem', got {self.stage!r}")
+        if self.steps <= 0 or self.batch_size <= 0:
+            raise ConfigError("steps and batch_size must be positive")
+        if any(c % 14 for c in self.crop) or any(c % 14 for c in self.val_window):
+            raise ConfigError("crop and val_window sides must be multiples of 14")
+        if not 0.0 <= self.ood_prob <= 1.0:
+            raise ConfigError("ood_prob must be in [0, 1]")
+        if self.stage == "uem" and not self.init:
+            raise ConfigError("stage 'uem' needs init: the trained segmentor checkpoint")
+        return self
+
+
+def load_config(path: Optional[str], overrides: List[str], **fixed) -> TrainConfig:
+    data = {}
+    if path:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from None
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not key=value")
+        key, value = item.split("=", 1)
+        data[key.strip()] = yaml.safe_load(value)
+    data.update({k: v for k, v in fixed.items() if v is not None})
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"unknown config keys {unknown}; known: {sorted(names)}")
+    return TrainConfig(**data).validate()

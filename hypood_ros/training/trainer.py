@@ -1,0 +1,232 @@
+"""The training loop for both stages: single process, or one process per GPU/CPU under torchrun.
+
+Rank 0 logs (stdout, CSV, TensorBoard when installed), validates and writes checkpoints; `last.pt`
+holds everything needed to resume (read back with weights_only=True), `model.pt` is a project checkpoint.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from hypood_ros.errors import HypoodError
+from hypood_ros.model import build_segmentor, load_checkpoint, save_checkpoint
+from hypood_ros.model.checkpoint import read_torch_file
+from hypood_ros.training.cityscapes import CityscapesTrain, val_pairs
+from hypood_ros.training.config import TrainConfig
+from hypood_ros.training.losses import llr_loss, segmentation_loss
+from hypood_ros.training.schedule import poly_with_warmup
+from hypood_ros.training.validate import evaluate_miou
+
+STATE_FORMAT = "hypood_ros.training_state"
+
+
+class Distributed:
+    """torchrun's environment, or a single process."""
+
+    def __init__(self) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        cuda = torch.cuda.is_available()
+        self.device = torch.device(f"cuda:{self.local_rank}" if cuda else "cpu")
+        if cuda:
+            torch.cuda.set_device(self.device)
+        if self.world > 1:
+            torch.distributed.init_process_group("nccl" if cuda else "gloo")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            torch.distributed.barrier()
+
+    def close(self) -> None:
+        if self.world > 1:
+            torch.distributed.destroy_process_group()
+
+
+def build_model(cfg: TrainConfig):
+    model = load_checkpoint(cfg.init) if cfg.init else build_segmentor(cfg.preset)
+    model.freeze_backbone()
+    trainable = ("decoder.", "head.") if cfg.stage == "segmentor" else ("uem.",)
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.startswith(trainable))
+    return model, trainable
+
+
+def set_train_mode(model, trainable) -> None:
+    """Only the trained parts are in train mode (frozen BatchNorm statistics stay as they are)."""
+    model.eval()
+    for name, module in model.named_children():
+        if any(t.startswith(name + ".") for t in trainable):
+            module.train()
+
+
+def make_mixer(cfg: TrainConfig):
+    if cfg.stage != "uem":
+        return None
+    from hypood_ros.training.anomaly_mix import AnomalyMix, load_instances
+
+    if not cfg.coco_annotations:
+        raise HypoodError("stage 'uem' needs coco_annotations (instances_*.json) and coco_root")
+    return AnomalyMix(load_instances(cfg.coco_annotations, cfg.coco_root), cfg.ood_prob, cfg.paste_scale,
+                      cfg.ood_label, cfg.ignore_index)
+
+
+class Logger:
+    def __init__(self, out: Path, enabled: bool) -> None:
+        self.enabled = enabled
+        self.writer = None
+        if not enabled:
+            return
+        self.csv_path = out / "log.csv"
+        new = not self.csv_path.exists()
+        self.file = open(self.csv_path, "a", newline="")
+        self.csv = csv.writer(self.file)
+        if new:
+            self.csv.writerow(["step", "loss", "lr", "seconds", "val_miou"])
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(out / "tensorboard"))
+        except Exception:  # TensorBoard is optional
+            self.writer = None
+
+    def log(self, step: int, loss: float, lr: float, seconds: float, val: Optional[float] = None) -> None:
+        if not self.enabled:
+            return
+        self.csv.writerow([step, f"{loss:.6f}", f"{lr:.3e}", f"{seconds:.1f}", "" if val is None else f"{val:.4f}"])
+        self.file.flush()
+        if self.writer is not None:
+            self.writer.add_scalar("train/loss", loss, step)
+            self.writer.add_scalar("train/lr", lr, step)
+            if val is not None:
+                self.writer.add_scalar("val/miou", val, step)
+
+    def close(self) -> None:
+        if self.enabled:
+            self.file.close()
+            if self.writer is not None:
+                self.writer.close()
+
+
+def save_state(path: Path, model, optimizer, scheduler, scaler, step: int, cfg: TrainConfig) -> None:
+    state = {"format": STATE_FORMAT, "step": step, "config": dataclasses.asdict(cfg), "model_config": model.config,
+             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "scaler": scaler.state_dict()}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) -> Path:
+    dist = Distributed()
+    out = Path(cfg.out)
+    try:
+        if dist.main:
+            out.mkdir(parents=True, exist_ok=True)
+        dist.barrier()
+        random.seed(cfg.seed + dist.rank)
+        np.random.seed(cfg.seed + dist.rank)
+        torch.manual_seed(cfg.seed)  # identical initialization on every rank
+
+        model, trainable = build_model(cfg)
+        model.to(dist.device)
+        head = model.head_params()
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        scheduler = poly_with_warmup(optimizer, cfg.warmup_steps, cfg.steps, cfg.lr_end, cfg.power)
+        use_amp = cfg.amp and dist.device.type == "cuda"
+        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+        step = 0
+        last = out / "last.pt"
+        if resume and last.is_file():
+            state = read_torch_file(last)
+            if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+                raise HypoodError(f"{last}: not a training state written by `hypood train`")
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            scaler.load_state_dict(state["scaler"])
+            step = int(state["step"])
+            if dist.main:
+                print(f"resumed from {last} at step {step}", file=sys.stderr)
+
+        dataset = CityscapesTrain(cfg.data_root, cfg.crop, cfg.scale, cfg.flip, cfg.seed, make_mixer(cfg))
+        sampler = (torch.utils.data.distributed.DistributedSampler(dataset, dist.world, dist.rank, seed=cfg.seed)
+                   if dist.world > 1 else torch.utils.data.RandomSampler(
+                       dataset, generator=torch.Generator().manual_seed(cfg.seed)))
+        loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler,
+                                             num_workers=cfg.num_workers, drop_last=len(dataset) >= cfg.batch_size,
+                                             pin_memory=dist.device.type == "cuda")
+        net = model
+        if dist.world > 1:
+            net = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
+
+        logger = Logger(out, dist.main)
+        progress = None
+        if dist.main and show_progress:
+            from tqdm import tqdm
+
+            progress = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.stage}", unit="step", file=sys.stderr)
+        start = time.monotonic()
+        epoch = 0
+        while step < cfg.steps:
+            if hasattr(sampler, "set_epoch"):
+                sampler.set_epoch(epoch)
+            dataset.epoch = epoch
+            for images, labels in loader:
+                set_train_mode(model, trainable)
+                images, labels = images.to(dist.device, non_blocking=True), labels.to(dist.device, non_blocking=True)
+                with torch.autocast(dist.device.type, dtype=torch.float16, enabled=use_amp):
+                    outputs = net(images)
+                if cfg.stage == "segmentor":
+                    loss = segmentation_loss(outputs, labels, cfg.ignore_index)
+                else:
+                    loss = llr_loss(outputs, head, labels, cfg.ood_label, cfg.ignore_index)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                step += 1
+                if progress is not None:
+                    progress.update(1)
+                    progress.set_postfix(loss=f"{loss.item():.4f}")
+                val = None
+                if dist.main and cfg.stage == "segmentor" and cfg.val_every and step % cfg.val_every == 0:
+                    val = evaluate_miou(model, val_pairs(cfg.data_root, cfg.val_images or None), cfg.val_window,
+                                        cfg.val_stride, dist.device)
+                if step % cfg.log_every == 0 or step == cfg.steps or val is not None:
+                    logger.log(step, loss.item(), scheduler.get_last_lr()[0], time.monotonic() - start, val)
+                if dist.main and (step % cfg.ckpt_every == 0 or step == cfg.steps):
+                    save_state(last, model, optimizer, scheduler, scaler, step, cfg)
+                if step >= cfg.steps:
+                    break
+            epoch += 1
+        if progress is not None:
+            progress.close()
+        logger.close()
+        final = out / "model.pt"
+        if dist.main:
+            trained = dict(getattr(model, "metadata", {}).get("trained", {}))  # what the init already had
+            trained.update({"decoder": True, "head": True} if cfg.stage == "segmentor" else {"uem": True})
+            save_checkpoint(model.cpu(), final, metadata={"trained_by": f"hypood train {cfg.stage}", "steps": step,
+                                                          "trained": trained})
+        dist.barrier()
+        return final
+    finally:
+        dist.close()
