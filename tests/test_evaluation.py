@@ -114,3 +114,20 @@ def test_hypood_eval_end_to_end(tmp_path, tiny_checkpoint):
     assert "| hyperspherical_llr |" in (out / "results.md").read_text()
     for png in ["roc.png", "pr.png", "hist_energy.png", "heatmaps/validation0000_uem_llr.png"]:
         assert (out / png).is_file(), png
+
+
+def test_fit_sml_then_evaluate_sml(tmp_path, tiny_checkpoint):
+    make(tmp_path / "fs", "fs-static", n=2)
+    stats = tmp_path / "sml.json"
+    common = ["--model", str(tiny_checkpoint), "--height", "42", "--width", "56"]
+    proc = subprocess.run([sys.executable, "-m", "hypood_ros.cli", "fit-sml", "--images",
+                           str(tmp_path / "fs" / "fs_static_images_v1"), "--out", str(stats), *common],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(stats.read_text())
+    assert len(data["mean"]) == 19 and sum(data["pixels_per_class"]) == 2 * (42 // 14 * 4) * (56 // 14 * 4)
+    proc = subprocess.run([sys.executable, "-m", "hypood_ros.cli", "eval", "--dataset", "fs-static", "--root",
+                           str(tmp_path / "fs"), "--scores", "sml,energy", "--sml-stats", str(stats),
+                           "--out", str(tmp_path / "out"), *common], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert set(json.loads((tmp_path / "out" / "results.json").read_text())["scores"]) == {"sml", "energy"}

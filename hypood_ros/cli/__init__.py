@@ -20,6 +20,7 @@ COMMANDS = [
     "build_engine",
     "replay",
     "calibrate",
+    "fit_sml",
     "eval",
     "train",
 ]

@@ -212,6 +212,9 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
                                         cfg.val_stride, dist.device)
                 if step % cfg.log_every == 0 or step == cfg.steps or val is not None:
                     logger.log(step, loss.item(), scheduler.get_last_lr()[0], time.monotonic() - start, val)
+                    if dist.main and progress is None:
+                        print(f"step {step}/{cfg.steps} loss {loss.item():.4f} lr {scheduler.get_last_lr()[0]:.2e}"
+                              + ("" if val is None else f" val mIoU {val:.4f}"), flush=True)
                 if dist.main and (step % cfg.ckpt_every == 0 or step == cfg.steps):
                     save_state(last, model, optimizer, scheduler, scaler, step, cfg)
                 if step >= cfg.steps:
