@@ -76,18 +76,22 @@ class OnnxRuntimeBackend(Backend):
         return self._run_bound(batch)
 
     def _run_bound(self, batch: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """IO binding on the GPU: ORT reads the torch tensor and writes into torch-allocated outputs."""
+        """IO binding on the GPU: ORT reads the torch input and writes into torch-allocated outputs."""
         torch_dtype = torch.float16 if self._input_dtype == np.float16 else torch.float32
         x = batch.to(self._device, torch_dtype).contiguous()
-        binding = self._session.io_binding()
         index = self._device.index or 0
+        binding = self._session.io_binding()
         binding.bind_input(INPUT_NAME, "cuda", index, self._input_dtype, list(x.shape), x.data_ptr())
-        for name in OUTPUT_NAMES:
-            binding.bind_output(name, "cuda", index)
+        outputs = {}
+        for out in self._session.get_outputs():
+            dtype = torch.float16 if "float16" in out.type else torch.float32
+            tensor = torch.empty(tuple(out.shape), dtype=dtype, device=self._device)
+            binding.bind_output(out.name, "cuda", index, np.float16 if dtype == torch.float16 else np.float32,
+                                list(tensor.shape), tensor.data_ptr())
+            outputs[out.name] = tensor
+        torch.cuda.current_stream(self._device).synchronize()  # the input must be ready before ORT's stream reads it
         self._session.run_with_iobinding(binding)
-        values = binding.get_outputs()
-        return {name: torch.from_dlpack(v.to_dlpack()) if hasattr(v, "to_dlpack")
-                else torch.from_numpy(v.numpy()).to(self._device) for name, v in zip(OUTPUT_NAMES, values)}
+        return {name: outputs[name] for name in OUTPUT_NAMES}
 
     def close(self) -> None:
         self._session = None
