@@ -171,3 +171,22 @@ def test_calibrate_then_replay_reproduces_the_fraction(tmp_path, tiny_checkpoint
     assert len(masks) == 5
     node_flagged = sum(int((np.asarray(m.data) > 0).sum()) for _, _, m in masks)
     assert node_flagged == flagged
+
+
+def test_replay_against_a_node_started_separately(tmp_path, tiny_checkpoint):
+    from hypood_ros.node.replay import NodeLauncher, node_arguments
+
+    bag = write_bag(tmp_path / "drive", "sqlite3", n=4)
+    domain = random_domain()
+    node = NodeLauncher(node_arguments(str(tiny_checkpoint), "/front/image_raw", False, namespace="/car1",
+                                       extra=["-p", "input_height:=56", "-p", "input_width:=112"]),
+                        env=ros_env(domain))
+    try:
+        node.wait_ready()
+        proc = subprocess.run([sys.executable, "-m", "hypood_ros.cli", "replay", str(bag), "--topic",
+                               "/front/image_raw", "--namespace", "/car1", "--max-speed"],
+                              capture_output=True, text=True, timeout=120, env=ros_env(domain))
+    finally:
+        node.stop()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "frames sent: 4" in proc.stdout and "answered on semantic/color: 4" in proc.stdout
