@@ -58,6 +58,8 @@ class HypoodNode(Node):
         values = self._values
         if values["input_type"] not in ("raw", "compressed"):
             raise ConfigError(f"input_type must be 'raw' or 'compressed', got {values['input_type']!r}")
+        if values["input_qos"] not in ("sensor_data", "reliable"):
+            raise ConfigError(f"input_qos must be 'sensor_data' or 'reliable', got {values['input_qos']!r}")
         if not values["model"]:
             raise ConfigError("parameter 'model' is empty: give a checkpoint, ONNX file or engine")
         config = pipeline_config(values)
@@ -80,11 +82,13 @@ class HypoodNode(Node):
         self._worker = threading.Thread(target=self._work, name="hypood-inference", daemon=True)
         self._worker.start()
 
+        input_qos = (qos_profile_sensor_data if values["input_qos"] == "sensor_data"
+                     else QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
         if values["input_type"] == "raw":
-            self._subscription = self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data)
+            self._subscription = self.create_subscription(Image, "image", self._on_image, input_qos)
         else:
             self._subscription = self.create_subscription(CompressedImage, "image/compressed", self._on_compressed,
-                                                          qos_profile_sensor_data)
+                                                          input_qos)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.create_timer(values["diagnostics_period"], self._publish_diagnostics)
         shape = backend.input_shape

@@ -31,6 +31,8 @@ PARAMS: List[Param] = [
     Param("input_height", 518, "network input height for the torch backend (multiple of 14)", range=(14, 4032, 14)),
     Param("input_width", 1036, "network input width for the torch backend (multiple of 14)", range=(14, 4032, 14)),
     Param("input_type", "raw", "raw: subscribe 'image' (sensor_msgs/Image); compressed: 'image/compressed'"),
+    Param("input_qos", "sensor_data", "sensor_data: best effort, keep last 5 (camera drivers' default); "
+          "reliable: keep last 1, for large raw frames from reliable publishers"),
     Param("diagnostics_period", 1.0, "seconds between /diagnostics messages", range=(0.1, 60.0, 0.0)),
     Param("score", "hyperspherical_llr", "OOD score: " + ", ".join(SCORES), dynamic=True),
     Param("threshold", 0.0, "score above which a pixel is OOD", dynamic=True, range=(-1.0e4, 1.0e4, 0.0)),
