@@ -131,3 +131,22 @@ def test_fit_sml_then_evaluate_sml(tmp_path, tiny_checkpoint):
                            "--out", str(tmp_path / "out"), *common], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert set(json.loads((tmp_path / "out" / "results.json").read_text())["scores"]) == {"sml", "energy"}
+
+
+def test_run_with_sml_statistics(tmp_path, tiny_checkpoint):
+    make(tmp_path / "fs", "fs-static", n=1)
+    images = tmp_path / "fs" / "fs_static_images_v1"
+    stats = tmp_path / "sml.json"
+    stats.write_text(json.dumps({"mean": [0.1] * 19, "std": [0.5] * 19}))
+    base = [sys.executable, "-m", "hypood_ros.cli", "run", "--model", str(tiny_checkpoint), "--images", str(images),
+            "--height", "42", "--width", "56", "--score", "sml"]
+    proc = subprocess.run(base + ["--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "needs SML statistics" in proc.stderr
+    proc = subprocess.run(base + ["--out", str(tmp_path / "out"), "--sml-stats", str(stats)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert np.isfinite(np.load(tmp_path / "out" / "0_rgb_score.npy")).all()
+    stats.write_text("{not json")
+    proc = subprocess.run(base + ["--out", str(tmp_path / "out2"), "--sml-stats", str(stats)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "cannot read SML statistics" in proc.stderr

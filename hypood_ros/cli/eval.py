@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -36,10 +35,10 @@ def run(args: argparse.Namespace) -> int:
     from hypood_ros.evaluation.datasets import open_dataset
     from hypood_ros.evaluation.evaluate import evaluate, select_scores
     from hypood_ros.runtimes import load_backend
-    from hypood_ros.scores import SMLStats
+    from hypood_ros.scores import load_sml_stats
 
     dataset = open_dataset(args.dataset, args.root)
-    stats = SMLStats.from_dict(json.loads(args.sml_stats.read_text())) if args.sml_stats else None
+    stats = load_sml_stats(args.sml_stats) if args.sml_stats else None
     names = select_scores(args.scores, stats is not None)
     backend = load_backend(args.model, backend=args.backend, device=args.device, input_hw=(args.height, args.width))
     params = {"eta": args.eta, "lam": args.lam, "delta": args.delta}

@@ -27,17 +27,20 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-area", type=int, default=0)
     parser.add_argument("--opening", type=int, default=0)
     parser.add_argument("--road-gating", action="store_true")
+    parser.add_argument("--sml-stats", type=Path, default=None, help="statistics from `hypood fit-sml` (score sml)")
 
 
 def pipeline_from_args(args: argparse.Namespace):
     from hypood_ros.pipeline import FramePipeline, PipelineConfig
     from hypood_ros.runtimes import load_backend
+    from hypood_ros.scores import load_sml_stats
 
+    stats = load_sml_stats(args.sml_stats) if args.sml_stats else None
     config = PipelineConfig(score=args.score, threshold=args.threshold, eta=args.eta, lam=args.lam,
                             delta=args.delta, min_area=args.min_area, opening=args.opening,
                             road_gating=args.road_gating)
     backend = load_backend(args.model, backend=args.backend, device=args.device, input_hw=(args.height, args.width))
-    return FramePipeline(backend, config)
+    return FramePipeline(backend, config, sml_stats=stats)
 
 
 def register(subparsers) -> None:

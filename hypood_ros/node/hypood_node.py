@@ -28,6 +28,7 @@ from hypood_ros.node.parameters import BY_NAME, CONFIG_FIELDS, declare_all, pipe
 from hypood_ros.node.stats import FrameStats
 from hypood_ros.pipeline import FramePipeline
 from hypood_ros.runtimes import load_backend
+from hypood_ros.scores import load_sml_stats
 
 OUTPUT_TOPICS = {
     "labels": "semantic/labels", "color": "semantic/color", "score": "ood/score", "mask": "ood/mask",
@@ -65,7 +66,8 @@ class HypoodNode(Node):
         config = pipeline_config(values)
         backend = load_backend(values["model"], backend=values["backend"] or None, device=values["device"],
                                input_hw=(values["input_height"], values["input_width"]), fp16=values["fp16"])
-        self._pipeline = FramePipeline(backend, config)
+        stats = load_sml_stats(values["sml_stats"]) if values["sml_stats"] else None
+        self._pipeline = FramePipeline(backend, config, sml_stats=stats)
         self._bridge = working_cv_bridge()
         self._stats = FrameStats()
         self._reported_errors = self._reported_bad = self._reported_dropped = 0

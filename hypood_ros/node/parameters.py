@@ -33,6 +33,7 @@ PARAMS: List[Param] = [
     Param("input_type", "raw", "raw: subscribe 'image' (sensor_msgs/Image); compressed: 'image/compressed'"),
     Param("input_qos", "sensor_data", "sensor_data: best effort, keep last 5 (camera drivers' default); "
           "reliable: keep last 1, for large raw frames from reliable publishers"),
+    Param("sml_stats", "", "JSON from `hypood fit-sml`; needed only for score 'sml'"),
     Param("diagnostics_period", 1.0, "seconds between /diagnostics messages", range=(0.1, 60.0, 0.0)),
     Param("score", "hyperspherical_llr", "OOD score: " + ", ".join(SCORES), dynamic=True),
     Param("threshold", 0.0, "score above which a pixel is OOD", dynamic=True, range=(-1.0e4, 1.0e4, 0.0)),

@@ -1,7 +1,7 @@
 """OOD scores: one registry, used by evaluation, training, the node and the kernel's reference."""
 from hypood_ros.scores.inputs import NORM_EPS, ScoreInputs
 from hypood_ros.scores.registry import SCORES, ScoreSpec, compute_score, minmax_normalize, score_spec
-from hypood_ros.scores.sml import SMLFitter, SMLStats
+from hypood_ros.scores.sml import SMLFitter, SMLStats, load_sml_stats
 
 __all__ = [
     "NORM_EPS",
@@ -11,6 +11,7 @@ __all__ = [
     "ScoreInputs",
     "ScoreSpec",
     "compute_score",
+    "load_sml_stats",
     "minmax_normalize",
     "score_spec",
 ]

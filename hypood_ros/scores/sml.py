@@ -29,6 +29,20 @@ class SMLStats:
         return cls(mean, std)
 
 
+def load_sml_stats(path) -> SMLStats:
+    """Statistics written by `hypood fit-sml` (JSON with per-class 'mean' and 'std')."""
+    import json
+    from pathlib import Path
+
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read SML statistics {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: SML statistics must be a JSON object with 'mean' and 'std'")
+    return SMLStats.from_dict(data)
+
+
 class SMLFitter:
     """Streams batches of logits and accumulates, per predicted class, the max-logit moments.
 
