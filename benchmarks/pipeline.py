@@ -52,8 +52,8 @@ def main() -> None:
           f"{torch.get_num_threads()} threads, device {args.device}")
     print(f"input {args.height}x{args.width}, camera {args.camera[0]}x{args.camera[1]}, score {args.score}, "
           f"{args.frames} timed frames after {args.warmup} warm-up")
-    print(f"| preset | median ms/frame | max ms/frame | frames/s |")
-    print(f"|---|---:|---:|---:|")
+    print("| preset | median ms/frame | max ms/frame | frames/s |")
+    print("|---|---:|---:|---:|")
     for preset in args.presets:
         median, worst = measure(preset, (args.height, args.width), tuple(args.camera), args.frames, args.warmup,
                                 args.device, args.score)

@@ -1,5 +1,4 @@
 """Image message fields -> RGB for every camera encoding, with padding, endianness and bad headers."""
-import cv2
 import numpy as np
 import pytest
 

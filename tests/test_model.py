@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from hypood_ros.errors import CheckpointError
-from hypood_ros.model import build_dinov2, build_segmentor, load_checkpoint, save_checkpoint
+from hypood_ros.model import build_dinov2, build_segmentor, load_checkpoint
 
 # Hand-written from the official hub models: (key, shape) pairs that must exist exactly.
 OFFICIAL_KEYS = {

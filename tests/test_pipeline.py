@@ -9,11 +9,10 @@ import torch
 import torch.nn.functional as F
 
 from hypood_ros.errors import ConfigError, FrameError
-from hypood_ros.kernels import fused_scores
 from hypood_ros.pipeline import FramePipeline, PipelineConfig
 from hypood_ros.preprocess import preprocess
 from hypood_ros.runtimes import load_backend
-from hypood_ros.scores import SCORES, ScoreInputs, SMLStats, compute_score
+from hypood_ros.scores import ScoreInputs, SMLStats, compute_score
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -10,7 +9,7 @@ import pytest
 import yaml
 from rosbags.rosbag2 import StoragePlugin, Writer
 
-from hypood_ros.bags import BagError, read_frames, typestore
+from hypood_ros.bags import read_frames, typestore
 from hypood_ros.calibration import threshold_for_fraction
 from hypood_ros.pipeline import FramePipeline, PipelineConfig
 from hypood_ros.runtimes import load_backend

@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import Optional
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -40,7 +39,6 @@ LOG_THROTTLE_S = 5.0
 def working_cv_bridge():
     """cv_bridge if it is installed and converts correctly (the PyPI package is a broken ROS 1 copy)."""
     try:
-        import numpy as np
         from cv_bridge import CvBridge
 
         bridge = CvBridge()

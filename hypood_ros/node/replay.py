@@ -122,8 +122,11 @@ class Replayer:
         self.start, self.duration = start, duration
         self.frame_timeout, self.connect_timeout = frame_timeout, connect_timeout
         # Validate the bag before anything starts: missing topic, wrong type, empty, unreadable.
-        self._first = next(read_frames(self.bag, topic, start, duration))
-        self.compressed = self._first.msgtype == COMPRESSED
+        frames = read_frames(self.bag, topic, start, duration)
+        try:
+            self.compressed = next(frames).msgtype == COMPRESSED
+        finally:
+            frames.close()  # closes the bag reader
 
     def output_topic(self, name: str) -> str:
         return f"{self.namespace}/{name}" if self.namespace else f"/{name}"
@@ -137,7 +140,6 @@ class Replayer:
         first_answer: Dict[Tuple[int, int], float] = {}
         answered: Dict[str, set] = {name: set() for name in OUTPUT_TOPICS}
         lock = threading.Condition()
-        msgtype = "sensor_msgs/msg/CompressedImage" if self.compressed else "sensor_msgs/msg/Image"
 
         def on_output(name: str, raw: bytes) -> None:
             now = time.monotonic()
@@ -178,10 +180,11 @@ class Replayer:
                 if self.max_speed:
                     with lock:
                         lock.wait_for(lambda: stamp in answered[PRIMARY], timeout=self.frame_timeout)
-            # Let the last answers arrive.
+            # Let the last answers arrive on every output (a reliable sample that needed a retransmission
+            # can take a DDS heartbeat period); outputs switched off in the node just cost this timeout.
             with lock:
-                lock.wait_for(lambda: len(answered[PRIMARY]) >= len(sent_at), timeout=self.frame_timeout)
-            time.sleep(0.3)
+                lock.wait_for(lambda: all(len(answered[name]) >= len(sent_at) for name in OUTPUT_TOPICS),
+                              timeout=self.frame_timeout)
             with lock:
                 summary.answered = {name: len(stamps) for name, stamps in answered.items()}
                 summary.latencies = [first_answer[s] - sent_at[s] for s in first_answer]

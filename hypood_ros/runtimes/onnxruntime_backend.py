@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from hypood_ros.errors import BackendError
-from hypood_ros.runtimes.base import INPUT_NAME, OUTPUT_NAMES, Backend, HeadParams
+from hypood_ros.runtimes.base import INPUT_NAME, OUTPUT_NAMES, Backend
 
 PROVIDERS = {
     "cpu": ["CPUExecutionProvider"],
