@@ -34,7 +34,6 @@ setup(
     maintainer_email="hypood-ros@example.org",
     description="DINOv2 + FPN + UEM out-of-distribution obstacle segmentation node for ROS 2.",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "hypood = hypood_ros.cli:main",
