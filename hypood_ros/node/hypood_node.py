@@ -68,12 +68,11 @@ class HypoodNode(Node):
         self._pipeline = FramePipeline(backend, config, sml_stats=stats)
         self._bridge = working_cv_bridge()
         self._stats = FrameStats()
-        self._reported_errors = self._reported_bad = self._reported_dropped = 0
+        self._reported_errors = self._reported_bad = 0
         self._last_log = 0.0
 
         output_qos = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
-        self._outputs = {name: self.create_publisher(Image, topic, output_qos)
-                            for name, topic in OUTPUT_TOPICS.items()}
+        self._outputs = {name: self.create_publisher(Image, topic, output_qos) for name, topic in OUTPUT_TOPICS.items()}
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
         self._mailbox = None
@@ -194,14 +193,14 @@ class HypoodNode(Node):
 
     def _publish_diagnostics(self) -> None:
         snap = self._stats.snapshot()
-        errors, bad, dropped = snap["inference_errors"], snap["bad_messages"], snap["frames_dropped"]
+        errors, bad = snap["inference_errors"], snap["bad_messages"]
         if errors > self._reported_errors:
             level, message = DiagnosticStatus.ERROR, f"inference failed: {snap['last_error']}"
         elif bad > self._reported_bad:
             level, message = DiagnosticStatus.WARN, f"bad input: {snap['last_error']}"
         else:
             level, message = DiagnosticStatus.OK, "running"
-        self._reported_errors, self._reported_bad, self._reported_dropped = errors, bad, dropped
+        self._reported_errors, self._reported_bad = errors, bad
         backend = self._pipeline.backend
         info = {"backend": backend.name, "device": str(backend.device), "model": self._values["model"],
                 "input_size": "x".join(map(str, backend.input_shape[2:])), "score": self._pipeline.config.score,
