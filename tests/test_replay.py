@@ -9,7 +9,7 @@ import pytest
 import yaml
 from rosbags.rosbag2 import StoragePlugin, Writer
 
-from hypood_ros.bags import read_frames, typestore
+from hypood_ros.bags import BagError, read_frames, typestore
 from hypood_ros.calibration import threshold_for_fraction
 from hypood_ros.pipeline import FramePipeline, PipelineConfig
 from hypood_ros.runtimes import load_backend
@@ -189,3 +189,12 @@ def test_replay_against_a_node_started_separately(tmp_path, tiny_checkpoint):
         node.stop()
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "frames sent: 4" in proc.stdout and "answered on semantic/color: 4" in proc.stdout
+
+
+def test_time_range_selection(tmp_path):
+    bag = write_bag(tmp_path / "drive", "sqlite3", n=6)  # one frame per second from STAMP0
+    secs = [f.msg.header.stamp.sec - STAMP0 for f in read_frames(bag, "/front/image_raw", start=2.0, duration=2.5)]
+    assert secs == [2, 3, 4]
+    assert [f.msg.header.stamp.sec - STAMP0 for f in read_frames(bag, "/front/image_raw", start=4.0)] == [4, 5]
+    with pytest.raises(BagError, match="no messages on '/front/image_raw' in the selected time range"):
+        list(read_frames(bag, "/front/image_raw", start=100.0))
