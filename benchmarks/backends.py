@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hypood_ros.errors import BackendError
 from hypood_ros.model import build_segmentor
 from hypood_ros.runtimes import load_backend
 from hypood_ros.runtimes.export import export_onnx
@@ -56,11 +57,16 @@ def main() -> None:
             torch.manual_seed(0)
             model = build_segmentor(preset).eval()
             onnx_path = export_onnx(model, Path(tmp) / f"{preset}.onnx", *hw, verify=False).path
-            backends = [("torch", TorchBackend(model, input_hw=hw, device=args.device)),
-                        ("onnxruntime", load_backend(onnx_path, device=args.device))]
+            backends = [("torch", TorchBackend(model, input_hw=hw, device=args.device))]
+            candidates = [("onnxruntime", onnx_path)]
             engine = args.engine_dir / f"{preset}.engine" if args.engine_dir else None
             if engine is not None and engine.is_file():
-                backends.append(("tensorrt", load_backend(engine)))
+                candidates.append(("tensorrt", engine))
+            for name, path in candidates:
+                try:
+                    backends.append((name, load_backend(path, device=args.device)))
+                except BackendError as exc:  # e.g. no CUDA execution provider in this onnxruntime
+                    print(f"| {preset} | {name} | not available: {exc} | | | |")
             x = torch.randn(1, 3, *hw, device=args.device)
             for name, backend in backends:
                 ms = timed(backend, x, args.runs, args.warmup)
