@@ -45,14 +45,6 @@ def _first_line(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def image_topics(path: str | os.PathLike) -> Dict[str, str]:
-    reader = _open(path)
-    try:
-        return {c.topic: c.msgtype for c in reader.connections}
-    finally:
-        reader.close()
-
-
 def _open(path):
     from rosbags.highlevel import AnyReader
 

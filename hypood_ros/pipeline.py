@@ -8,7 +8,7 @@ import dataclasses
 import math
 import threading
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, List, Optional, Sequence
+from typing import FrozenSet, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -18,7 +18,7 @@ from hypood_ros.kernels import fused_scores
 from hypood_ros.postprocess import clean_mask, upsample
 from hypood_ros.preprocess import check_rgb, preprocess
 from hypood_ros.runtimes.base import Backend
-from hypood_ros.scores import SCORES, ScoreInputs, SMLStats, compute_score, score_spec
+from hypood_ros.scores import ScoreInputs, SMLStats, compute_score, score_spec
 from hypood_ros.visualize import color_map, overlay
 
 OUTPUTS: FrozenSet[str] = frozenset({"labels", "color", "score", "mask", "overlay"})
@@ -161,7 +161,3 @@ class FramePipeline:
             if "overlay" in want:
                 result.overlay = overlay(frame, mask, config.overlay_alpha)
         return result
-
-
-def available_scores(has_sml: bool = False) -> Dict[str, str]:
-    return {name: spec.description for name, spec in SCORES.items() if has_sml or not spec.needs_sml}

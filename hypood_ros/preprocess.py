@@ -41,9 +41,3 @@ def preprocess(frames: Sequence[np.ndarray], size: Tuple[int, int], device: torc
     mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std
-
-
-def input_size_for(height: int, width: int, patch: int = 14, max_side: int = 1036) -> Tuple[int, int]:
-    """A network input size for a camera: keep the aspect ratio, longer side <= max_side, multiples of `patch`."""
-    scale = min(1.0, max_side / max(height, width))
-    return (max(patch, int(round(height * scale / patch)) * patch), max(patch, int(round(width * scale / patch)) * patch))

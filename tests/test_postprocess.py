@@ -5,7 +5,7 @@ import torch
 
 from hypood_ros.errors import FrameError
 from hypood_ros.postprocess import clean_mask, upsample
-from hypood_ros.preprocess import IMAGENET_MEAN, IMAGENET_STD, input_size_for, preprocess
+from hypood_ros.preprocess import IMAGENET_MEAN, IMAGENET_STD, preprocess
 from hypood_ros.visualize import CITYSCAPES_PALETTE, color_map, heat_map, overlay
 
 
@@ -28,12 +28,6 @@ def test_preprocess_resizes_and_batches():
         preprocess([frames[0], frames[0][:50]], (56, 112), "cpu")
     with pytest.raises(FrameError, match="HxWx3 uint8"):
         preprocess([np.zeros((10, 10), np.uint8)], (14, 14), "cpu")
-
-
-def test_input_size_for_keeps_aspect_and_patch_multiple():
-    assert input_size_for(1080, 1920) == (588, 1036)
-    h, w = input_size_for(480, 640)
-    assert h % 14 == 0 and w % 14 == 0 and abs(w / h - 640 / 480) < 0.05
 
 
 def test_upsample_sizes_and_nearest_labels():
