@@ -104,7 +104,7 @@ def make_image_folder(folder):
     cv2.imwrite(str(folder / "street2.jpg"), img)
     cv2.imwrite(str(folder / "gray.png"), img[:, :, 0])
     cv2.imwrite(str(folder / "deep16.png"), (rng.random((40, 50, 3)) * 65535).astype(np.uint16))
-    ok, buf = cv2.imencode(".png", img)
+    _ok, buf = cv2.imencode(".png", img)
     (folder / "truncated.png").write_bytes(buf.tobytes()[: len(buf) // 3])
     (folder / "notes.txt").write_text("not an image")
     cv2.imwrite(str(folder / "one_pixel.png"), img[:1, :1])
@@ -114,7 +114,7 @@ def make_image_folder(folder):
 
 def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "hypood_ros.cli", "run", *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
+                          check=False, capture_output=True, text=True, timeout=300)
 
 
 def test_hypood_run_on_a_mixed_folder(tmp_path, tiny_checkpoint):
@@ -144,3 +144,18 @@ def test_hypood_run_fails_when_nothing_is_usable(tmp_path, tiny_checkpoint):
     proc = run_cli("--model", tmp_path / "missing.pt", "--images", tmp_path / "in", "--out", tmp_path / "out")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("hypood run: error: checkpoint not found")
+
+
+def test_run_options_reach_the_pipeline_config(tiny_checkpoint):
+    import argparse
+
+    from hypood_ros.cli.run import add_pipeline_arguments, pipeline_from_args
+
+    parser = argparse.ArgumentParser()
+    add_pipeline_arguments(parser)
+    args = parser.parse_args(["--model", str(tiny_checkpoint), "--height", "56", "--width", "112",
+                              "--score", "energy", "--threshold", "-3.5", "--min-area", "7", "--opening", "3",
+                              "--road-gating", "--road-radius", "4"])
+    config = pipeline_from_args(args).config
+    assert (config.score, config.threshold, config.min_area, config.opening) == ("energy", -3.5, 7, 3)
+    assert config.road_gating and config.road_radius == 4

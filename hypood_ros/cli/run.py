@@ -26,7 +26,8 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--delta", type=float, default=0.0)
     parser.add_argument("--min-area", type=int, default=0)
     parser.add_argument("--opening", type=int, default=0)
-    parser.add_argument("--road-gating", action="store_true")
+    parser.add_argument("--road-gating", action="store_true", help="keep only obstacles on or next to the road")
+    parser.add_argument("--road-radius", type=int, default=15, help="pixels around the road that count as next to it")
     parser.add_argument("--sml-stats", type=Path, default=None, help="statistics from `hypood fit-sml` (score sml)")
 
 
@@ -38,7 +39,7 @@ def pipeline_from_args(args: argparse.Namespace):
     stats = load_sml_stats(args.sml_stats) if args.sml_stats else None
     config = PipelineConfig(score=args.score, threshold=args.threshold, eta=args.eta, lam=args.lam,
                             delta=args.delta, min_area=args.min_area, opening=args.opening,
-                            road_gating=args.road_gating)
+                            road_gating=args.road_gating, road_radius=args.road_radius)
     backend = load_backend(args.model, backend=args.backend, device=args.device, input_hw=(args.height, args.width))
     return FramePipeline(backend, config, sml_stats=stats)
 
