@@ -68,8 +68,7 @@ def threshold_for_fraction(score_maps: Iterable[np.ndarray], total_pixels: int, 
 def calibrate(pipeline, frames: Callable[[], Iterator[np.ndarray]], target: float) -> Calibration:
     """`frames` is called twice: once to count pixels, once to score them with the pipeline's score."""
     total = sum(int(f.shape[0]) * int(f.shape[1]) for f in frames())
-    config = pipeline.config.replace(outputs={"score"})
-    pipeline.update(outputs=config.outputs)
+    pipeline.update(outputs={"score"})  # nothing but the score is needed here
     return threshold_for_fraction((pipeline.process(f).score for f in frames()), total, target)
 
 
