@@ -13,36 +13,42 @@ from typing import FrozenSet, List, Optional, Sequence
 import numpy as np
 import torch
 
+from hypood_ros.defaults import OUTPUTS as OUTPUT_NAMES
+from hypood_ros.defaults import default
 from hypood_ros.errors import ConfigError
 from hypood_ros.kernels import fused_scores
 from hypood_ros.postprocess import clean_mask, upsample
 from hypood_ros.preprocess import check_rgb, preprocess
 from hypood_ros.runtimes.base import Backend
-from hypood_ros.scores import ScoreInputs, SMLStats, compute_score, score_spec
+from hypood_ros.scores import ScoreInputs, SMLStats, check_score_resolution, compute_score, score_spec
 from hypood_ros.visualize import color_map, overlay
 
-OUTPUTS: FrozenSet[str] = frozenset({"labels", "color", "score", "mask", "overlay"})
+OUTPUTS: FrozenSet[str] = frozenset(OUTPUT_NAMES)
 #: Scores the fused op computes in one pass; every other registry score goes through `compute_score`.
 FUSED_SCORES = {"weighted_normalized_energy": "energy", "hyperspherical_llr": "llr"}
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    score: str = "hyperspherical_llr"
-    threshold: float = 0.0
-    eta: float = 1.5
-    delta: float = 0.0
-    lam: float = 1.0
-    min_area: int = 0
-    opening: int = 0
-    road_gating: bool = False
-    road_radius: int = 15
-    overlay_alpha: float = 0.5
+    """The run-time settings of the frame pipeline; defaults from `hypood_ros.defaults`."""
+
+    score: str = default("score")
+    score_resolution: str = default("score_resolution")
+    threshold: float = default("threshold")
+    eta: float = default("eta")
+    delta: float = default("delta")
+    lam: float = default("lam")
+    min_area: int = default("min_area")
+    opening: int = default("opening")
+    road_gating: bool = default("road_gating")
+    road_radius: int = default("road_radius")
+    overlay_alpha: float = default("overlay_alpha")
     outputs: FrozenSet[str] = field(default_factory=lambda: OUTPUTS)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "outputs", frozenset(self.outputs))
         score_spec(self.score)  # unknown names raise ConfigError
+        check_score_resolution(self.score_resolution)
         for name in ("threshold", "eta", "delta", "lam", "overlay_alpha"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +50,32 @@ class ScoreInputs:
 
     def embedding_norm(self) -> torch.Tensor:
         return torch.linalg.vector_norm(self.embedding.float(), dim=1).clamp_min(NORM_EPS)
+
+    def resized(self, size: Sequence[int]) -> "ScoreInputs":
+        """The inputs every score reads, interpolated to `size` first (`score_resolution = image`).
+
+        The official UEM code upsamples the logits and the UEM logits to the image (bilinear,
+        align_corners=False) and applies its formula per image pixel; max and logsumexp do not commute
+        with interpolation, so this order is part of the definition. The embedding enters the scores only
+        through ||z||: it is interpolated as that one channel (f/||z|| becomes interp(f)/interp(||z||)),
+        which avoids materializing D channels at image size. Every registry formula applies unchanged.
+        """
+        size = (int(size[0]), int(size[1]))
+
+        def interp(t: torch.Tensor) -> torch.Tensor:
+            t = t.float()
+            if tuple(t.shape[2:]) == size:
+                return t
+            return F.interpolate(t, size=size, mode="bilinear", align_corners=False)
+
+        norm = torch.linalg.vector_norm(self.embedding.float(), dim=1, keepdim=True)
+        return ScoreInputs(
+            logits=interp(self.logits),
+            embedding=interp(norm),  # one channel: its vector norm is the interpolated ||z||
+            head=self.head,
+            uem_logits=None if self.uem_logits is None else interp(self.uem_logits),
+            sml_stats=self.sml_stats,
+        )
 
     def uem_difference(self) -> torch.Tensor:
         """u_1 - u_0 upsampled (bilinear, align_corners=False) to the logit resolution."""

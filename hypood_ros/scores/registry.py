@@ -6,9 +6,10 @@ w_k = ||M_k|| (class-weight norm), u = UEM logits. All scores return float32 [B,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 
 from hypood_ros.errors import ConfigError
 from hypood_ros.scores.inputs import ScoreInputs
@@ -135,6 +136,37 @@ def compute_score(name: str, inputs: ScoreInputs, **params: float) -> torch.Tens
     """Score `name` on `inputs`; parameters a score does not take (e.g. eta for msp) are ignored."""
     spec, kwargs = score_params(name, params)
     return spec.fn(inputs, **kwargs).float()
+
+
+#: Where scores are evaluated. `image`: the network outputs are interpolated to the output size first
+#: (`ScoreInputs.resized`) and the formula is applied per output pixel, the order of the official UEM code;
+#: class ids are the argmax of the interpolated logits. `network`: the formula is applied on the network
+#: grid and the score map is upsampled (bilinear; class ids nearest), the faster approximation.
+SCORE_RESOLUTIONS = ("image", "network")
+
+
+def check_score_resolution(resolution: str) -> str:
+    if resolution not in SCORE_RESOLUTIONS:
+        raise ConfigError(f"score_resolution must be one of {', '.join(SCORE_RESOLUTIONS)}, got {resolution!r}")
+    return resolution
+
+
+def score_map(name: str, inputs: ScoreInputs, size: Sequence[int], resolution: str = "image",
+              **params: float) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Score `name` and class ids at output `size`: (float32 [B,H,W], uint8 [B,H,W]).
+
+    The one place that decides the order of interpolation and scoring (see SCORE_RESOLUTIONS).
+    """
+    size = (int(size[0]), int(size[1]))
+    if check_score_resolution(resolution) == "image":
+        resized = inputs.resized(size)
+        return compute_score(name, resized, **params), resized.logits.argmax(dim=1).to(torch.uint8)
+    score = compute_score(name, inputs, **params)
+    class_ids = inputs.logits.argmax(dim=1).to(torch.uint8)
+    if tuple(score.shape[-2:]) != size:
+        score = F.interpolate(score[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+        class_ids = F.interpolate(class_ids[:, None].float(), size=size, mode="nearest")[:, 0].to(torch.uint8)
+    return score, class_ids
 
 
 def minmax_normalize(score: torch.Tensor) -> torch.Tensor:

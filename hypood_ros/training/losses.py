@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from hypood_ros.runtimes.base import HeadParams
-from hypood_ros.scores import ScoreInputs, compute_score
+from hypood_ros.scores import ScoreInputs, score_map
 
 
 def segmentation_loss(outputs: Dict[str, torch.Tensor], labels: torch.Tensor, ignore: int) -> torch.Tensor:
@@ -19,11 +19,12 @@ def llr_loss(outputs: Dict[str, torch.Tensor], head: HeadParams, labels: torch.T
              ignore: int) -> torch.Tensor:
     """BCE on LLR = u_1 - u_0 - max_k (f+b)_k (UEM paper eq. 12), target 1 on pasted outliers.
 
-    Cityscapes' own void pixels are ignored; every other pixel is an inlier.
+    As in the official code, the logits and the UEM logits are upsampled to the label size before the
+    LLR is formed (`score_resolution = image`). Cityscapes' own void pixels are ignored; every other pixel
+    is an inlier.
     """
     inputs = ScoreInputs(outputs["seg_logits"], outputs["embedding"], head, outputs["uem_logits"])
-    llr = compute_score("uem_llr", inputs)
-    llr = F.interpolate(llr[:, None], size=labels.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    llr, _ = score_map("uem_llr", inputs, labels.shape[-2:], "image")
     valid = labels != ignore
     target = (labels == ood_label).float()
     return F.binary_cross_entropy_with_logits(llr[valid], target[valid])

@@ -1,0 +1,68 @@
+"""Every user-facing parameter of the package, once: name, type, default, range, allowed values, help.
+
+`PipelineConfig`, the node's declared parameters, the CLI options, `config/hypood.yaml` and the launch
+files all take their defaults from this table (a test checks that they agree). ROS-free.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
+
+from hypood_ros.scores import SCORE_RESOLUTIONS, SCORES
+
+#: Outputs of the frame pipeline, each with a `publish_<name>` toggle on the node.
+OUTPUTS: Tuple[str, ...] = ("color", "labels", "mask", "overlay", "score")
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: Any
+    description: str
+    dynamic: bool = False  # may change while the node runs
+    range: Optional[Tuple[float, float, float]] = None  # (from, to, step); step 0 = any value in between
+    choices: Optional[Tuple[str, ...]] = None  # allowed values of a string parameter
+
+    @property
+    def type(self) -> type:
+        return type(self.default)
+
+
+PARAMS: List[Param] = [
+    Param("model", "", "model file: checkpoint (.pt), ONNX (.onnx) or TensorRT engine (.engine)"),
+    Param("backend", "", "torch | onnxruntime | tensorrt; empty: from the model file's extension",
+          choices=("", "torch", "onnxruntime", "tensorrt")),
+    Param("device", "cpu", "cpu or cuda[:N]"),
+    Param("fp16", False, "half precision (torch backend on CUDA only)"),
+    Param("input_height", 518, "network input height for the torch backend (multiple of 14)", range=(14, 4032, 14)),
+    Param("input_width", 1036, "network input width for the torch backend (multiple of 14)", range=(14, 4032, 14)),
+    Param("input_type", "raw", "raw: subscribe 'image' (sensor_msgs/Image); compressed: 'image/compressed'",
+          choices=("raw", "compressed")),
+    Param("input_qos", "sensor_data", "sensor_data: best effort, keep last 5 (camera drivers' default); "
+          "reliable: keep last 1, for large raw frames from reliable publishers", choices=("sensor_data", "reliable")),
+    Param("sml_stats", "", "JSON from `hypood fit-sml`; needed only for score 'sml'"),
+    Param("diagnostics_period", 1.0, "seconds between /diagnostics messages", range=(0.1, 60.0, 0.0)),
+    Param("score", "hyperspherical_llr", "OOD score: " + ", ".join(SCORES), dynamic=True, choices=tuple(SCORES)),
+    Param("score_resolution", "image", "image: interpolate the network outputs to the camera size, then score "
+          "(the official order); network: score on the network grid, then upsample the score (faster)",
+          dynamic=True, choices=SCORE_RESOLUTIONS),
+    Param("threshold", 0.0, "score above which a pixel is OOD", dynamic=True, range=(-1.0e4, 1.0e4, 0.0)),
+    Param("eta", 1.5, "class-weight exponent of the weighted normalized energy", dynamic=True, range=(-5.0, 5.0, 0.0)),
+    Param("lam", 1.0, "weight of the hypersphere evidence in the hyperspherical LLR", dynamic=True,
+          range=(0.0, 100.0, 0.0)),
+    Param("delta", 0.0, "norm re-introduction of delta_max_logit", dynamic=True, range=(0.0, 1.0, 0.0)),
+    Param("min_area", 0, "drop mask components smaller than this (pixels, 0 = off)", dynamic=True,
+          range=(0, 10_000_000, 1)),
+    Param("opening", 0, "diameter of the morphological opening (pixels, 0 = off)", dynamic=True, range=(0, 101, 1)),
+    Param("road_gating", False, "keep only mask components on or next to the predicted road", dynamic=True),
+    Param("road_radius", 15, "how far from the road a component may start (pixels)", dynamic=True,
+          range=(0, 1000, 1)),
+    Param("overlay_alpha", 0.5, "opacity of the mask in the overlay", dynamic=True, range=(0.0, 1.0, 0.0)),
+] + [Param(f"publish_{name}", True, f"publish the {name} output", dynamic=True) for name in OUTPUTS]
+
+BY_NAME: Dict[str, Param] = {p.name: p for p in PARAMS}
+
+
+def default(name: str) -> Any:
+    """The default of parameter `name` (KeyError for names not in the table)."""
+    return BY_NAME[name].default
