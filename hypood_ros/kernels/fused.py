@@ -2,26 +2,30 @@
 
 Both paths produce the same outputs (tested): class ids, the class-weighted normalized energy, the
 hyperspherical LLR when UEM logits are given, and a 0/255 mask when a threshold is given (on the LLR
-if present, else on the energy). Everything is at the logit resolution [B,h,w].
+if present, else on the energy). Outputs are at the logit resolution [B,h,w], or at an output size
+[B,H,W] with the registry's `image` score resolution.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 
 from hypood_ros.errors import ConfigError
+from hypood_ros.kernels import launch
+from hypood_ros.kernels.launch import KernelLaunch
 from hypood_ros.runtimes.base import HeadParams
 from hypood_ros.scores import ScoreInputs, compute_score
+from hypood_ros.scores.registry import score_map
 
 
 @dataclass
 class FusedScores:
-    class_ids: torch.Tensor  # uint8 [B,h,w]
-    energy: torch.Tensor  # float32 [B,h,w], -logsumexp_k(w_k^(eta-1) f_k/||z||)
-    llr: Optional[torch.Tensor] = None  # float32 [B,h,w], hyperspherical LLR
-    mask: Optional[torch.Tensor] = None  # uint8 [B,h,w], 0 or 255
+    class_ids: torch.Tensor  # uint8 [B,h,w] (or [B,H,W] at an output size)
+    energy: torch.Tensor  # float32, -logsumexp_k(w_k^(eta-1) f_k/||z||)
+    llr: Optional[torch.Tensor] = None  # float32, hyperspherical LLR
+    mask: Optional[torch.Tensor] = None  # uint8, 0 or 255
 
     @property
     def score(self) -> torch.Tensor:
@@ -46,6 +50,15 @@ def _check_out(out: FusedScores, shape, device, need_llr: bool, need_mask: bool)
             raise ConfigError(f"out.{name} must be a contiguous {dtype} tensor of shape {tuple(shape)} on {device}")
 
 
+def _check_size(out_size: Optional[Sequence[int]]) -> Optional[Tuple[int, int]]:
+    if out_size is None:
+        return None
+    size = tuple(int(v) for v in out_size)
+    if len(size) != 2 or min(size) < 1:
+        raise ConfigError(f"out_size must be (H, W) with H, W >= 1, got {tuple(out_size)}")
+    return size  # type: ignore[return-value]
+
+
 def reference_fused_scores(
     embedding: torch.Tensor,
     logits: torch.Tensor,
@@ -54,13 +67,68 @@ def reference_fused_scores(
     uem_logits: Optional[torch.Tensor] = None,
     lam: float = 1.0,
     threshold: Optional[float] = None,
+    out_size: Optional[Sequence[int]] = None,
 ) -> FusedScores:
-    """The same outputs computed from the scores registry (the definition the kernel is tested against)."""
+    """The same outputs computed from the scores registry (the definition the kernel is tested against).
+
+    `out_size` (H, W): the registry's `image` resolution (`score_map`), class ids from the interpolated logits.
+    """
+    size = _check_size(out_size)
     inputs = ScoreInputs(logits=logits, embedding=embedding, head=head, uem_logits=uem_logits)
-    energy = compute_score("weighted_normalized_energy", inputs, eta=eta)
-    llr = compute_score("hyperspherical_llr", inputs, eta=eta, lam=lam) if uem_logits is not None else None
-    class_ids = logits.argmax(dim=1).to(torch.uint8)
+    if size is None:
+        energy = compute_score("weighted_normalized_energy", inputs, eta=eta)
+        llr = compute_score("hyperspherical_llr", inputs, eta=eta, lam=lam) if uem_logits is not None else None
+        class_ids = logits.argmax(dim=1).to(torch.uint8)
+    else:
+        energy, class_ids = score_map("weighted_normalized_energy", inputs, size, "image", eta=eta)
+        llr = (score_map("hyperspherical_llr", inputs, size, "image", eta=eta, lam=lam)[0]
+               if uem_logits is not None else None)
     return FusedScores(class_ids, energy, llr, _mask(llr if llr is not None else energy, threshold))
+
+
+def kernel_fused_scores(
+    embedding: torch.Tensor,
+    logits: torch.Tensor,
+    head: HeadParams,
+    eta: float,
+    uem_logits: Optional[torch.Tensor],
+    lam: float,
+    threshold: Optional[float],
+    out_size: Optional[Sequence[int]],
+    execute: Callable[[List[KernelLaunch], torch.device], None],
+    out: Optional[FusedScores] = None,
+) -> FusedScores:
+    """Prepare inputs and outputs, pack the launches (`launch.pack_fused`) and hand them to `execute`.
+
+    `execute` is `launch.launch_plan` for CUDA tensors and `cpu_build.run_plan` for the CPU build of the
+    same source: everything up to the kernel itself is this one code path.
+    """
+    size = _check_size(out_size)
+    # Validates shapes once, the same way the reference does.
+    ScoreInputs(logits=logits, embedding=embedding, head=head, uem_logits=uem_logits)
+    dtype = torch.float16 if (logits.dtype == embedding.dtype == torch.float16 and
+                              (uem_logits is None or uem_logits.dtype == torch.float16)) else torch.float32
+    embedding = embedding.to(dtype).contiguous()
+    logits = logits.to(dtype).contiguous()
+    uem = None if uem_logits is None else uem_logits.to(dtype).contiguous()
+    device = logits.device
+    weight_norm = head.weight_norm.to(device, torch.float32)
+    wfac = weight_norm.pow(eta - 1.0).contiguous()
+    bias = head.bias.to(device, torch.float32).contiguous()
+    b, _, h, w = logits.shape
+    shape = (b, *(size or (h, w)))
+    if out is None:
+        class_ids = torch.empty(shape, dtype=torch.uint8, device=device)
+        energy = torch.empty(shape, dtype=torch.float32, device=device)
+        llr = torch.empty_like(energy) if uem is not None else None
+        mask = torch.empty_like(class_ids) if threshold is not None else None
+    else:
+        class_ids, energy, llr, mask = out.class_ids, out.energy, out.llr, out.mask
+        _check_out(out, shape, device, uem is not None, threshold is not None)
+    launches = launch.pack_fused(embedding, logits, wfac, bias, uem, float(lam), threshold,
+                                 (class_ids, energy, llr, mask), size)
+    execute(launches, device)
+    return FusedScores(class_ids, energy, llr, mask)
 
 
 def fused_scores(
@@ -72,37 +140,19 @@ def fused_scores(
     lam: float = 1.0,
     threshold: Optional[float] = None,
     out: Optional[FusedScores] = None,
+    out_size: Optional[Sequence[int]] = None,
 ) -> FusedScores:
     """embedding [B,D,h,w], logits (with bias) [B,K,h,w], uem_logits [B,2,h',w'] (fp16 or fp32).
 
+    `out_size` None: outputs on the network grid [B,h,w] (`score_resolution = network` before upsampling).
+    (H, W): outputs [B,H,W] at `score_resolution = image`: logits, UEM logits and ||z|| sampled bilinearly
+    per output pixel, then the formulas (on CUDA without materializing interpolated channels).
     `out` (CUDA only): preallocated outputs to write into, e.g. to reuse buffers across frames; it must
     have `llr` when UEM logits are given and `mask` when a threshold is given.
     """
     if logits.shape[1] > 255:
         raise ConfigError(f"class ids are uint8: at most 255 classes, got {logits.shape[1]}")
     if not logits.is_cuda:
-        return reference_fused_scores(embedding, logits, head, eta, uem_logits, lam, threshold)
-    # Validates shapes once, the same way the reference does.
-    ScoreInputs(logits=logits, embedding=embedding, head=head, uem_logits=uem_logits)
-    from hypood_ros.kernels.launch import launch_fused
-
-    dtype = torch.float16 if (logits.dtype == embedding.dtype == torch.float16 and
-                              (uem_logits is None or uem_logits.dtype == torch.float16)) else torch.float32
-    embedding = embedding.to(dtype).contiguous()
-    logits = logits.to(dtype).contiguous()
-    uem = None if uem_logits is None else uem_logits.to(dtype).contiguous()
-    device = logits.device
-    weight_norm = head.weight_norm.to(device, torch.float32)
-    wfac = weight_norm.pow(eta - 1.0).contiguous()
-    bias = head.bias.to(device, torch.float32).contiguous()
-    b, _, h, w = logits.shape
-    if out is None:
-        class_ids = torch.empty((b, h, w), dtype=torch.uint8, device=device)
-        energy = torch.empty((b, h, w), dtype=torch.float32, device=device)
-        llr = torch.empty_like(energy) if uem is not None else None
-        mask = torch.empty_like(class_ids) if threshold is not None else None
-    else:
-        class_ids, energy, llr, mask = out.class_ids, out.energy, out.llr, out.mask
-        _check_out(out, (b, h, w), device, uem is not None, threshold is not None)
-    launch_fused(embedding, logits, wfac, bias, uem, float(lam), threshold, (class_ids, energy, llr, mask))
-    return FusedScores(class_ids, energy, llr, mask)
+        return reference_fused_scores(embedding, logits, head, eta, uem_logits, lam, threshold, out_size)
+    return kernel_fused_scores(embedding, logits, head, eta, uem_logits, lam, threshold, out_size,
+                               execute=launch.launch_plan, out=out)

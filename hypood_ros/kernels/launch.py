@@ -1,12 +1,17 @@
-"""Loading and launching the compiled kernel with the CUDA driver API on torch's current stream.
+"""Packing the kernel arguments (one function for every executor) and launching them with the CUDA driver API.
 
-Tensors are read and written in place through their device pointers: no copies, no host sync.
+`pack_fused` turns tensors into the launches a call needs: kernel name, grid, block and the argument
+list as (C type, ctypes value) pairs in the kernel's parameter order. `launch_plan` runs them on torch's
+current stream, reading and writing the tensors in place through their device pointers (no copies, no
+host sync); the CPU build of the same source (`cpu_build.run_plan`) runs the very same launches, so an
+argument that the packer and the kernel disagree on fails there too.
 """
 from __future__ import annotations
 
 import ctypes
 import threading
-from typing import Dict, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -14,8 +19,103 @@ import torch
 from hypood_ros.kernels.compile import KernelCompileError, compile_kernel
 
 THREADS_PER_BLOCK = 256
+#: Every kernel in fused_scores.cu, by the name the module exports.
+KERNELS = ("fused_scores_f32", "fused_scores_f16", "embedding_norms_f32", "embedding_norms_f16",
+           "fused_image_f32", "fused_image_f16")
+
 _lock = threading.Lock()
-_functions: Dict[int, Tuple[object, object, object, object]] = {}  # device -> (ctx, module, f32, f16)
+_functions: Dict[int, Tuple[object, object, Dict[str, object]]] = {}  # device -> (ctx, module, name -> function)
+
+#: The C element type a tensor's data pointer is passed as (fp16 travels as its 16 bits).
+_ELEMENT = {torch.float32: "float", torch.float16: "unsigned short", torch.uint8: "unsigned char"}
+
+
+@dataclass(frozen=True)
+class KernelLaunch:
+    """One kernel launch: 1-D grid of `grid` blocks of `block` threads, arguments in parameter order."""
+
+    name: str
+    grid: int
+    block: int
+    types: Tuple[str, ...]  # C parameter types the values are packed for, e.g. "const float*", "int"
+    values: Tuple[object, ...]  # ctypes values (c_void_p / c_int / c_float)
+    keep: Tuple[torch.Tensor, ...] = ()  # temporaries that must live until the launch is queued
+
+
+class _Args:
+    """Collects (C type, ctypes value) pairs; pointer types come from the tensor's dtype."""
+
+    def __init__(self) -> None:
+        self.types: List[str] = []
+        self.values: List[object] = []
+
+    def tensor(self, t: Optional[torch.Tensor], dtype: torch.dtype, const: bool) -> "_Args":
+        if t is not None and (t.dtype != dtype or not t.is_contiguous()):
+            raise ValueError(f"kernel argument must be a contiguous {dtype} tensor, got {t.dtype}")
+        self.types.append(("const " if const else "") + _ELEMENT[dtype] + "*")
+        self.values.append(ctypes.c_void_p(0 if t is None else t.data_ptr()))
+        return self
+
+    def ints(self, *values: int) -> "_Args":
+        for v in values:
+            self.types.append("int")
+            self.values.append(ctypes.c_int(int(v)))
+        return self
+
+    def floats(self, *values: float) -> "_Args":
+        for v in values:
+            self.types.append("float")
+            self.values.append(ctypes.c_float(float(v)))
+        return self
+
+    def launch(self, name: str, threads: int, keep: Tuple[torch.Tensor, ...] = ()) -> KernelLaunch:
+        grid = (threads + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
+        return KernelLaunch(name, grid, THREADS_PER_BLOCK, tuple(self.types), tuple(self.values), keep)
+
+
+def pack_fused(
+    embedding: torch.Tensor,
+    logits: torch.Tensor,
+    wfac: torch.Tensor,
+    bias: torch.Tensor,
+    uem: Optional[torch.Tensor],
+    lam: float,
+    threshold: Optional[float],
+    outputs: Sequence[Optional[torch.Tensor]],
+    out_size: Optional[Tuple[int, int]] = None,
+) -> List[KernelLaunch]:
+    """The launches for one call. Inputs contiguous, same dtype (fp16/fp32); outputs preallocated.
+
+    `out_size` None: one launch at the network grid. (H, W): the norm map pass, then one thread per
+    output pixel sampling the network grid bilinearly.
+    """
+    class_ids, energy, llr, mask = outputs
+    dtype = logits.dtype
+    suffix = "f16" if dtype == torch.float16 else "f32"
+    b, d, h, w = embedding.shape
+    k = logits.shape[1]
+    hu, wu = (uem.shape[2], uem.shape[3]) if uem is not None else (1, 1)
+    thr = 0.0 if threshold is None else threshold
+
+    def tail(args: _Args) -> _Args:
+        return (args.floats(lam, thr).ints(threshold is not None)
+                .tensor(class_ids, torch.uint8, False).tensor(energy, torch.float32, False)
+                .tensor(llr, torch.float32, False).tensor(mask, torch.uint8, False))
+
+    if out_size is None:
+        args = (_Args().tensor(embedding, dtype, True).tensor(logits, dtype, True)
+                .tensor(wfac, torch.float32, True).tensor(bias, torch.float32, True).tensor(uem, dtype, True)
+                .ints(b, d, k, h, w, hu, wu))
+        return [tail(args).launch(f"fused_scores_{suffix}", b * h * w)]
+
+    big_h, big_w = out_size
+    norms = torch.empty((b, h, w), dtype=torch.float32, device=logits.device)
+    first = (_Args().tensor(embedding, dtype, True).ints(b, d, h, w).tensor(norms, torch.float32, False)
+             .launch(f"embedding_norms_{suffix}", b * h * w, keep=(norms,)))
+    args = (_Args().tensor(norms, torch.float32, True).tensor(logits, dtype, True)
+            .tensor(wfac, torch.float32, True).tensor(bias, torch.float32, True).tensor(uem, dtype, True)
+            .ints(b, k, h, w, big_h, big_w, hu, wu))
+    return [first, tail(args).launch(f"fused_image_{suffix}", b * big_h * big_w, keep=(norms,))]
 
 
 def _driver():
@@ -51,14 +151,26 @@ def _device_functions(device: torch.device):
             major, minor = torch.cuda.get_device_capability(index)
             image = np.frombuffer(compile_kernel(f"sm_{major}{minor}", "cubin"), dtype=np.uint8)
             module = _ok(drv.cuModuleLoadData(image.ctypes.data), "cuModuleLoadData")
-            f32 = _ok(drv.cuModuleGetFunction(module, b"fused_scores_f32"), "cuModuleGetFunction")
-            f16 = _ok(drv.cuModuleGetFunction(module, b"fused_scores_f16"), "cuModuleGetFunction")
-        _functions[index] = (ctx, module, f32, f16)
+            functions = {name: _ok(drv.cuModuleGetFunction(module, name.encode()), "cuModuleGetFunction")
+                         for name in KERNELS}
+        _functions[index] = (ctx, module, functions)
         return _functions[index]
 
 
-def _pointer(t: Optional[torch.Tensor]) -> ctypes.c_void_p:
-    return ctypes.c_void_p(0 if t is None else t.data_ptr())
+def launch_plan(launches: Sequence[KernelLaunch], device: torch.device) -> None:
+    """Queue the launches, in order, on the current stream of `device`."""
+    drv = _driver()
+    ctx, _, functions = _device_functions(device)
+    current = drv.cuCtxGetCurrent()
+    if int(current[0]) != 0 or int(current[1]) != int(ctx):
+        _ok(drv.cuCtxSetCurrent(ctx), "cuCtxSetCurrent")  # inference threads may not have it bound yet
+    stream = drv.CUstream(torch.cuda.current_stream(device).cuda_stream)
+    for launch in launches:
+        if launch.grid == 0:
+            continue
+        params = np.array([ctypes.addressof(v) for v in launch.values], dtype=np.uint64)
+        _ok((drv.cuLaunchKernel(functions[launch.name], launch.grid, 1, 1, launch.block, 1, 1, 0, stream,
+                                params.ctypes.data, 0)[0], None), "cuLaunchKernel")
 
 
 def launch_fused(
@@ -70,30 +182,7 @@ def launch_fused(
     lam: float,
     threshold: Optional[float],
     outputs: Sequence[Optional[torch.Tensor]],
+    out_size: Optional[Tuple[int, int]] = None,
 ) -> None:
-    """Launch on the current stream. Inputs contiguous, same dtype (fp16/fp32); outputs preallocated."""
-    class_ids, energy, llr, mask = outputs
-    drv = _driver()
-    ctx, _, f32, f16 = _device_functions(logits.device)
-    current = drv.cuCtxGetCurrent()
-    if int(current[0]) != 0 or int(current[1]) != int(ctx):
-        _ok(drv.cuCtxSetCurrent(ctx), "cuCtxSetCurrent")  # inference threads may not have it bound yet
-    func = f16 if logits.dtype == torch.float16 else f32
-    b, d, h, w = embedding.shape
-    k = logits.shape[1]
-    hu, wu = (uem.shape[2], uem.shape[3]) if uem is not None else (1, 1)
-    args = [
-        _pointer(embedding), _pointer(logits), _pointer(wfac), _pointer(bias), _pointer(uem),
-        ctypes.c_int(b), ctypes.c_int(d), ctypes.c_int(k), ctypes.c_int(h), ctypes.c_int(w),
-        ctypes.c_int(hu), ctypes.c_int(wu), ctypes.c_float(lam),
-        ctypes.c_float(0.0 if threshold is None else threshold), ctypes.c_int(threshold is not None),
-        _pointer(class_ids), _pointer(energy), _pointer(llr), _pointer(mask),
-    ]
-    params = np.array([ctypes.addressof(a) for a in args], dtype=np.uint64)
-    pixels = b * h * w
-    grid = (pixels + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
-    stream = drv.CUstream(torch.cuda.current_stream(logits.device).cuda_stream)
-    _ok(
-        (drv.cuLaunchKernel(func, grid, 1, 1, THREADS_PER_BLOCK, 1, 1, 0, stream, params.ctypes.data, 0)[0], None),
-        "cuLaunchKernel",
-    )
+    """Pack and launch on the current stream (see `pack_fused`)."""
+    launch_plan(pack_fused(embedding, logits, wfac, bias, uem, lam, threshold, outputs, out_size), logits.device)
