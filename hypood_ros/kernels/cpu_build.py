@@ -139,9 +139,10 @@ def cpu_kernel_fused_scores(
     lam: float = 1.0,
     threshold: Optional[float] = None,
     out_size: Optional[Sequence[int]] = None,
+    out: Optional[fused.FusedScores] = None,
     kernels: Optional[CpuKernels] = None,
 ) -> fused.FusedScores:
     """`fused_scores` with the CUDA path's preparation and packing, executed by the CPU build."""
     kernels = kernels or load()
     return fused.kernel_fused_scores(embedding, logits, head, eta, uem_logits, lam, threshold, out_size,
-                                     execute=lambda launches, device: run_plan(launches, device, kernels))
+                                     execute=lambda launches, device: run_plan(launches, device, kernels), out=out)

@@ -51,7 +51,8 @@ class _Args:
 
     def tensor(self, t: Optional[torch.Tensor], dtype: torch.dtype, const: bool) -> "_Args":
         if t is not None and (t.dtype != dtype or not t.is_contiguous()):
-            raise ValueError(f"kernel argument must be a contiguous {dtype} tensor, got {t.dtype}")
+            got = f"{'' if t.is_contiguous() else 'non-contiguous '}{t.dtype}"
+            raise ValueError(f"kernel argument must be a contiguous {dtype} tensor, got {got}")
         self.types.append(("const " if const else "") + _ELEMENT[dtype] + "*")
         self.values.append(ctypes.c_void_p(0 if t is None else t.data_ptr()))
         return self
