@@ -69,6 +69,14 @@ def test_kernel_compiles_with_nvcc(arch, tmp_path):
         assert f".entry {name}(".encode() in ptx
 
 
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")
+def test_kernel_compiles_with_nvcc_host_and_device_passes(tmp_path):
+    """A full `nvcc -c` also parses the source in its host pass (as a torch extension build would)."""
+    out = tmp_path / "k.o"
+    subprocess.run(["nvcc", "-c", "-arch=sm_75", "-o", str(out), str(SOURCE_PATH)], check=True)
+    assert out.stat().st_size > 0
+
+
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
 

@@ -2,14 +2,14 @@
 //
 // CUDA's execution-space keywords become plain C++, the thread/block coordinates become thread-local
 // variables that cpu_launch.cpp sets before each call of a kernel body, and the intrinsics the kernel
-// uses map to <math.h> or to portable bit manipulation. __CUDA_ARCH__ stays undefined, so GPU-only
+// uses map to <math.h> or to portable bit manipulation. __CUDACC__ stays undefined, so CUDA-only
 // lines (the PTX half conversion) are replaced by hypood_half_to_float.
 #pragma once
 
 #include <math.h>
 #include <string.h>
 
-#ifdef __CUDA_ARCH__
+#ifdef __CUDACC__
 #error "cpu_shim.h is for the host compiler only"
 #endif
 

@@ -1,8 +1,9 @@
 // Fused per-pixel OOD scores for hypood_ros (compiled at run time with NVRTC; no headers needed).
 //
 // The same source also builds with the host C++ compiler for verification (cpu_shim.h is included
-// first; cpu_launch.cpp runs every (block, thread) of the launcher's grid). Lines that only a GPU
-// compiler understands sit under __CUDA_ARCH__.
+// first; cpu_launch.cpp runs every (block, thread) of the launcher's grid). Lines that only a CUDA
+// compiler understands sit under __CUDACC__ (defined by NVRTC and by both of nvcc's passes; the host
+// pass must still parse device code, so __CUDA_ARCH__ alone would not do).
 //
 // One thread per output pixel of NCHW tensors; adjacent threads read adjacent pixels of every channel,
 // so each channel read is coalesced. Per pixel, in one pass over the inputs:
@@ -26,7 +27,7 @@ __device__ __forceinline__ float load_value(const float* p, long long i) { retur
 
 __device__ __forceinline__ float load_value(const unsigned short* p, long long i) {
     unsigned short h = p[i];
-#ifdef __CUDA_ARCH__
+#ifdef __CUDACC__
     float f;
     asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
     return f;
