@@ -12,7 +12,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Dict, Iterable, Iterator
 
 import numpy as np
 
@@ -96,3 +96,35 @@ def write_params(path: str | os.PathLike, result: Calibration, config, source: s
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def read_score_thresholds(path: str | os.PathLike) -> Dict[str, float]:
+    """Calibrated thresholds per score, from a YAML mapping `score: threshold` or a params file written above.
+
+    The node takes a score's threshold from here when the score changes without a new threshold.
+    """
+    import yaml
+
+    from hypood_ros.scores import SCORES
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read score thresholds {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"score thresholds {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), dict) \
+            and "ros__parameters" in next(iter(data.values())):
+        params = next(iter(data.values()))["ros__parameters"]
+        data = {params.get("score"): params.get("threshold")}
+    if not isinstance(data, dict) or not data:
+        raise ConfigError(f"score thresholds {path} must map score names to thresholds")
+    out = {}
+    for name, value in data.items():
+        if name not in SCORES:
+            raise ConfigError(f"score thresholds {path}: unknown score {name!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"score thresholds {path}: threshold of {name} must be a finite number, got {value!r}")
+        out[name] = float(value)
+    return out

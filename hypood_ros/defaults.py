@@ -32,15 +32,26 @@ PARAMS: List[Param] = [
     Param("model", "", "model file: checkpoint (.pt), ONNX (.onnx) or TensorRT engine (.engine)"),
     Param("backend", "", "torch | onnxruntime | tensorrt; empty: from the model file's extension",
           choices=("", "torch", "onnxruntime", "tensorrt")),
-    Param("device", "cpu", "cpu or cuda[:N]"),
+    Param("device", "cpu", "cpu, cuda or cuda:N (checked at start: an unknown or absent device stops the node)"),
     Param("fp16", False, "half precision (torch backend on CUDA only)"),
     Param("input_height", 518, "network input height for the torch backend (multiple of 14)", range=(14, 4032, 14)),
     Param("input_width", 1036, "network input width for the torch backend (multiple of 14)", range=(14, 4032, 14)),
     Param("input_type", "raw", "raw: subscribe 'image' (sensor_msgs/Image); compressed: 'image/compressed'",
           choices=("raw", "compressed")),
-    Param("input_qos", "sensor_data", "sensor_data: best effort, keep last 5 (camera drivers' default); "
-          "reliable: keep last 1, for large raw frames from reliable publishers", choices=("sensor_data", "reliable")),
+    Param("input_reliability", "best_effort", "QoS reliability of the image subscription: best_effort (sensor "
+          "data, as camera drivers publish) or reliable (only matches reliable publishers; replay "
+          "--launch-node uses it)", choices=("best_effort", "reliable")),
+    Param("input_depth", 5, "QoS history depth of the image subscription (the node keeps only the newest frame "
+          "whatever the depth)", range=(1, 1000, 1)),
+    Param("output_reliability", "reliable", "QoS reliability of the image outputs: reliable (recorders lose "
+          "nothing) or best_effort", choices=("reliable", "best_effort")),
+    Param("output_depth", 30, "QoS history depth of each image output: samples kept for late reliable readers "
+          "(30 = one second at 30 Hz; memory grows with it at large frames)", range=(1, 1000, 1)),
+    Param("live_camera", False, "header stamps come from this machine's clock (a live camera): /diagnostics "
+          "also reports the stamp -> publish latency (always with use_sim_time)"),
     Param("sml_stats", "", "JSON from `hypood fit-sml`; needed only for score 'sml'"),
+    Param("score_thresholds", "", "YAML of calibrated thresholds per score (`score: threshold`, or a params file "
+          "from `hypood calibrate`): a score change without a threshold takes it from here"),
     Param("diagnostics_period", 1.0, "seconds between /diagnostics messages", range=(0.1, 60.0, 0.0)),
     Param("score", "hyperspherical_llr", "OOD score: " + ", ".join(SCORES), dynamic=True, choices=tuple(SCORES)),
     Param("score_resolution", "image", "image: interpolate the network outputs to the camera size, then score "

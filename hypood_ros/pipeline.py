@@ -16,7 +16,8 @@ import torch
 from hypood_ros.defaults import OUTPUTS as OUTPUT_NAMES
 from hypood_ros.defaults import default
 from hypood_ros.errors import ConfigError
-from hypood_ros.kernels import fused_scores
+from hypood_ros.kernels import fused_scores, reference_fused_scores
+from hypood_ros.kernels.compile import KernelCompileError
 from hypood_ros.postprocess import clean_mask, upsample
 from hypood_ros.preprocess import check_rgb, preprocess
 from hypood_ros.runtimes.base import Backend
@@ -103,6 +104,9 @@ class FramePipeline:
         self._config = config or PipelineConfig()
         self._check_supported(self._config)
         self._lock = threading.Lock()
+        self._fused = fused_scores  # replaced by the registry's reference if the CUDA kernel cannot load
+        self.classes = backend.classes
+        self._lut = self.classes.lut()
 
     @property
     def config(self) -> PipelineConfig:
@@ -131,13 +135,30 @@ class FramePipeline:
         outputs = self.backend.run(batch)
         head = self.backend.head
         if config.score in FUSED_SCORES:
-            fused = fused_scores(outputs["embedding"], outputs["seg_logits"], head, eta=config.eta,
+            fused = self._fused(outputs["embedding"], outputs["seg_logits"], head, eta=config.eta,
                                  uem_logits=outputs["uem_logits"] if config.score == "hyperspherical_llr" else None,
                                  lam=config.lam)
             return ScoreMaps(fused.class_ids, getattr(fused, FUSED_SCORES[config.score]))
         inputs = ScoreInputs(outputs["seg_logits"], outputs["embedding"], head, outputs["uem_logits"], self.sml_stats)
         score = compute_score(config.score, inputs, eta=config.eta, delta=config.delta, lam=config.lam)
         return ScoreMaps(outputs["seg_logits"].argmax(dim=1).to(torch.uint8), score)
+
+    def warm_up(self) -> Optional[str]:
+        """One blank frame through the whole chain before the first real one (allocation, kernel loading).
+
+        If the fused CUDA kernel cannot be loaded, later frames use the scores registry instead (the same
+        results, slower) and the reason comes back as a one-line warning; any other failure raises.
+        """
+        frame = np.zeros((*self.input_size, 3), dtype=np.uint8)
+        warning = None
+        try:  # the fused op whatever the current score, so a later score change cannot meet a broken kernel
+            self.infer([frame], self._config.replace(score="weighted_normalized_energy"))
+        except KernelCompileError as exc:
+            self._fused = reference_fused_scores
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            warning = f"fused CUDA kernel unavailable ({reason}); using the torch reference of the scores instead"
+        self.process(frame)
+        return warning
 
     def process(self, frame: np.ndarray) -> FrameResult:
         return self.process_batch([frame])[0]
@@ -156,7 +177,7 @@ class FramePipeline:
         if "labels" in want:
             result.labels = labels
         if "color" in want:
-            result.color = color_map(labels)
+            result.color = color_map(labels, self._lut)
         if "score" in want:
             result.score = score_np
         if want & {"mask", "overlay"}:

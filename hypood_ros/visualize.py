@@ -3,30 +3,19 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Cityscapes train-id colors (road, sidewalk, building, wall, fence, pole, traffic light, traffic sign,
-#: vegetation, terrain, sky, person, rider, car, truck, bus, train, motorcycle, bicycle).
-CITYSCAPES_PALETTE = np.array(
-    [
-        (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153), (153, 153, 153),
-        (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60),
-        (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32),
-    ],
-    dtype=np.uint8,
-)
-CLASS_NAMES = (
-    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign", "vegetation",
-    "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle",
-)
-UNLABELLED = 255
+from hypood_ros.classes import CITYSCAPES_COLORS, CITYSCAPES_NAMES, UNLABELLED, default_classes  # noqa: F401
 
-# A 256-entry lookup table: ids without a color (including 255 = unlabelled) are black.
-_LUT = np.zeros((256, 3), dtype=np.uint8)
-_LUT[: len(CITYSCAPES_PALETTE)] = CITYSCAPES_PALETTE
+#: Cityscapes train-id colors (the default class colours; `hypood_ros.classes` holds the class metadata).
+CITYSCAPES_PALETTE = np.array(CITYSCAPES_COLORS, dtype=np.uint8)
+CLASS_NAMES = CITYSCAPES_NAMES
+
+# Ids without a color (including 255 = unlabelled) are black.
+_DEFAULT_LUT = default_classes(len(CITYSCAPES_NAMES)).lut()
 
 
-def color_map(labels: np.ndarray) -> np.ndarray:
-    """uint8 train ids HxW -> HxWx3 RGB."""
-    return _LUT[labels]
+def color_map(labels: np.ndarray, lut: np.ndarray | None = None) -> np.ndarray:
+    """uint8 class ids HxW -> HxWx3 RGB through a 256x3 table (`ClassInfo.lut()`; Cityscapes by default)."""
+    return (_DEFAULT_LUT if lut is None else lut)[labels]
 
 
 def heat_map(score: np.ndarray) -> np.ndarray:

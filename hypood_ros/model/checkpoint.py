@@ -2,6 +2,8 @@
 
 A checkpoint is a dict `{"format": FORMAT, "version": 1, "config": {...}, "state_dict": {...},
 "metadata": {...}}`. Everything in it is plain data or tensors, so the safe unpickler accepts it.
+`metadata["classes"]` holds the class names and colours (`hypood_ros.classes`); checkpoints without it
+get the default for their class count.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Dict, Mapping, Optional
 import torch
 from torch import nn
 
+from hypood_ros.classes import ClassInfo
 from hypood_ros.errors import CheckpointError
 
 FORMAT = "hypood_ros.segmentor"
@@ -56,16 +59,33 @@ def check_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], s
             )
 
 
+def num_classes(model: nn.Module) -> int:
+    """Classes of the segmentation head (rows of its weight)."""
+    return int(model.head.weight.shape[0])
+
+
 def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: Optional[Dict] = None) -> Path:
-    """Write atomically so a crash never leaves a half-written file under the final name."""
+    """Write atomically so a crash never leaves a half-written file under the final name.
+
+    The class names and colours come from `metadata["classes"]`, else from the model's own (`model.classes`,
+    set by `load_checkpoint`), else the default for its class count; they are checked against the head.
+    """
     path = Path(path)
+    metadata = dict(metadata or {})
+    classes = metadata.get("classes")
+    if classes is None and getattr(model, "classes", None) is not None:
+        classes = model.classes.to_metadata()
+    try:
+        metadata["classes"] = ClassInfo.from_metadata(classes, num_classes(model)).to_metadata()
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
         "version": VERSION,
         "config": model.config,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "metadata": dict(metadata or {}),
+        "metadata": metadata,
     }
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
@@ -98,4 +118,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     check_state_dict(model, state_dict, str(path))
     model.load_state_dict(state_dict, strict=True)
     model.metadata = dict(payload.get("metadata") or {})
+    try:
+        model.classes = ClassInfo.from_metadata(model.metadata.get("classes"), num_classes(model))
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
     return model.to(map_location).eval()

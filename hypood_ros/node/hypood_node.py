@@ -3,27 +3,40 @@
 Threading: the subscription callback only validates the header and parks the message in a one-slot
 mailbox (a newer frame replaces a waiting one and counts as dropped). A worker thread converts, runs the
 frame pipeline and publishes, so inference never blocks the executor and the queue can never grow.
+
+Start and stop: every start-up failure (parameters, device, model) is one line on stderr and exit 1; a
+warm-up frame runs before the node says it is ready. SIGINT and SIGTERM stop the worker while the ROS
+context is still valid (the frame in hand is finished, a waiting one dropped), then the node logs one
+line and exits 0.
 """
 from __future__ import annotations
 
+import os
+import re
+import signal
 import sys
+import tempfile
 import threading
 import time
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException, ParameterException
-from rclpy.executors import ExternalShutdownException
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException, ShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import String
 
 from hypood_ros.conversion import check_image_fields, image_to_rgb, rgb_fields
-from hypood_ros.errors import ConfigError, FrameError, HypoodError
+from hypood_ros.devices import check_device
+from hypood_ros.errors import BackendError, ConfigError, FrameError, HypoodError
 from hypood_ros.images import decode_image
-from hypood_ros.node.parameters import BY_NAME, CONFIG_FIELDS, declare_all, pipeline_config
+from hypood_ros.node.parameters import (BY_NAME, CONFIG_FIELDS, declare_all, pipeline_config, prepare_request,
+                                        score_change_problem)
 from hypood_ros.node.stats import FrameStats
 from hypood_ros.pipeline import FramePipeline
 from hypood_ros.runtimes import load_backend
@@ -33,7 +46,16 @@ OUTPUT_TOPICS = {
     "labels": "semantic/labels", "color": "semantic/color", "score": "ood/score", "mask": "ood/mask",
     "overlay": "ood/overlay",
 }
+CLASSES_TOPIC = "classes"
 LOG_THROTTLE_S = 5.0
+STOP_WAIT_S = 10.0  # how long shutdown waits for the frame in hand before dropping it
+
+
+def qos(reliability: str, depth: int, latched: bool = False) -> QoSProfile:
+    """A keep-last profile from the node's QoS parameters (best_effort | reliable)."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
+                      reliability=ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
 
 
 def working_cv_bridge():
@@ -53,47 +75,59 @@ def working_cv_bridge():
 class HypoodNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("hypood", **kwargs)
-        self._values = declare_all(self)
+        self._values, self._thresholds, warnings = declare_all(self)
+        for text in warnings:
+            self.get_logger().warning(text)
         values = self._values
-        if values["input_type"] not in ("raw", "compressed"):
-            raise ConfigError(f"input_type must be 'raw' or 'compressed', got {values['input_type']!r}")
-        if values["input_qos"] not in ("sensor_data", "reliable"):
-            raise ConfigError(f"input_qos must be 'sensor_data' or 'reliable', got {values['input_qos']!r}")
         if not values["model"]:
             raise ConfigError("parameter 'model' is empty: give a checkpoint, ONNX file or engine")
+        device = check_device(values["device"])
         config = pipeline_config(values)
-        backend = load_backend(values["model"], backend=values["backend"] or None, device=values["device"],
-                               input_hw=(values["input_height"], values["input_width"]), fp16=values["fp16"])
         stats = load_sml_stats(values["sml_stats"]) if values["sml_stats"] else None
+        backend = load_backend(values["model"], backend=values["backend"] or None, device=str(device),
+                               input_hw=(values["input_height"], values["input_width"]), fp16=values["fp16"])
         self._pipeline = FramePipeline(backend, config, sml_stats=stats)
+        try:
+            warning = self._pipeline.warm_up()
+        except HypoodError:
+            raise
+        except Exception as exc:  # e.g. out of device memory: the node could not run a single frame
+            raise BackendError(f"the warm-up frame failed: {type(exc).__name__}: {first_line(exc)}") from None
+        if warning:
+            self.get_logger().warning(warning)
         self._bridge = working_cv_bridge()
         self._stats = FrameStats()
         self._reported_errors = self._reported_bad = 0
         self._last_log = 0.0
 
-        output_qos = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
+        output_qos = qos(values["output_reliability"], values["output_depth"])
         self._outputs = {name: self.create_publisher(Image, topic, output_qos) for name, topic in OUTPUT_TOPICS.items()}
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._classes = self.create_publisher(String, CLASSES_TOPIC, qos("reliable", 1, latched=True))
+        self._classes.publish(String(data=self._pipeline.classes.to_json()))
 
         self._mailbox = None
         self._condition = threading.Condition()
         self._running = True
+        self._publish_lock = threading.Lock()
+        self._closed = False  # set once stopping: nothing is published after it
         self._worker = threading.Thread(target=self._work, name="hypood-inference", daemon=True)
         self._worker.start()
 
-        input_qos = (qos_profile_sensor_data if values["input_qos"] == "sensor_data"
-                     else QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+        input_qos = qos(values["input_reliability"], values["input_depth"])
         if values["input_type"] == "raw":
             self._subscription = self.create_subscription(Image, "image", self._on_image, input_qos)
         else:
             self._subscription = self.create_subscription(CompressedImage, "image/compressed", self._on_compressed,
                                                           input_qos)
+        self.add_pre_set_parameters_callback(lambda params: prepare_request(params, self._values, self._thresholds))
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.create_timer(values["diagnostics_period"], self._publish_diagnostics)
         shape = backend.input_shape
         self.get_logger().info(
             f"ready: {backend.name} backend on {backend.device}, input {shape[2]}x{shape[3]}, score {config.score}, "
-            f"listening on {self._subscription.topic_name}")
+            f"{self._pipeline.classes.num_classes} classes, listening on {self._subscription.topic_name} "
+            f"({values['input_reliability']}, depth {values['input_depth']})")
 
     # -- input ---------------------------------------------------------------------------------------
     def _on_image(self, msg: Image) -> None:
@@ -159,18 +193,27 @@ class HypoodNode(Node):
             self._publish(msg.header, result, received)
 
     def _publish(self, header, result, received: float) -> None:
-        for name, publisher in self._outputs.items():
-            image = getattr(result, name)
-            if image is None:
-                continue
-            encoding, step, data = rgb_fields(image)
-            out = Image(header=header, height=image.shape[0], width=image.shape[1], encoding=encoding,
-                        is_bigendian=0, step=step)
-            out.data = data
-            publisher.publish(out)
-        stamp = Time.from_msg(header.stamp)
-        latency = (self.get_clock().now() - stamp).nanoseconds * 1e-9 if stamp.nanoseconds > 0 else None
-        self._stats.on_published(latency, time.monotonic() - received)
+        with self._publish_lock:
+            if self._closed:  # stopping: the context may already be gone
+                return
+            for name, publisher in self._outputs.items():
+                image = getattr(result, name)
+                if image is None:
+                    continue
+                encoding, step, data = rgb_fields(image)
+                out = Image(header=header, height=image.shape[0], width=image.shape[1], encoding=encoding,
+                            is_bigendian=0, step=step)
+                out.data = data
+                publisher.publish(out)
+        self._stats.on_published(time.monotonic() - received, self._stamp_latency(header))
+
+    def _stamp_latency(self, header):
+        """now - header stamp, only where both clocks agree: sim time, or a live camera on this machine."""
+        clock = self.get_clock()
+        if not (self._values["live_camera"] or clock.ros_time_is_active):
+            return None
+        stamp = Time.from_msg(header.stamp, clock_type=clock.clock_type)
+        return (clock.now() - stamp).nanoseconds * 1e-9 if stamp.nanoseconds > 0 else None
 
     # -- parameters and diagnostics ------------------------------------------------------------------
     def _on_set_parameters(self, params) -> SetParametersResult:
@@ -185,6 +228,9 @@ class HypoodNode(Node):
             values[param.name] = param.value
         try:
             config = pipeline_config(values)
+            problem = score_change_problem(self._values, params)
+            if problem:
+                return SetParametersResult(successful=False, reason=problem)
             self._pipeline.update(outputs=config.outputs, **{name: getattr(config, name) for name in CONFIG_FIELDS})
         except ConfigError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
@@ -213,28 +259,90 @@ class HypoodNode(Node):
         array.header.stamp = self.get_clock().now().to_msg()
         self._diagnostics.publish(array)
 
-    def shutdown(self) -> None:
+    def stop(self) -> None:
+        """Stop the worker while the context is valid: the frame in hand is finished, a waiting one dropped."""
         with self._condition:
             self._running = False
+            self._mailbox = None
             self._condition.notify_all()
-        self._worker.join(timeout=5.0)
+        self._worker.join(timeout=STOP_WAIT_S)
+        with self._publish_lock:
+            self._closed = True
         self._pipeline.backend.close()
+
+    def summary(self) -> str:
+        snap = self._stats.snapshot()
+        return (f"{snap['frames_received']} frames received, {snap['frames_processed']} processed, "
+                f"{snap['frames_dropped']} dropped, {snap['bad_messages']} bad, {snap['inference_errors']} failed")
+
+
+class StopSignals:
+    """SIGINT/SIGTERM: during start they interrupt (KeyboardInterrupt); once running they ask the loop to stop."""
+
+    def __init__(self) -> None:
+        self.received = None
+        self.running = False
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.received = signal.Signals(signum).name
+        if not self.running:
+            raise KeyboardInterrupt
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def init_ros(args) -> None:
+    """rclpy.init without its own signal handlers, and with rcl's error lines held back: a parameter file
+    that does not parse becomes one ConfigError line instead of rcl's log lines and a traceback."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+        except RuntimeError as exc:  # rclpy's RCLError
+            text = re.sub(r", at \S+:\d+", "", first_line(exc))
+            raise ConfigError(f"cannot start ROS: {text}") from None
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        held.seek(0)
+        other = held.read()
+    if other:  # whatever rcl printed on success (warnings) is not lost
+        sys.stderr.buffer.write(other)
+        sys.stderr.flush()
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
+    signals = StopSignals()
     try:
+        init_ros(args)
         node = HypoodNode()
-    except (HypoodError, ParameterException, InvalidParameterValueException, InvalidParameterTypeException) as exc:
-        print(f"hypood_node: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"hypood_node: stopped by {signals.received or 'SIGINT'} while starting", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 0
+    except (HypoodError, ParameterException) as exc:
+        print(f"hypood_node: error: {first_line(exc)}", file=sys.stderr)
         rclpy.try_shutdown()
         return 1
+    signals.running = True
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
     try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
+        while signals.received is None and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
+    except (ExternalShutdownException, ShutdownException):
         pass
     finally:
-        node.shutdown()
+        node.stop()
+        node.get_logger().info(f"stopped ({signals.received or 'ROS shutdown'}): {node.summary()}")
+        executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
     return 0

@@ -1,41 +1,148 @@
 """The node's parameters: descriptors built from the package's one table (`hypood_ros.defaults`).
 
-Static parameters are read once at start (model, backend, input); dynamic ones map onto
-`PipelineConfig` fields or output toggles and may change while the node runs.
+Static parameters are read once at start (model, backend, input, QoS); dynamic ones map onto
+`PipelineConfig` fields or output toggles and may change while the node runs. Values given at start
+(parameter files, `-p`, launch files) are checked here with one-line reasons: a wrong type or range
+stops the node, an integer where a float is declared is taken as the float, and names the table does
+not know are reported.
 """
 from __future__ import annotations
 
-from typing import Any, Dict
+import difflib
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+from rclpy.parameter import Parameter
 
-from hypood_ros.defaults import BY_NAME, PARAMS, Param  # noqa: F401 (re-exported for the node)
+from hypood_ros.calibration import read_score_thresholds
+from hypood_ros.defaults import BY_NAME, PARAMS, Param
+from hypood_ros.errors import ConfigError
 from hypood_ros.pipeline import OUTPUTS, PipelineConfig
 
 CONFIG_FIELDS = ("score", "score_resolution", "threshold", "eta", "lam", "delta", "min_area", "opening", "road_gating",
                  "road_radius", "overlay_alpha")
+#: Parameters rclpy declares on every node; not ours to report.
+RCLPY_PARAMETERS = ("use_sim_time", "start_type_description_service")
+#: Earlier spelling of the input QoS: value -> input_reliability (and the depth it meant).
+LEGACY_INPUT_QOS = {"sensor_data": ("best_effort", 5), "reliable": ("reliable", 1)}
+
+__all__ = ["BY_NAME", "CONFIG_FIELDS", "PARAMS", "Param", "declare_all", "descriptor", "pipeline_config",
+           "prepare_request", "score_change_problem"]
 
 
 def descriptor(param: Param) -> ParameterDescriptor:
     kinds = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
              float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
-    desc = ParameterDescriptor(name=param.name, type=kinds[type(param.default)], description=param.description,
-                               read_only=not param.dynamic)
+    text = param.description
+    constraints = ""
+    if param.choices is not None:
+        constraints = "one of: " + ", ".join(repr(c) for c in param.choices)
+        text += f" ({constraints})"
+    desc = ParameterDescriptor(name=param.name, type=kinds[param.type], description=text,
+                               additional_constraints=constraints, read_only=not param.dynamic)
     if param.range is not None:
         lo, hi, step = param.range
-        if isinstance(param.default, int):
+        if param.type is int:
             desc.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=int(step))]
         else:
             desc.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=float(step))]
     return desc
 
 
-def declare_all(node) -> Dict[str, Any]:
-    """Declare every parameter (values from --params-file / -p override the defaults); return the values."""
+def check_value(param: Param, value: Any) -> Any:
+    """`value` as the table's type (an int is taken for a float), or ConfigError with the reason."""
+    if param.type is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not param.type:
+        raise ConfigError(f"parameter {param.name} must be {param.type.__name__}, got {value!r}")
+    if param.choices is not None and value not in param.choices:
+        raise ConfigError(f"parameter {param.name} must be one of {', '.join(map(repr, param.choices))}, "
+                          f"got {value!r}")
+    if param.range is not None:
+        lo, hi, step = param.range
+        if not lo <= value <= hi or (param.type is int and step and (value - lo) % step):
+            steps = f" in steps of {step}" if param.type is int and step > 1 else ""
+            raise ConfigError(f"parameter {param.name} must be in [{lo}, {hi}]{steps}, got {value!r}")
+    return value
+
+
+def given_values(node) -> Dict[str, Any]:
+    """Values given to the node at start: parameter files, `-p` and launch-file parameters.
+
+    rclpy keeps them, already filtered for this node's name, as `_parameter_overrides` (the same
+    attribute from Humble to Kilted); declaring reads them from there too.
+    """
+    return {name: param.value for name, param in getattr(node, "_parameter_overrides", {}).items()}
+
+
+def unknown_names(names) -> List[str]:
+    """Given names the table does not know, each with the closest known name when there is one."""
+    known = list(BY_NAME)
+    out = []
+    for name in sorted(names):
+        if name in BY_NAME or name in RCLPY_PARAMETERS or name.startswith("qos_overrides.") or name == "input_qos":
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        out.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return out
+
+
+def declare_all(node) -> Tuple[Dict[str, Any], Dict[str, float], List[str]]:
+    """Declare every parameter of the table with its given value.
+
+    Returns the values, the calibrated thresholds per score (`score_thresholds`) and warnings for the log.
+    """
+    given = given_values(node)
+    warnings = []
+    unknown = unknown_names(given)
+    if unknown:
+        warnings.append(f"ignored parameters the node does not have: {', '.join(unknown)}")
+    if "input_qos" in given:
+        legacy = given["input_qos"]
+        if legacy not in LEGACY_INPUT_QOS:
+            raise ConfigError(f"parameter input_qos must be 'sensor_data' or 'reliable', got {legacy!r}")
+        reliability, depth = LEGACY_INPUT_QOS[legacy]
+        given.setdefault("input_reliability", reliability)
+        given.setdefault("input_depth", depth)
+        warnings.append(f"input_qos is replaced by input_reliability and input_depth: using "
+                        f"input_reliability={given['input_reliability']}, input_depth={given['input_depth']}")
+    path = check_value(BY_NAME["score_thresholds"], given.get("score_thresholds", ""))
+    thresholds = read_score_thresholds(path) if path else {}
+    score = given.get("score", BY_NAME["score"].default)
+    if "threshold" not in given and score in thresholds:
+        given["threshold"] = thresholds[score]
     values = {}
     for param in PARAMS:
-        values[param.name] = node.declare_parameter(param.name, param.default, descriptor(param)).value
-    return values
+        value = check_value(param, given.get(param.name, param.default))
+        values[param.name] = node.declare_parameter(param.name, value, descriptor(param), ignore_override=True).value
+    return values, thresholds, warnings
+
+
+def prepare_request(params: List[Parameter], current: Mapping[str, Any],
+                    thresholds: Mapping[str, float]) -> List[Parameter]:
+    """Before validation: integers for float parameters become floats (`ros2 param set /hypood threshold 1`),
+    and a score change without a threshold takes the new score's calibrated one when there is one."""
+    out = []
+    for param in params:
+        spec = BY_NAME.get(param.name)
+        if spec is not None and spec.type is float and param.type_ == Parameter.Type.INTEGER:
+            param = Parameter(param.name, Parameter.Type.DOUBLE, float(param.value))
+        out.append(param)
+    names = {p.name: p.value for p in out}
+    new = names.get("score")
+    if new is not None and new != current["score"] and "threshold" not in names and new in thresholds:
+        out.append(Parameter("threshold", Parameter.Type.DOUBLE, thresholds[new]))
+    return out
+
+
+def score_change_problem(current: Mapping[str, Any], params: List[Parameter]) -> Optional[str]:
+    """Why a request may not change the score: a threshold means nothing on another score's scale."""
+    names = {p.name: p.value for p in params}
+    new = names.get("score")
+    if new is None or new == current["score"] or "threshold" in names:
+        return None
+    return (f"changing score from {current['score']} to {new} needs a threshold for {new} in the same request "
+            f"(set both with set_parameters_atomically, or list {new} in the score_thresholds file)")
 
 
 def pipeline_config(values: Dict[str, Any]) -> PipelineConfig:

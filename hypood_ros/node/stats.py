@@ -1,4 +1,9 @@
-"""Counters and rolling windows behind /diagnostics (ROS-free; the node turns them into messages)."""
+"""Counters and rolling windows behind /diagnostics (ROS-free; the node turns them into messages).
+
+Latency is measured from receipt of a frame to the publication of its outputs, on this machine's monotonic
+clock, so an old bag or a camera with a skewed clock cannot distort it. The header-stamp latency is kept
+only where the node gives one (sim time or a live camera on the same clock).
+"""
 from __future__ import annotations
 
 import threading
@@ -22,8 +27,8 @@ class FrameStats:
         self.last_error = ""
         self._in_times: Deque[float] = deque(maxlen=WINDOW)
         self._out_times: Deque[float] = deque(maxlen=WINDOW)
-        self._latency: Deque[float] = deque(maxlen=WINDOW)  # input stamp -> publish, seconds
-        self._processing: Deque[float] = deque(maxlen=WINDOW)  # receive -> publish, seconds
+        self._latency: Deque[float] = deque(maxlen=WINDOW)  # receipt -> publish, seconds
+        self._stamp_latency: Deque[float] = deque(maxlen=WINDOW)  # header stamp -> publish, seconds
 
     def on_received(self, replaced_waiting: bool) -> None:
         with self._lock:
@@ -41,13 +46,13 @@ class FrameStats:
             self.errors += 1
             self.last_error = reason
 
-    def on_published(self, latency: Optional[float], processing: float) -> None:
+    def on_published(self, latency: float, stamp_latency: Optional[float] = None) -> None:
         with self._lock:
             self.processed += 1
             self._out_times.append(time.monotonic())
-            if latency is not None:
-                self._latency.append(latency)
-            self._processing.append(processing)
+            self._latency.append(latency)
+            if stamp_latency is not None:
+                self._stamp_latency.append(stamp_latency)
 
     @staticmethod
     def _rate(times: Deque[float]) -> float:
@@ -66,12 +71,15 @@ class FrameStats:
     def snapshot(self) -> Dict[str, object]:
         with self._lock:
             latency = self._percentiles(self._latency)
-            processing = self._percentiles(self._processing)
-            return {
+            out = {
                 "frames_received": self.received, "frames_processed": self.processed,
                 "frames_dropped": self.dropped, "bad_messages": self.bad, "inference_errors": self.errors,
                 "last_error": self.last_error,
                 "input_rate_hz": self._rate(self._in_times), "output_rate_hz": self._rate(self._out_times),
                 "latency_p50_ms": latency["p50"], "latency_p95_ms": latency["p95"], "latency_max_ms": latency["max"],
-                "processing_p50_ms": processing["p50"], "processing_p95_ms": processing["p95"],
             }
+            if self._stamp_latency:
+                stamp = self._percentiles(self._stamp_latency)
+                out.update({"stamp_latency_p50_ms": stamp["p50"], "stamp_latency_p95_ms": stamp["p95"],
+                            "stamp_latency_max_ms": stamp["max"]})
+            return out

@@ -11,6 +11,7 @@ from typing import Dict, Tuple
 
 import torch
 
+from hypood_ros.classes import ClassInfo, default_classes
 from hypood_ros.errors import BackendError
 
 #: Names of the network outputs, identical in the PyTorch model, the ONNX graph and the engine.
@@ -62,6 +63,12 @@ class Backend(abc.ABC):
     def head(self) -> HeadParams:
         """Linear-head class-weight norms and bias, on `device`."""
         return self._head
+
+    @property
+    def classes(self) -> ClassInfo:
+        """Class names and colours: the model file's own where it carries them, else the default for K."""
+        info = getattr(self, "_classes", None)
+        return info if info is not None else default_classes(int(self._head.weight_norm.shape[0]))
 
     def check_input(self, batch: torch.Tensor) -> None:
         fixed = 1 if self.dynamic_batch else 0

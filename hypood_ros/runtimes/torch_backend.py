@@ -41,6 +41,7 @@ class TorchBackend(Backend):
         self._model = model.eval().to(self._device, self._dtype)
         self._shape = (int(batch_size), 3, height, width)
         self._head: Optional[HeadParams] = model.head_params().to(self._device)
+        self._classes = getattr(model, "classes", None)  # set by load_checkpoint
         self._graph = None
         if cuda_graphs:
             if self._device.type != "cuda":
