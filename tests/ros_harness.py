@@ -122,16 +122,20 @@ class Peer:
             time.sleep(0.05)
         raise AssertionError(f"diagnostics never matched; last: {self.diagnostics()}")
 
-    def set_parameters(self, **values):
+    def parameter_call(self, method: str, *args):
+        """One AsyncParameterClient call (set_parameters, set_parameters_atomically, get_parameters, ...)."""
         if self.params is None:
             self.params = AsyncParameterClient(self.node, "hypood")
             assert self.params.wait_for_services(timeout_sec=20.0)
-        future = self.params.set_parameters([Parameter(k, value=v) for k, v in values.items()])
+        future = getattr(self.params, method)(*args)
         deadline = time.monotonic() + 20.0
         while not future.done() and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert future.done(), "set_parameters timed out"
-        return future.result().results
+        assert future.done(), f"{method} timed out"
+        return future.result()
+
+    def set_parameters(self, **values):
+        return self.parameter_call("set_parameters", [Parameter(k, value=v) for k, v in values.items()]).results
 
     def close(self) -> None:
         self.executor.shutdown()

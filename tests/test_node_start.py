@@ -1,0 +1,121 @@
+"""What the node checks before it says it is ready: devices, parameters, thresholds, warm-up; each failure one line."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from hypood_ros.calibration import read_score_thresholds
+from hypood_ros.devices import check_device
+from hypood_ros.errors import ConfigError
+from hypood_ros.kernels.compile import KernelCompileError
+from hypood_ros.kernels.fused import reference_fused_scores
+from hypood_ros.node.stats import FrameStats
+from hypood_ros.pipeline import FramePipeline, PipelineConfig
+from hypood_ros.runtimes.torch_backend import TorchBackend
+
+from ros_harness import random_domain, ros_env
+
+
+@pytest.mark.parametrize("name", ["gpu", "cuda:x", "cpu:1", "tpu", "", "cuda0"])
+def test_unknown_devices_are_refused(name):
+    with pytest.raises(ConfigError, match="unknown device"):
+        check_device(name)
+
+
+def test_known_devices():
+    assert check_device("cpu") == torch.device("cpu") and check_device(" CPU ") == torch.device("cpu")
+    if torch.cuda.is_available():
+        assert check_device("cuda") == torch.device("cuda", 0)
+        with pytest.raises(ConfigError, match="does not exist"):
+            check_device(f"cuda:{torch.cuda.device_count()}")
+    else:
+        with pytest.raises(ConfigError, match="no usable CUDA device"):
+            check_device("cuda:0")
+
+
+def test_score_thresholds_file(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text("energy: -3\nmsp: -0.5\n")
+    assert read_score_thresholds(path) == {"energy": -3.0, "msp": -0.5}
+    path.write_text('/**:\n  ros__parameters:\n    score: "energy"\n    threshold: -7.25\n    eta: 1.5\n')
+    assert read_score_thresholds(path) == {"energy": -7.25}  # what `hypood calibrate` writes
+    for text, message in [("energi: 1\n", "unknown score 'energi'"), ("energy: high\n", "finite number"),
+                          ("[1, 2\n", "not valid YAML"), ("- 1\n", "must map")]:
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=message):
+            read_score_thresholds(path)
+    with pytest.raises(ConfigError, match="cannot read"):
+        read_score_thresholds(tmp_path / "missing.yaml")
+
+
+def test_latency_is_from_receipt_and_stamp_latency_only_when_given():
+    stats = FrameStats()
+    stats.on_received(False)
+    stats.on_published(0.020)
+    snap = stats.snapshot()
+    assert snap["latency_p50_ms"] == pytest.approx(20.0) and "stamp_latency_p50_ms" not in snap
+    stats.on_published(0.030, stamp_latency=0.5)
+    snap = stats.snapshot()
+    assert snap["stamp_latency_max_ms"] == pytest.approx(500.0) and snap["latency_max_ms"] == pytest.approx(30.0)
+
+
+class BrokenKernel:
+    """Stands in for a GPU whose fused kernel cannot be compiled or loaded (there is no GPU here)."""
+
+    calls = 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        raise KernelCompileError("NVRTC is not available: install cuda-python\nsecond line")
+
+
+def test_warm_up_falls_back_to_the_reference_when_the_kernel_cannot_load(tiny_model):
+    pipeline = FramePipeline(TorchBackend(tiny_model, input_hw=(28, 56)), PipelineConfig(score="msp"))
+    assert pipeline.warm_up() is None  # on CPU the fused op is the reference already
+    broken = BrokenKernel()
+    pipeline._fused = broken
+    warning = pipeline.warm_up()
+    assert broken.calls == 1 and "\n" not in warning
+    assert "fused CUDA kernel unavailable (NVRTC is not available" in warning and "reference" in warning
+    assert pipeline._fused is reference_fused_scores
+    pipeline.update(score="hyperspherical_llr")
+    frame = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    result = pipeline.process(frame)
+    expected = FramePipeline(TorchBackend(tiny_model, input_hw=(28, 56)), pipeline.config).process(frame)
+    np.testing.assert_array_equal(result.score, expected.score)
+
+
+def run_node(args, timeout=90):
+    proc = subprocess.run([sys.executable, "-m", "hypood_ros.node.hypood_node", "--ros-args", *args],
+                          env=ros_env(random_domain()), capture_output=True, text=True, timeout=timeout)
+    return proc.returncode, [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+
+
+BAD_STARTS = {
+    "params file does not parse": (["--params-file", "{bad_yaml}"], "cannot start ROS: "),
+    "params file missing": (["--params-file", "{tmp}/none.yaml"], "cannot start ROS: "),
+    "unknown device": (["-p", "device:=gpu"], "unknown device 'gpu'"),
+    "wrong type": (["-p", "min_area:=big"], "parameter min_area must be int, got 'big'"),
+    "out of range": (["-p", "input_height:=100"], "parameter input_height must be in [14, 4032] in steps of 14"),
+    "not an allowed value": (["-p", "input_reliability:=sometimes"], "input_reliability must be one of"),
+    "unknown score": (["-p", "score:=energi"], "parameter score must be one of"),
+    "bad thresholds file": (["-p", "score_thresholds:={tmp}/none.yaml"], "cannot read score thresholds"),
+}
+if not torch.cuda.is_available():
+    BAD_STARTS["no GPU"] = (["-p", "device:=cuda"], "no usable CUDA device")
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(BAD_STARTS))
+def test_start_up_failures_are_one_line(tmp_path, tiny_checkpoint, case):
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text('/**:\n  ros__parameters:\n    threshold: [1, "a"\n')
+    args, expected = BAD_STARTS[case]
+    args = [a.format(bad_yaml=bad_yaml, tmp=tmp_path) for a in args]
+    code, lines = run_node(["-p", f"model:={tiny_checkpoint}", *args])
+    assert code == 1, lines
+    assert len(lines) == 1 and lines[0].startswith("hypood_node: error: ") and expected in lines[0], lines
+    assert ", at /" not in lines[0]  # rcl's source locations are left out
