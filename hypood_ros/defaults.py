@@ -53,7 +53,7 @@ PARAMS: List[Param] = [
     Param("score_thresholds", "", "YAML of calibrated thresholds per score (`score: threshold`, or a params file "
           "from `hypood calibrate`): a score change without a threshold takes it from here"),
     Param("diagnostics_period", 1.0, "seconds between /diagnostics messages", range=(0.1, 60.0, 0.0)),
-    Param("score", "hyperspherical_llr", "OOD score: " + ", ".join(SCORES), dynamic=True, choices=tuple(SCORES)),
+    Param("score", "hyperspherical_llr", "OOD score (formulas: docs/SCORES.md)", dynamic=True, choices=tuple(SCORES)),
     Param("score_resolution", "image", "image: interpolate the network outputs to the camera size, then score "
           "(the official order); network: score on the network grid, then upsample the score (faster)",
           dynamic=True, choices=SCORE_RESOLUTIONS),
@@ -77,3 +77,28 @@ BY_NAME: Dict[str, Param] = {p.name: p for p in PARAMS}
 def default(name: str) -> Any:
     """The default of parameter `name` (KeyError for names not in the table)."""
     return BY_NAME[name].default
+
+
+def markdown_table() -> str:
+    """The parameter table as Markdown, for the README (`python -m hypood_ros.defaults`; a test compares)."""
+
+    def allowed(p: Param) -> str:
+        if p.choices is not None:
+            return " \\| ".join(f"`{c}`" if c else "`\"\"`" for c in p.choices)
+        if p.range is not None:
+            lo, hi, step = p.range
+            if p.type is int:
+                return f"{int(lo)} .. {int(hi)}" + (f", step {int(step)}" if step > 1 else "")
+            return f"{lo:g} .. {hi:g}"
+        return ""
+
+    rows = ["| parameter | default | allowed | at run time | description |", "|---|---|---|---|---|"]
+    for p in PARAMS:
+        value = "`\"\"`" if p.default == "" else f"`{str(p.default).lower() if isinstance(p.default, bool) else p.default}`"
+        rows.append(f"| `{p.name}` | {value} | {allowed(p)} | {'yes' if p.dynamic else 'no'} | "
+                    f"{p.description.replace('|', '/')} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())
