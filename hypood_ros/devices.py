@@ -1,28 +1,44 @@
-"""Checking a device name before anything is loaded on it, so a typo is one line and not a torch traceback."""
+"""Device names as users type them: `cpu`, `cuda` or `cuda:N`, checked once for the CLI and the node.
+
+`parse_device` checks the spelling without importing torch, so a typo is refused before anything
+loads; `check_device` asks torch whether the device exists on this machine.
+"""
 from __future__ import annotations
 
 import re
 
-import torch
+from hypood_ros.errors import BackendError, ConfigError
 
-from hypood_ros.errors import ConfigError
+_CUDA = re.compile(r"cuda(?::(\d+))?")
+#: Spellings people use for a GPU that torch does not accept, each with what to write instead.
+_HINTS = {"gpu": "cuda", "nvidia": "cuda", "cuda0": "cuda:0", "mps": "cpu or cuda", "auto": "cpu or cuda"}
 
-_PATTERN = re.compile(r"^(cpu|cuda)(?::(\d+))?$")
+
+def parse_device(value: str) -> str:
+    """The device name in its canonical form ('cpu', 'cuda', 'cuda:N'); ConfigError for anything else."""
+    text = str(value).strip().lower()
+    if text == "cpu" or _CUDA.fullmatch(text):
+        return text
+    hint = _HINTS.get(text)
+    if hint is None and re.fullmatch(r"(gpu|cuda)\s*[:=]?\s*\d+", text):
+        hint = "cuda:" + re.sub(r"\D", "", text)
+    advice = f"; use {hint}" if hint else ""
+    raise ConfigError(f"unknown device {value!r}{advice} (devices are cpu, cuda or cuda:N)")
 
 
-def check_device(name: str) -> torch.device:
-    """`cpu`, `cuda` or `cuda:N` as a torch.device; ConfigError for unknown names and absent GPUs."""
-    text = str(name).strip().lower()
-    match = _PATTERN.match(text)
-    if match is None or (match.group(1) == "cpu" and match.group(2) not in (None, "0")):
-        raise ConfigError(f"unknown device {name!r}: use cpu, cuda or cuda:N")
-    if match.group(1) == "cpu":
-        return torch.device("cpu")
+def check_device(value: str) -> str:
+    """parse_device, then BackendError when this machine has no such CUDA device."""
+    name = parse_device(value)
+    match = _CUDA.fullmatch(name)
+    if match is None:
+        return name
+    import torch
+
     if not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} asked for, but this machine has no usable CUDA device "
-                          "(or torch was built without CUDA): use cpu")
-    index = int(match.group(2) or 0)
+        raise BackendError(f"device {name} requested but no CUDA device is available here; use cpu")
+    index = int(match.group(1) or 0)
     count = torch.cuda.device_count()
     if index >= count:
-        raise ConfigError(f"device {name!r} does not exist: this machine has {count} CUDA device(s)")
-    return torch.device("cuda", index)
+        raise BackendError(f"device {name} requested but this machine has {count} CUDA device(s) "
+                           f"(cuda:0 to cuda:{count - 1})")
+    return name

@@ -1,4 +1,4 @@
-"""What the node checks before it says it is ready: devices, parameters, thresholds, warm-up; each failure one line."""
+"""What the node checks before it says it is ready: parameters, thresholds, device, model, warm-up; failures are one line."""
 import subprocess
 import sys
 
@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from hypood_ros.calibration import read_score_thresholds
-from hypood_ros.devices import check_device
 from hypood_ros.errors import ConfigError
 from hypood_ros.kernels.compile import KernelCompileError
 from hypood_ros.kernels.fused import reference_fused_scores
@@ -16,23 +15,6 @@ from hypood_ros.pipeline import FramePipeline, PipelineConfig
 from hypood_ros.runtimes.torch_backend import TorchBackend
 
 from ros_harness import random_domain, ros_env
-
-
-@pytest.mark.parametrize("name", ["gpu", "cuda:x", "cpu:1", "tpu", "", "cuda0"])
-def test_unknown_devices_are_refused(name):
-    with pytest.raises(ConfigError, match="unknown device"):
-        check_device(name)
-
-
-def test_known_devices():
-    assert check_device("cpu") == torch.device("cpu") and check_device(" CPU ") == torch.device("cpu")
-    if torch.cuda.is_available():
-        assert check_device("cuda") == torch.device("cuda", 0)
-        with pytest.raises(ConfigError, match="does not exist"):
-            check_device(f"cuda:{torch.cuda.device_count()}")
-    else:
-        with pytest.raises(ConfigError, match="no usable CUDA device"):
-            check_device("cuda:0")
 
 
 def test_score_thresholds_file(tmp_path):
@@ -96,15 +78,16 @@ def run_node(args, timeout=90):
 BAD_STARTS = {
     "params file does not parse": (["--params-file", "{bad_yaml}"], "cannot start ROS: "),
     "params file missing": (["--params-file", "{tmp}/none.yaml"], "cannot start ROS: "),
-    "unknown device": (["-p", "device:=gpu"], "unknown device 'gpu'"),
+    "unknown device": (["-p", "device:=gpu"], "unknown device 'gpu'; use cuda"),
     "wrong type": (["-p", "min_area:=big"], "parameter min_area must be int, got 'big'"),
     "out of range": (["-p", "input_height:=100"], "parameter input_height must be in [14, 4032] in steps of 14"),
     "not an allowed value": (["-p", "input_reliability:=sometimes"], "input_reliability must be one of"),
     "unknown score": (["-p", "score:=energi"], "parameter score must be one of"),
+    "model will not load": (["-p", "model:={tmp}/broken.onnx"], "cannot load ONNX model"),
     "bad thresholds file": (["-p", "score_thresholds:={tmp}/none.yaml"], "cannot read score thresholds"),
 }
 if not torch.cuda.is_available():
-    BAD_STARTS["no GPU"] = (["-p", "device:=cuda"], "no usable CUDA device")
+    BAD_STARTS["no GPU"] = (["-p", "device:=cuda"], "no CUDA device is available")
 
 
 @pytest.mark.ros
@@ -113,6 +96,7 @@ if not torch.cuda.is_available():
 def test_start_up_failures_are_one_line(tmp_path, tiny_checkpoint, case):
     bad_yaml = tmp_path / "bad.yaml"
     bad_yaml.write_text('/**:\n  ros__parameters:\n    threshold: [1, "a"\n')
+    (tmp_path / "broken.onnx").write_bytes(b"not a protobuf" * 100)
     args, expected = BAD_STARTS[case]
     args = [a.format(bad_yaml=bad_yaml, tmp=tmp_path) for a in args]
     code, lines = run_node(["-p", f"model:={tiny_checkpoint}", *args])

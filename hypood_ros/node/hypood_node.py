@@ -84,7 +84,7 @@ class HypoodNode(Node):
         device = check_device(values["device"])
         config = pipeline_config(values)
         stats = load_sml_stats(values["sml_stats"]) if values["sml_stats"] else None
-        backend = load_backend(values["model"], backend=values["backend"] or None, device=str(device),
+        backend = load_backend(values["model"], backend=values["backend"] or None, device=device,
                                input_hw=(values["input_height"], values["input_width"]), fp16=values["fp16"])
         self._pipeline = FramePipeline(backend, config, sml_stats=stats)
         try:
