@@ -124,6 +124,16 @@ def test_bad_messages_are_counted_and_skipped(raw_node):
     assert status.hardware_id.endswith("hypood") and "backend" in {kv.key for kv in status.values}
 
 
+def test_latency_is_measured_from_receipt(raw_node):
+    """Frames stamped in 1970 (as from an old bag) still give a latency of milliseconds, and no stamp latency."""
+    _, peer = raw_node
+    for sec in (801, 802, 803):
+        peer.send_and_wait(peer.image(camera_frame(seed=sec), sec=sec))
+    values = peer.wait_diagnostics(lambda d: int(d["frames_processed"]) >= 3)
+    assert 0.0 < float(values["latency_p50_ms"]) <= float(values["latency_max_ms"]) < 10_000
+    assert not any(key.startswith("stamp_latency") for key in values)
+
+
 @pytest.fixture(scope="module")
 def slow_node(tiny_checkpoint):
     """The same tiny model at the full 518x1036 input: a few frames per second on this machine."""
