@@ -254,7 +254,10 @@ class Recorder:
 
 @pytest.mark.slow
 def test_reliable_recorder_loses_nothing_at_30_hz(tiny_checkpoint):
-    """200 frames at 30 Hz; every output the node publishes reaches a reliable recorder (default output QoS)."""
+    """200 frames at 30 Hz; every output the node publishes reaches a reliable recorder (default output QoS).
+
+    With output_depth 2 instead of the default, this run lost semantic/color and semantic/labels samples here.
+    """
     started = Started(["-p", f"model:={tiny_checkpoint}", "-p", "input_height:=56", "-p", "input_width:=112",
                        "-p", "diagnostics_period:=0.2"])
     recorder = None
@@ -280,7 +283,7 @@ def test_reliable_recorder_loses_nothing_at_30_hz(tiny_checkpoint):
         values = peer.diagnostics()
         counts = {t: len(s) for t, s in recorder.stamps.items()}
         assert processed is not None, f"recorder got {counts}, node published {values.get('frames_processed')}"
-        assert processed >= 150, f"the node kept up with only {processed} of 200 frames: {values}"
+        assert processed >= 100, f"the node kept up with only {processed} of 200 frames: {values}"
         published = set(recorder.stamps["ood/mask"])
         for topic, stamps in recorder.stamps.items():
             assert len(stamps) == len(set(stamps)) and set(stamps) == published, topic
