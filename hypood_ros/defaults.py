@@ -46,8 +46,8 @@ PARAMS: List[Param] = [
           "whatever the depth)", range=(1, 1000, 1)),
     Param("output_reliability", "reliable", "QoS reliability of the image outputs: reliable (recorders lose "
           "nothing) or best_effort", choices=("reliable", "best_effort")),
-    Param("output_depth", 30, "QoS history depth of each image output: samples kept for late reliable readers "
-          "(30 = one second at 30 Hz; memory grows with it at large frames)", range=(1, 1000, 1)),
+    Param("output_depth", 30, "QoS history depth of each image output: samples kept for reliable readers that "
+          "have not acknowledged them yet (30 = one second at 30 Hz)", range=(1, 1000, 1)),
     Param("live_camera", False, "header stamps come from this machine's clock (a live camera): /diagnostics "
           "also reports the stamp -> publish latency (always with use_sim_time)"),
     Param("sml_stats", "", "JSON from `hypood fit-sml`; needed only for score 'sml'"),
