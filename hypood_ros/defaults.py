@@ -38,10 +38,9 @@ PARAMS: List[Param] = [
     Param("input_width", 1036, "network input width for the torch backend (multiple of 14)", range=(14, 4032, 14)),
     Param("input_type", "raw", "raw: subscribe 'image' (sensor_msgs/Image); compressed: 'image/compressed'",
           choices=("raw", "compressed")),
-    Param("input_reliability", "best_effort", "QoS reliability of the image subscription: best_effort (sensor "
-          "data, as camera drivers publish) or reliable (matches only reliable publishers, such as `hypood replay`; "
-          "carries large raw frames that best effort loses with default DDS settings)",
-          choices=("best_effort", "reliable")),
+    Param("input_qos", "sensor_data", "QoS reliability of the image subscription: sensor_data (best effort, as "
+          "camera drivers publish) or reliable (matches only reliable publishers, such as `hypood replay`; carries "
+          "large raw frames that best effort loses with default DDS settings)", choices=("sensor_data", "reliable")),
     Param("input_depth", 5, "QoS history depth of the image subscription (the node keeps only the newest frame "
           "whatever the depth)", range=(1, 1000, 1)),
     Param("output_reliability", "reliable", "QoS reliability of the image outputs: reliable (recorders lose "

@@ -223,7 +223,7 @@ def test_bad_model_path_exits_at_start_with_one_line(tmp_path, tiny_checkpoint, 
 def test_large_frames_with_reliable_input_qos(tiny_checkpoint):
     """1280x720 rgb8 over a reliable subscription (best effort does not carry it with default DDS settings)."""
     args = ["-p", f"model:={tiny_checkpoint}", "-p", "input_height:=56", "-p", "input_width:=112",
-            "-p", "input_reliability:=reliable"]
+            "-p", "input_qos:=reliable"]
     with running_node(args) as (node, peer):
         rgb = camera_frame(720, 1280, seed=7)
         got = peer.send_and_wait(peer.image(rgb, sec=601), topics=["ood/mask", "semantic/labels"])

@@ -66,7 +66,7 @@ def twenty_class_checkpoint(tmp_path_factory):
 @pytest.fixture(scope="module")
 def configured(tmp_path_factory, twenty_class_checkpoint):
     """A node started as a user would, with a parameters file holding a typo, an integer for a float,
-    the old input_qos name and a file of calibrated thresholds."""
+    reliable input and a file of calibrated thresholds."""
     folder = tmp_path_factory.mktemp("params")
     (folder / "thresholds.yaml").write_text("msp: -0.5\n")
     (folder / "params.yaml").write_text(
@@ -89,9 +89,8 @@ def test_start_reports_unknown_names_and_takes_integers_for_floats(configured):
     ready = next(i for i, line in enumerate(lines) if "ready:" in line)
     warned = [line for line in lines[:ready] if "ignored parameters the node does not have" in line]
     assert len(warned) == 1 and "thresold (did you mean threshold?)" in warned[0], lines
-    assert any("input_qos is replaced by input_reliability" in line for line in lines[:ready])
-    assert "20 classes" in lines[ready] and "(reliable, depth 1)" in lines[ready]
-    threshold, reliability = get(configured.peer, "threshold", "input_reliability")
+    assert "20 classes" in lines[ready] and "(reliable, depth 5)" in lines[ready]
+    threshold, reliability = get(configured.peer, "threshold", "input_qos")
     assert threshold.type == ParameterType.PARAMETER_DOUBLE and threshold.double_value == 1.0
     assert reliability.string_value == "reliable"
 
@@ -131,11 +130,11 @@ def test_score_change_needs_its_threshold(configured):
 
 def test_descriptors_name_the_allowed_values(configured):
     score, reliability, threshold = configured.peer.parameter_call(
-        "describe_parameters", ["score", "input_reliability", "threshold"]).descriptors
+        "describe_parameters", ["score", "input_qos", "threshold"]).descriptors
     assert "'hyperspherical_llr'" in score.additional_constraints and "'msp'" in score.additional_constraints
     assert not score.read_only
-    assert reliability.read_only and "'best_effort'" in reliability.additional_constraints
-    assert "'best_effort'" in reliability.description
+    assert reliability.read_only and "'sensor_data'" in reliability.additional_constraints
+    assert "'reliable'" in reliability.description
     assert threshold.type == ParameterType.PARAMETER_DOUBLE and threshold.floating_point_range
 
 

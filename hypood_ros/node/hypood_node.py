@@ -114,7 +114,7 @@ class HypoodNode(Node):
         self._worker = threading.Thread(target=self._work, name="hypood-inference", daemon=True)
         self._worker.start()
 
-        input_qos = qos(values["input_reliability"], values["input_depth"])
+        input_qos = qos("reliable" if values["input_qos"] == "reliable" else "best_effort", values["input_depth"])
         if values["input_type"] == "raw":
             self._subscription = self.create_subscription(Image, "image", self._on_image, input_qos)
         else:
@@ -127,7 +127,7 @@ class HypoodNode(Node):
         self.get_logger().info(
             f"ready: {backend.name} backend on {backend.device}, input {shape[2]}x{shape[3]}, score {config.score}, "
             f"{self._pipeline.classes.num_classes} classes, listening on {self._subscription.topic_name} "
-            f"({values['input_reliability']}, depth {values['input_depth']})")
+            f"({values['input_qos']}, depth {values['input_depth']})")
 
     # -- input ---------------------------------------------------------------------------------------
     def _on_image(self, msg: Image) -> None:

@@ -23,8 +23,6 @@ CONFIG_FIELDS = ("score", "score_resolution", "threshold", "eta", "lam", "delta"
                  "road_radius", "overlay_alpha")
 #: Parameters rclpy declares on every node; not ours to report.
 RCLPY_PARAMETERS = ("use_sim_time", "start_type_description_service")
-#: Earlier spelling of the input QoS: value -> input_reliability (and the depth it meant).
-LEGACY_INPUT_QOS = {"sensor_data": ("best_effort", 5), "reliable": ("reliable", 1)}
 
 __all__ = ["BY_NAME", "CONFIG_FIELDS", "PARAMS", "Param", "declare_all", "descriptor", "pipeline_config",
            "prepare_request", "score_change_problem"]
@@ -80,7 +78,7 @@ def unknown_names(names) -> List[str]:
     known = list(BY_NAME)
     out = []
     for name in sorted(names):
-        if name in BY_NAME or name in RCLPY_PARAMETERS or name.startswith("qos_overrides.") or name == "input_qos":
+        if name in BY_NAME or name in RCLPY_PARAMETERS or name.startswith("qos_overrides."):
             continue
         close = difflib.get_close_matches(name, known, n=1)
         out.append(f"{name} (did you mean {close[0]}?)" if close else name)
@@ -97,15 +95,6 @@ def declare_all(node) -> Tuple[Dict[str, Any], Dict[str, float], List[str]]:
     unknown = unknown_names(given)
     if unknown:
         warnings.append(f"ignored parameters the node does not have: {', '.join(unknown)}")
-    if "input_qos" in given:
-        legacy = given["input_qos"]
-        if legacy not in LEGACY_INPUT_QOS:
-            raise ConfigError(f"parameter input_qos must be 'sensor_data' or 'reliable', got {legacy!r}")
-        reliability, depth = LEGACY_INPUT_QOS[legacy]
-        given.setdefault("input_reliability", reliability)
-        given.setdefault("input_depth", depth)
-        warnings.append(f"input_qos is replaced by input_reliability and input_depth: using "
-                        f"input_reliability={given['input_reliability']}, input_depth={given['input_depth']}")
     path = check_value(BY_NAME["score_thresholds"], given.get("score_thresholds", ""))
     thresholds = read_score_thresholds(path) if path else {}
     score = given.get("score", BY_NAME["score"].default)
