@@ -94,7 +94,8 @@ def markdown_table() -> str:
 
     rows = ["| parameter | default | allowed | at run time | description |", "|---|---|---|---|---|"]
     for p in PARAMS:
-        value = "`\"\"`" if p.default == "" else f"`{str(p.default).lower() if isinstance(p.default, bool) else p.default}`"
+        shown = str(p.default).lower() if isinstance(p.default, bool) else p.default
+        value = "`\"\"`" if p.default == "" else f"`{shown}`"
         rows.append(f"| `{p.name}` | {value} | {allowed(p)} | {'yes' if p.dynamic else 'no'} | "
                     f"{p.description.replace('|', '/')} |")
     return "\n".join(rows)

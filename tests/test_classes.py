@@ -60,7 +60,8 @@ def twenty_class_model():
 def test_checkpoint_carries_the_classes(tmp_path, twenty_class_model):
     names = [f"thing {i}" for i in range(20)]
     colors = [[10 * i, 255 - 10 * i, 7] for i in range(20)]
-    path = save_checkpoint(twenty_class_model, tmp_path / "m.pt", metadata={"classes": {"names": names, "colors": colors}})
+    path = save_checkpoint(twenty_class_model, tmp_path / "m.pt",
+                           metadata={"classes": {"names": names, "colors": colors}})
     payload = torch.load(path, map_location="cpu", weights_only=True)  # plain data: the safe loader takes it
     assert payload["metadata"]["classes"]["names"] == names
     model = load_checkpoint(path)

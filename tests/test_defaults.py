@@ -29,7 +29,6 @@ def node_defaults():
     import rclpy
 
     from hypood_ros.node.parameters import declare_all
-
     from ros_harness import random_domain
 
     context = rclpy.Context()

@@ -16,7 +16,6 @@ from std_msgs.msg import String
 
 from hypood_ros.model import build_segmentor, save_checkpoint
 from hypood_ros.node.replay import cdr_stamp
-
 from ros_harness import OUTPUTS, NodeProcess, Peer, random_domain
 
 pytestmark = pytest.mark.ros
@@ -123,8 +122,8 @@ def test_score_change_needs_its_threshold(configured):
     got = peer.send_and_wait(peer.image(camera_frame(40, 60, seed=5), sec=700))
     score = as_array(got["ood/score"])
     assert score.min() >= -1.0 and score.max() <= -1.0 / 20 + 1e-6  # -max softmax over 20 classes
-    result = peer.parameter_call("set_parameters_atomically",
-                                 [Parameter("score", value="hyperspherical_llr"), Parameter("threshold", value=1.0)]).result
+    back = [Parameter("score", value="hyperspherical_llr"), Parameter("threshold", value=1.0)]
+    result = peer.parameter_call("set_parameters_atomically", back).result
     assert result.successful
 
 

@@ -1,4 +1,4 @@
-"""What the node checks before it says it is ready: parameters, thresholds, device, model, warm-up; failures are one line."""
+"""What the node checks before it says it is ready (parameters, thresholds, device, model, warm-up)."""
 import subprocess
 import sys
 
@@ -13,7 +13,6 @@ from hypood_ros.kernels.fused import reference_fused_scores
 from hypood_ros.node.stats import FrameStats
 from hypood_ros.pipeline import FramePipeline, PipelineConfig
 from hypood_ros.runtimes.torch_backend import TorchBackend
-
 from ros_harness import random_domain, ros_env
 
 

@@ -35,8 +35,14 @@ from hypood_ros.conversion import check_image_fields, image_to_rgb, rgb_fields
 from hypood_ros.devices import check_device
 from hypood_ros.errors import BackendError, ConfigError, FrameError, HypoodError
 from hypood_ros.images import decode_image
-from hypood_ros.node.parameters import (BY_NAME, CONFIG_FIELDS, declare_all, pipeline_config, prepare_request,
-                                        score_change_problem)
+from hypood_ros.node.parameters import (
+    BY_NAME,
+    CONFIG_FIELDS,
+    declare_all,
+    pipeline_config,
+    prepare_request,
+    score_change_problem,
+)
 from hypood_ros.node.stats import FrameStats
 from hypood_ros.pipeline import FramePipeline
 from hypood_ros.runtimes import load_backend
@@ -53,8 +59,8 @@ STOP_WAIT_S = 10.0  # how long shutdown waits for the frame in hand before dropp
 
 def qos(reliability: str, depth: int, latched: bool = False) -> QoSProfile:
     """A keep-last profile from the node's QoS parameters (best_effort | reliable)."""
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
-                      reliability=ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT,
+    policy = ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=policy,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
 
 
