@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from hypood_ros.calibration import read_score_thresholds
+from hypood_ros.calibration import Calibration, read_score_thresholds, write_params
 from hypood_ros.errors import ConfigError
 from hypood_ros.kernels.compile import KernelCompileError
 from hypood_ros.kernels.fused import reference_fused_scores
@@ -20,8 +20,9 @@ def test_score_thresholds_file(tmp_path):
     path = tmp_path / "t.yaml"
     path.write_text("energy: -3\nmsp: -0.5\n")
     assert read_score_thresholds(path) == {"energy": -3.0, "msp": -0.5}
-    path.write_text('/**:\n  ros__parameters:\n    score: "energy"\n    threshold: -7.25\n    eta: 1.5\n')
-    assert read_score_thresholds(path) == {"energy": -7.25}  # what `hypood calibrate` writes
+    written = write_params(tmp_path / "calibrated.yaml", Calibration(-7.25, 0.01, 0.0099, 1000, 3),
+                           PipelineConfig(score="energy"), source="id.mcap", model="m.pt")
+    assert read_score_thresholds(written) == {"energy": -7.25}  # what `hypood calibrate` writes
     for text, message in [("energi: 1\n", "unknown score 'energi'"), ("energy: high\n", "finite number"),
                           ("[1, 2\n", "not valid YAML"), ("- 1\n", "must map")]:
         path.write_text(text)
