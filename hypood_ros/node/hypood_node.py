@@ -202,15 +202,20 @@ class HypoodNode(Node):
         with self._publish_lock:
             if self._closed:  # stopping: the context may already be gone
                 return
-            for name, publisher in self._outputs.items():
-                image = getattr(result, name)
-                if image is None:
-                    continue
-                encoding, step, data = rgb_fields(image)
-                out = Image(header=header, height=image.shape[0], width=image.shape[1], encoding=encoding,
-                            is_bigendian=0, step=step)
-                out.data = data
-                publisher.publish(out)
+            try:
+                for name, publisher in self._outputs.items():
+                    image = getattr(result, name)
+                    if image is None:
+                        continue
+                    encoding, step, data = rgb_fields(image)
+                    out = Image(header=header, height=image.shape[0], width=image.shape[1], encoding=encoding,
+                                is_bigendian=0, step=step)
+                    out.data = data
+                    publisher.publish(out)
+            except Exception as exc:  # e.g. the ROS context went away under us: counted, never fatal
+                self._stats.on_error(f"publishing failed: {type(exc).__name__}: {exc}")
+                self._log_throttled(f"publishing failed: {type(exc).__name__}: {exc}", error=True)
+                return
         self._stats.on_published(time.monotonic() - received, self._stamp_latency(header))
 
     def _stamp_latency(self, header):
