@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 import rclpy
+from builtin_interfaces.msg import Time
 from rcl_interfaces.msg import ParameterType
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
@@ -167,6 +168,30 @@ def test_stamp_latency_only_for_a_live_camera(configured):
     values = peer.wait_diagnostics(lambda d: "stamp_latency_p50_ms" in d)
     assert 0.0 < float(values["stamp_latency_p50_ms"]) < 10_000
     assert 0.0 < float(values["latency_p50_ms"]) < 10_000
+
+
+def test_stamp_latency_on_sim_time(tiny_checkpoint):
+    """With use_sim_time the stamp latency is measured against /clock (a replayed bag's time)."""
+    from rosgraph_msgs.msg import Clock
+
+    started = Started(["-p", f"model:={tiny_checkpoint}", "-p", "input_height:=56", "-p", "input_width:=112",
+                       "-p", "diagnostics_period:=0.2", "-p", "use_sim_time:=true"])
+    try:
+        peer = started.peer
+        clock = peer.node.create_publisher(Clock, "/clock", 10)
+        deadline = time.monotonic() + 20
+        while clock.get_subscription_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for i in range(5):
+            for _ in range(3):  # the bag's clock stands at 5000 s + i, 0.25 s after the frame's stamp
+                clock.publish(Clock(clock=Time(sec=5000 + i, nanosec=250_000_000)))
+                time.sleep(0.05)
+            msg = peer.image(camera_frame(40, 60, seed=10 + i), sec=5000 + i)
+            peer.send_and_wait(msg)
+        values = peer.wait_diagnostics(lambda d: "stamp_latency_p50_ms" in d and int(d["frames_processed"]) >= 5)
+        assert 200.0 <= float(values["stamp_latency_p50_ms"]) <= 300.0, values
+    finally:
+        started.close()
 
 
 class FrameStream:

@@ -22,6 +22,7 @@ import time
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, ShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
@@ -128,7 +129,9 @@ class HypoodNode(Node):
                                                           input_qos)
         self.add_pre_set_parameters_callback(lambda params: prepare_request(params, self._values, self._thresholds))
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.create_timer(values["diagnostics_period"], self._publish_diagnostics)
+        # Steady clock: diagnostics keep coming while a replayed bag's /clock pauses (use_sim_time).
+        self.create_timer(values["diagnostics_period"], self._publish_diagnostics,
+                          clock=Clock(clock_type=ClockType.STEADY_TIME))
         shape = backend.input_shape
         self.get_logger().info(
             f"ready: {backend.name} backend on {backend.device}, input {shape[2]}x{shape[3]}, score {config.score}, "
@@ -224,7 +227,10 @@ class HypoodNode(Node):
         if not (self._values["live_camera"] or clock.ros_time_is_active):
             return None
         stamp = Time.from_msg(header.stamp, clock_type=clock.clock_type)
-        return (clock.now() - stamp).nanoseconds * 1e-9 if stamp.nanoseconds > 0 else None
+        now = clock.now()
+        if stamp.nanoseconds <= 0 or now.nanoseconds <= 0:  # no stamp, or sim time before the first /clock
+            return None
+        return (now - stamp).nanoseconds * 1e-9
 
     # -- parameters and diagnostics ------------------------------------------------------------------
     def _on_set_parameters(self, params) -> SetParametersResult:
