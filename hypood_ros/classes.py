@@ -12,6 +12,8 @@ from typing import Iterable, Mapping, Optional, Set, Tuple
 
 import numpy as np
 
+#: Key of the class metadata (`ClassInfo.to_json()`) in an exported ONNX file.
+CLASSES_KEY = "hypood_ros.classes"
 #: Label id of pixels without a class (drawn black).
 UNLABELLED = 255
 MAX_CLASSES = 255
@@ -89,6 +91,14 @@ class ClassInfo:
 
     def to_json(self) -> str:
         return json.dumps({**self.to_metadata(), "unlabelled": UNLABELLED})
+
+    @classmethod
+    def from_json(cls, text: str, num_classes: int) -> "ClassInfo":
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise ValueError("class metadata is not valid JSON") from None
+        return cls.from_metadata(data, num_classes)
 
     @classmethod
     def from_metadata(cls, data: Optional[Mapping], num_classes: int) -> "ClassInfo":

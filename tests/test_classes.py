@@ -100,3 +100,28 @@ def test_colour_map_uses_the_model_classes(tmp_path, twenty_class_model):
     result = pipeline.process(frame)
     expected = np.asarray(colors, dtype=np.uint8)[result.labels]
     np.testing.assert_array_equal(result.color, expected)
+
+
+def test_onnx_export_carries_the_classes(tmp_path, twenty_class_model):
+    from hypood_ros.runtimes.export import export_onnx
+
+    names = [f"part {i}" for i in range(20)]
+    colors = [[5 * i, 100, 255 - 5 * i] for i in range(20)]
+    path = save_checkpoint(twenty_class_model, tmp_path / "m.pt",
+                           metadata={"classes": {"names": names, "colors": colors}})
+    onnx_path = tmp_path / "m.onnx"
+    export_onnx(load_checkpoint(path), onnx_path, 28, 56, verify=False)
+    backend = load_backend(onnx_path)
+    assert backend.classes.names == tuple(names) and backend.classes.colors[19] == (95, 100, 160)
+    assert FramePipeline(backend).classes == backend.classes
+
+    import onnx
+
+    from hypood_ros.classes import CLASSES_KEY
+    from hypood_ros.errors import BackendError
+
+    proto = onnx.load(str(onnx_path))
+    next(p for p in proto.metadata_props if p.key == CLASSES_KEY).value = '{"names": ["x"], "colors": [[1, 2, 3]]}'
+    onnx.save(proto, str(onnx_path))
+    with pytest.raises(BackendError, match="invalid class metadata: class metadata names 1 classes, the model has 20"):
+        load_backend(onnx_path)

@@ -14,6 +14,7 @@ from typing import Dict
 
 import torch
 
+from hypood_ros.classes import CLASSES_KEY, default_classes
 from hypood_ros.errors import BackendError
 from hypood_ros.runtimes.base import INPUT_NAME, OUTPUT_NAMES, HeadParams
 
@@ -70,7 +71,9 @@ def export_onnx(model: torch.nn.Module, out: str | os.PathLike, height: int, wid
                           output_names=list(OUTPUT_NAMES), opset_version=OPSET, dynamo=False)
     model.float()
     proto = onnx.load(str(tmp))
-    for key, value in ((HEAD_KEY, head_to_json(model.head_params())), (CONFIG_KEY, json.dumps(model.config))):
+    classes = getattr(model, "classes", None) or default_classes(int(model.head_params().weight_norm.shape[0]))
+    for key, value in ((HEAD_KEY, head_to_json(model.head_params())), (CONFIG_KEY, json.dumps(model.config)),
+                       (CLASSES_KEY, classes.to_json())):
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.checker.check_model(proto)

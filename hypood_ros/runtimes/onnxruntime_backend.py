@@ -8,6 +8,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
+from hypood_ros.classes import CLASSES_KEY, ClassInfo
 from hypood_ros.errors import BackendError
 from hypood_ros.runtimes.base import INPUT_NAME, OUTPUT_NAMES, Backend
 
@@ -63,6 +64,11 @@ class OnnxRuntimeBackend(Backend):
         if HEAD_KEY not in meta:
             raise BackendError(f"{path}: no '{HEAD_KEY}' metadata; export it with `hypood export`")
         self._head = head_from_json(meta[HEAD_KEY], str(path)).to(self._device)
+        if CLASSES_KEY in meta:  # files exported before class metadata existed get the default for K
+            try:
+                self._classes = ClassInfo.from_json(meta[CLASSES_KEY], int(self._head.weight_norm.shape[0]))
+            except ValueError as exc:
+                raise BackendError(f"{path}: invalid class metadata: {exc}") from None
         self._path = path
 
     def run(self, batch: torch.Tensor) -> Dict[str, torch.Tensor]:
