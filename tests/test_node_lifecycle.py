@@ -170,6 +170,7 @@ def test_stamp_latency_only_for_a_live_camera(configured):
     assert 0.0 < float(values["latency_p50_ms"]) < 10_000
 
 
+@pytest.mark.slow
 def test_stamp_latency_on_sim_time(tiny_checkpoint):
     """With use_sim_time the stamp latency is measured against /clock (a replayed bag's time)."""
     from rosgraph_msgs.msg import Clock
