@@ -26,7 +26,9 @@ def frames(n=6, h=60, w=90):
     return [np.random.default_rng(i).integers(0, 256, (h, w, 3), dtype=np.uint8) for i in range(n)]
 
 
-def write_bag(path, storage, compressed=False, n=6, topic="/front/image_raw", extra_topic=False):
+def write_bag(path, storage, compressed=False, n=6, topic="/front/image_raw", extra_topic=False, stamps=None,
+              h=60, w=90, period_ns=10**9):
+    """A bag of `n` frames `period_ns` apart; header stamps (sec, nanosec) from `stamps` or increasing."""
     plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
     msgtype = "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image"
     with Writer(path, version=9, storage_plugin=plugin) as writer:
@@ -35,15 +37,16 @@ def write_bag(path, storage, compressed=False, n=6, topic="/front/image_raw", ex
             other = writer.add_connection("/chatter", "std_msgs/msg/String", typestore=TS)
             writer.write(other, STAMP0 * 10**9, TS.serialize_cdr(TS.types["std_msgs/msg/String"](data="hi"),
                                                                   "std_msgs/msg/String"))
-        for i, rgb in enumerate(frames(n)):
-            header = Header(stamp=Time(sec=STAMP0 + i, nanosec=123_000 + i), frame_id="front_camera")
+        for i, rgb in enumerate(frames(n, h, w)):
+            sec, nanosec = stamps[i] if stamps is not None else (STAMP0 + i, 123_000 + i)
+            header = Header(stamp=Time(sec=sec, nanosec=nanosec), frame_id="front_camera")
             if compressed:
                 data = np.frombuffer(cv2.imencode(".png", rgb[:, :, ::-1])[1].tobytes(), np.uint8)
                 msg = CompressedImage(header=header, format="png", data=data)
             else:
                 msg = Image(header=header, height=rgb.shape[0], width=rgb.shape[1], encoding="rgb8", is_bigendian=0,
                             step=rgb.shape[1] * 3, data=rgb.reshape(-1))
-            writer.write(conn, (STAMP0 + i) * 10**9 + 10**6, TS.serialize_cdr(msg, msgtype))
+            writer.write(conn, STAMP0 * 10**9 + i * period_ns + 10**6, TS.serialize_cdr(msg, msgtype))
     return path
 
 
@@ -198,3 +201,83 @@ def test_time_range_selection(tmp_path):
     assert [f.msg.header.stamp.sec - STAMP0 for f in read_frames(bag, "/front/image_raw", start=4.0)] == [4, 5]
     with pytest.raises(BagError, match="no messages on '/front/image_raw' in the selected time range"):
         list(read_frames(bag, "/front/image_raw", start=100.0))
+
+
+def summary_values(stdout):
+    """The replay summary's 'key: value' lines as a dict."""
+    return dict(line.split(": ", 1) for line in stdout.splitlines() if ": " in line)
+
+
+def latency_min_ms(stdout):
+    return float(summary_values(stdout)["latency ms"].split()[1])
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+@pytest.mark.parametrize("stamps", [[(0, 0)] * 6, [(5, 0), (5, 0), (6, 0), (6, 0), (6, 0), (7, 0)]],
+                         ids=["zero", "duplicate"])
+def test_zero_and_duplicate_stamps_count_correctly(tmp_path, tiny_checkpoint, stamps):
+    bag = write_bag(tmp_path / "drive", "mcap", stamps=stamps)
+    proc = replay(bag, tiny_checkpoint, "--record", tmp_path / "out")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    values = summary_values(proc.stdout)
+    assert values["frames sent"] == "6" and values["dropped (no ood/mask)"] == "0", proc.stdout
+    assert all(values[f"answered on {topic}"] == "6" for topic in ("ood/mask", "semantic/labels", "ood/score"))
+    assert latency_min_ms(proc.stdout) >= 0
+    got = recorded(tmp_path / "out", "/ood/mask")
+    assert sorted((s, n) for s, n, _ in got) == sorted(stamps)
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_clock_follows_the_bag_for_a_sim_time_node(tmp_path, tiny_checkpoint):
+    import threading
+
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rosgraph_msgs.msg import Clock
+
+    bag = write_bag(tmp_path / "drive", "sqlite3", n=5, period_ns=200_000_000)  # bag time: 5 frames, 0.2 s apart
+    domain = random_domain()
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain)
+    node = rclpy.create_node("clock_listener", context=context)
+    clocks = []
+    node.create_subscription(Clock, "/clock", lambda m: clocks.append(m.clock.sec * 10**9 + m.clock.nanosec),
+                             QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT))
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    threading.Thread(target=executor.spin, daemon=True).start()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "hypood_ros.cli", "replay", str(bag), "--topic", "/front/image_raw",
+                               "--launch-node", "--model", str(tiny_checkpoint), "--clock", *NODE_ARGS],
+                              capture_output=True, text=True, timeout=240, env=ros_env(domain))
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "answered on ood/mask: 5" in proc.stdout
+    first, last = STAMP0 * 10**9 + 10**6, STAMP0 * 10**9 + 4 * 200_000_000 + 10**6  # recorded receive times
+    assert "/clock published from bag time" in proc.stdout
+    assert clocks and clocks == sorted(clocks), "the clock went backwards"
+    assert clocks[0] >= first and max(clocks) >= last
+    assert max(clocks) < last + 10 * 10**9  # wall time after the last frame advances it only a little
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+@pytest.mark.parametrize("h,w,qos", [(480, 640, "reliable"), (720, 1280, "reliable"), (720, 1280, "sensor_data")])
+def test_launch_node_delivers_every_large_frame_with_the_profile(tmp_path, tiny_checkpoint, h, w, qos, profile="shipped"):
+    """Replay and the node it starts use matching QoS (reliable, or best effort on both ends) and the profile."""
+    bag = write_bag(tmp_path / "drive", "mcap", n=5, h=h, w=w)
+    proc = hypood("replay", bag, "--topic", "/front/image_raw", "--launch-node", "--model", tiny_checkpoint,
+                  "--max-speed", "--frame-timeout", "20", "--qos", qos, "--dds-profile", profile, *NODE_ARGS,
+                  "--record", tmp_path / "out")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    values = summary_values(proc.stdout)
+    assert values["frames sent"] == "5" and values["dropped (no ood/mask)"] == "0", proc.stdout
+    assert all(values[f"answered on {topic}"] == "5" for topic in ("ood/mask", "ood/overlay", "ood/score"))
+    got = recorded(tmp_path / "out", "/ood/overlay")
+    assert len(got) == 5 and all((m.height, m.width) == (h, w) for _, _, m in got)

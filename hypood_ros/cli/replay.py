@@ -20,6 +20,15 @@ def register(subparsers) -> None:
     parser.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap", help="format of --record")
     parser.add_argument("--namespace", default="", help="namespace of the node's topics")
     parser.add_argument("--frame-timeout", type=float, default=5.0, help="seconds to wait for an answer")
+    parser.add_argument("--qos", choices=["reliable", "sensor_data"], default="reliable",
+                        help="QoS of the published frames; --launch-node starts the node with the matching input_qos")
+    parser.add_argument("--clock", type=float, nargs="?", const=40.0, default=None, metavar="HZ",
+                        help="publish /clock from the bag's recorded time (default 40 Hz); --launch-node then "
+                             "sets use_sim_time on the node")
+    parser.add_argument("--dds-profile", default="auto",
+                        help="Fast DDS profile XML for this process and --launch-node: a path, 'shipped' "
+                             "(config/fastdds_large_frames.xml, for large raw frames), 'none' (Fast DDS defaults) "
+                             "or 'auto' (the file FASTDDS_DEFAULT_PROFILES_FILE names, else shipped)")
     parser.add_argument("--launch-node", action="store_true", help="start the node for this replay")
     parser.add_argument("--model", default=None, help="model for --launch-node")
     parser.add_argument("--params-file", default=None, help="params YAML for --launch-node")
@@ -32,18 +41,24 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from hypood_ros.bags import RecorderThread
+    from hypood_ros.dds import profile_env, resolve_profile, use_profile
     from hypood_ros.errors import HypoodError
+
+    profile = resolve_profile(args.dds_profile)
+    use_profile(profile)  # before this process's first DDS participant
     from hypood_ros.node.replay import NodeLauncher, Replayer, node_arguments
 
     replayer = Replayer(args.bag, args.topic, args.publish_topic, args.namespace, rate=args.rate,
                         max_speed=args.max_speed, start=args.start, duration=args.duration,
-                        frame_timeout=args.frame_timeout)
+                        frame_timeout=args.frame_timeout, qos=args.qos, clock=args.clock)
     launcher = None
     if args.launch_node:
         if not args.model:
             raise HypoodError("--launch-node needs --model")
         launcher = NodeLauncher(node_arguments(args.model, replayer.publish_topic, replayer.compressed,
-                                               args.namespace, args.params_file, args.node_arg))
+                                               args.namespace, args.params_file, args.node_arg, qos=args.qos,
+                                               use_sim_time=args.clock is not None),
+                                env=profile_env(profile))
     recorder = None
     ok = False
     try:

@@ -2,7 +2,9 @@
 
 Messages are published as the recorded CDR bytes (no decode/encode), at the recorded timing scaled by
 `rate`, or as fast as the node answers (`max_speed`: the next frame goes out once the previous one was
-answered or timed out). Outputs are received serialized and written to the new bag unchanged.
+answered or timed out). Outputs are received serialized and written to the new bag unchanged. Which
+frame an output answers is decided by message order and receipt (`ReplayLedger`), so bags with zero or
+repeated stamps count correctly. With `clock`, /clock follows the bag's recorded time for sim-time nodes.
 """
 from __future__ import annotations
 
@@ -19,14 +21,26 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CompressedImage, Image
 
 from hypood_ros.bags import COMPRESSED, RecorderThread, read_frames
 from hypood_ros.errors import HypoodError
+from hypood_ros.node.ledger import ReplayLedger
 
 OUTPUT_TOPICS = ("semantic/labels", "semantic/color", "ood/score", "ood/mask", "ood/overlay")
 PRIMARY = "ood/mask"
+#: How replay publishes frames; the same name is the node's `input_qos` when replay starts the node, so
+#: both ends match (reliable: nothing lost in transport; sensor_data: best effort, as a camera driver).
+REPLAY_QOS = ("reliable", "sensor_data")
+CLOCK_HZ = 40.0  # as `ros2 bag play --clock`
+
+
+def frame_qos(name: str) -> QoSProfile:
+    if name not in REPLAY_QOS:
+        raise HypoodError(f"unknown replay QoS {name!r}; use one of {', '.join(REPLAY_QOS)}")
+    return QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE) if name == "reliable" else qos_profile_sensor_data
 
 
 def cdr_stamp(raw: bytes) -> Tuple[int, int]:
@@ -42,6 +56,7 @@ class ReplaySummary:
     latencies: List[float] = field(default_factory=list)  # seconds, send -> first output
     duration: float = 0.0
     record: Optional[Path] = None
+    clock: Optional[Tuple[int, int]] = None  # first and last /clock published, bag time in ns
 
     @property
     def dropped(self) -> int:
@@ -53,19 +68,32 @@ class ReplaySummary:
         out = [f"frames sent: {self.sent}"]
         out += [f"answered on {topic}: {self.answered.get(topic, 0)}" for topic in OUTPUT_TOPICS]
         out += [f"dropped (no {PRIMARY}): {self.dropped}",
-                f"latency ms: p50 {np.percentile(lat, 50):.1f}  p95 {np.percentile(lat, 95):.1f}  max {lat.max():.1f}",
+                f"latency ms: min {lat.min():.1f}  p50 {np.percentile(lat, 50):.1f}  p95 {np.percentile(lat, 95):.1f}  "
+                f"max {lat.max():.1f}",
                 f"effective rate: {rate:.2f} frames/s over {self.duration:.1f} s"]
+        if self.clock:
+            out.append(f"/clock published from bag time {self.clock[0] * 1e-9:.3f} s to {self.clock[1] * 1e-9:.3f} s")
         if self.record:
             out.append(f"recorded outputs: {self.record}")
         return out
 
 
 def node_arguments(model: str, topic: str, compressed: bool, namespace: str = "",
-                   params_file: Optional[str] = None, extra: Optional[List[str]] = None) -> List[str]:
-    """--ros-args for a node that listens on `topic` (raw or compressed) in `namespace`."""
+                   params_file: Optional[str] = None, extra: Optional[List[str]] = None,
+                   qos: Optional[str] = None, use_sim_time: bool = False) -> List[str]:
+    """--ros-args for a node that listens on `topic` (raw or compressed) in `namespace`.
+
+    `qos`: how the frames are published (REPLAY_QOS), so the node subscribes with the matching QoS;
+    `extra` comes last and overrides anything before it.
+    """
     args = ["--params-file", str(params_file)] if params_file else []
     args += ["-p", f"model:={model}", "-p", f"input_type:={'compressed' if compressed else 'raw'}",
              "-r", f"{'image/compressed' if compressed else 'image'}:={topic}"]
+    if qos is not None:
+        frame_qos(qos)  # validates the name
+        args += ["-p", f"input_qos:={qos}"]
+    if use_sim_time:
+        args += ["-p", "use_sim_time:=true"]
     if namespace:
         args += ["-r", f"__ns:={namespace}"]
     return args + list(extra or [])
@@ -112,9 +140,15 @@ class NodeLauncher:
 class Replayer:
     def __init__(self, bag, topic: str, publish_topic: Optional[str] = None, namespace: str = "",
                  rate: float = 1.0, max_speed: bool = False, start: Optional[float] = None,
-                 duration: Optional[float] = None, frame_timeout: float = 5.0, connect_timeout: float = 30.0) -> None:
+                 duration: Optional[float] = None, frame_timeout: float = 5.0, connect_timeout: float = 30.0,
+                 qos: str = "reliable", clock: Optional[float] = None) -> None:
         if rate <= 0:
             raise HypoodError(f"--rate must be positive, got {rate}")
+        if clock is not None and clock <= 0:
+            raise HypoodError(f"--clock must be a positive frequency in Hz, got {clock}")
+        self.qos = qos
+        frame_qos(qos)
+        self.clock_hz = clock
         self.bag, self.topic = Path(bag), topic
         self.publish_topic = publish_topic or topic
         self.namespace = namespace.rstrip("/")
@@ -136,27 +170,24 @@ class Replayer:
         rclpy.init(context=context)
         node = rclpy.create_node("hypood_replay", context=context)
         summary = ReplaySummary()
-        sent_at: Dict[Tuple[int, int], float] = {}
-        first_answer: Dict[Tuple[int, int], float] = {}
-        answered: Dict[str, set] = {name: set() for name in OUTPUT_TOPICS}
+        ledger = ReplayLedger(OUTPUT_TOPICS)
         lock = threading.Condition()
 
         def on_output(name: str, raw: bytes) -> None:
-            now = time.monotonic()
             stamp = cdr_stamp(raw)
             with lock:
-                if stamp in sent_at:
-                    answered[name].add(stamp)
-                    first_answer.setdefault(stamp, now)
+                ledger.received(name, stamp, time.monotonic())  # the time taken after any send it may answer
                 lock.notify_all()
             if recorder is not None:
                 recorder.write(self.output_topic(name), "sensor_msgs/msg/Image", time.time_ns(), raw)
 
-        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        output_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         subscriptions = [node.create_subscription(Image, self.output_topic(name),
-                                                  lambda raw, n=name: on_output(n, raw), qos, raw=True)
+                                                  lambda raw, n=name: on_output(n, raw), output_qos, raw=True)
                          for name in OUTPUT_TOPICS]
-        publisher = node.create_publisher(CompressedImage if self.compressed else Image, self.publish_topic, qos)
+        publisher = node.create_publisher(CompressedImage if self.compressed else Image, self.publish_topic,
+                                          frame_qos(self.qos))
+        clock = BagClock(node, self.clock_hz, None if self.max_speed else self.rate) if self.clock_hz else None
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
         spinner = threading.Thread(target=executor.spin, daemon=True)
@@ -171,26 +202,30 @@ class Replayer:
                     t0_bag = frame.timestamp_ns if t0_bag is None else t0_bag
                     due = t0_wall + (frame.timestamp_ns - t0_bag) * 1e-9 / self.rate
                     time.sleep(max(0.0, due - time.monotonic()))
+                if clock is not None:
+                    clock.at(frame.timestamp_ns)
                 with lock:
-                    sent_at[stamp] = time.monotonic()
+                    index = ledger.sent(stamp, time.monotonic())
                 publisher.publish(frame.rawdata)
                 summary.sent += 1
                 if progress is not None:
                     progress.update(1)
                 if self.max_speed:
                     with lock:
-                        lock.wait_for(lambda: stamp in answered[PRIMARY], timeout=self.frame_timeout)
+                        lock.wait_for(lambda: ledger.last_answered(PRIMARY) >= index, timeout=self.frame_timeout)
             # Let the last answers arrive on every output (a reliable sample that needed a retransmission
             # can take a DDS heartbeat period); outputs switched off in the node just cost this timeout.
             with lock:
-                lock.wait_for(lambda: all(len(answered[name]) >= len(sent_at) for name in OUTPUT_TOPICS),
+                lock.wait_for(lambda: all(ledger.answered(name) >= summary.sent for name in OUTPUT_TOPICS),
                               timeout=self.frame_timeout)
             with lock:
-                summary.answered = {name: len(stamps) for name, stamps in answered.items()}
-                summary.latencies = [first_answer[s] - sent_at[s] for s in first_answer]
-                last = max(first_answer.values(), default=t0_wall)
+                summary.answered = {name: ledger.answered(name) for name in OUTPUT_TOPICS}
+                summary.latencies = ledger.latencies()
+                last = max(ledger.first_answer.values(), default=t0_wall)
             summary.duration = last - t0_wall
         finally:
+            if clock is not None:
+                summary.clock = clock.close()
             executor.shutdown()
             node.destroy_node()
             rclpy.try_shutdown(context=context)
@@ -206,3 +241,53 @@ class Replayer:
             time.sleep(0.05)
         raise HypoodError(f"no hypood node is subscribed to {self.publish_topic} and publishing "
                           f"{self.output_topic(PRIMARY)}; start one or use --launch-node")
+
+
+class BagClock:
+    """/clock from the bag's recorded (receive) time, for nodes with use_sim_time.
+
+    At every frame the clock is set to that frame's recorded time, before the frame is published; in
+    between it advances with wall time x `rate` (None: stays put, as with --max-speed), republished at
+    `hz`. It never goes backwards. Best effort, depth 1, as `ros2 bag play --clock` and rclpy's TimeSource.
+    """
+
+    def __init__(self, node, hz: float, rate: Optional[float]) -> None:
+        self._publisher = node.create_publisher(Clock, "/clock",
+                                                QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
+        self._rate = rate
+        self._lock = threading.Lock()
+        self._anchor: Optional[Tuple[int, float]] = None  # (bag ns, monotonic s) of the last frame
+        self._first: Optional[int] = None
+        self._last = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, args=(1.0 / hz,), name="bag-clock", daemon=True)
+        self._thread.start()
+
+    def at(self, bag_ns: int) -> None:
+        with self._lock:
+            self._anchor = (bag_ns, time.monotonic())
+            self._publish(bag_ns)
+
+    def _publish(self, bag_ns: int) -> None:
+        value = max(bag_ns, self._last)
+        self._first = value if self._first is None else self._first
+        self._last = value
+        msg = Clock()
+        msg.clock.sec, msg.clock.nanosec = divmod(value, 1_000_000_000)
+        self._publisher.publish(msg)
+
+    def _loop(self, period: float) -> None:
+        while not self._stop.wait(period):
+            with self._lock:
+                if self._anchor is None:
+                    continue
+                bag_ns, since = self._anchor
+                if self._rate is not None:
+                    bag_ns += int((time.monotonic() - since) * self._rate * 1e9)
+                self._publish(bag_ns)
+
+    def close(self) -> Optional[Tuple[int, int]]:
+        """Stop; returns the first and last time published (None if nothing was)."""
+        self._stop.set()
+        self._thread.join()
+        return None if self._first is None else (self._first, self._last)
