@@ -1,12 +1,18 @@
 """hypood_ros: out-of-distribution obstacle segmentation for ROS 2 (ament_python package).
 
 The same file serves `colcon build` on a ROS install and `pip install .` on machines without ROS.
+Console scripts: pip (through a wheel) puts them in the environment's bin. `setup.py install|develop`,
+which colcon runs, puts them in lib/hypood_ros (setup.cfg), where `ros2 run hypood_ros hypood_node` finds
+them but the shell does not; so everywhere but in a wheel the launcher scripts/hypood goes to <prefix>/bin
+too, which colcon's setup.bash puts on PATH. In a wheel it would collide with the `hypood` console script.
 """
+import sys
 from glob import glob
 
 from setuptools import find_packages, setup
 
 PACKAGE = "hypood_ros"
+WHEEL = any(command in sys.argv[1:] for command in ("bdist_wheel", "editable_wheel"))
 
 setup(
     name=PACKAGE,
@@ -17,9 +23,9 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
-        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml")),
         (f"share/{PACKAGE}/rviz", glob("rviz/*.rviz")),
-    ],
+    ] + ([] if WHEEL else [("bin", ["scripts/hypood"])]),
     python_requires=">=3.10",
     install_requires=["setuptools", "numpy", "PyYAML"],
     extras_require={

@@ -89,6 +89,15 @@ def read_frames(path: str | os.PathLike, topic: str, start: Optional[float] = No
         reader.close()
 
 
+def first_frame_id(path: str | os.PathLike, topic: str) -> str:
+    """header.frame_id of the first image on `topic` (the replay launch file's RViz fixed frame)."""
+    frames = read_frames(path, topic)
+    try:
+        return next(frames).msg.header.frame_id
+    finally:
+        frames.close()
+
+
 def frame_rgb(frame: BagFrame) -> np.ndarray:
     """Decoded bag message -> HxWx3 uint8 RGB (FrameError if the message is unusable)."""
     from hypood_ros.conversion import image_to_rgb
@@ -136,8 +145,6 @@ class BagRecorder:
         if metadata.is_file():
             metadata.write_text(metadata.read_text().replace(self._partial.name, self.path.name))
         return self.path
-
-
 
 
 class RecorderThread:

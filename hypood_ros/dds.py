@@ -63,12 +63,18 @@ def env_var(env: Optional[Mapping[str, str]] = None) -> str:
     return ENV_VARS[1] if distro in FAST_DDS_2_DISTROS else ENV_VARS[0]
 
 
-def _apply(profile: Optional[Path], env) -> None:
+def settings(profile: Optional[Path], env: Optional[Mapping[str, str]] = None) -> Dict[str, Optional[str]]:
+    """Each profile variable -> its value for `profile` (None: unset), for the distribution in `env`."""
     chosen = env_var(env)
-    for name in ENV_VARS:
-        env.pop(name, None)
-    if profile is not None:
-        env[chosen] = str(profile)
+    return {name: str(profile) if profile is not None and name == chosen else None for name in ENV_VARS}
+
+
+def _apply(profile: Optional[Path], env) -> None:
+    for name, value in settings(profile, env).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
 
 
 def profile_env(profile: Optional[Path], env: Optional[Mapping[str, str]] = None) -> Dict[str, str]:

@@ -1,14 +1,33 @@
 """Launch the hypood node on a camera topic.
 
     ros2 launch hypood_ros hypood.launch.py camera:=/front/image_raw model:=/path/model.engine
+
+Defaults come from the package's one parameter table (hypood_ros.defaults). `dds_profile` sets the Fast DDS
+profile for the node process (config/fastdds_large_frames.xml unless the environment names one).
 """
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable, UnsetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+
+from hypood_ros.dds import AUTO, resolve_profile, settings
+from hypood_ros.defaults import BY_NAME, default
+
+
+def dds_environment(context):
+    """The profile variable for every process started after this (none: Fast DDS defaults)."""
+    profile = resolve_profile(LaunchConfiguration("dds_profile").perform(context))
+    return [SetEnvironmentVariable(name, value) if value is not None else UnsetEnvironmentVariable(name)
+            for name, value in settings(profile).items()]
+
+
+def text(name):
+    """A string parameter from a launch argument (kept a string even when empty or numeric-looking)."""
+    return ParameterValue(LaunchConfiguration(name), value_type=str)
 
 
 def generate_launch_description():
@@ -18,11 +37,20 @@ def generate_launch_description():
         DeclareLaunchArgument("camera", default_value="/camera/image_raw",
                               description="camera image topic (the base topic when input_type is compressed)"),
         DeclareLaunchArgument("model", description="checkpoint (.pt), ONNX (.onnx) or TensorRT engine (.engine)"),
-        DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "hypood.yaml")),
+        DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "hypood.yaml"),
+                              description="parameters YAML; the arguments below override it"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the node and its topics"),
-        DeclareLaunchArgument("backend", default_value="", description="torch | onnxruntime | tensorrt (default: by extension)"),
-        DeclareLaunchArgument("device", default_value="cuda"),
-        DeclareLaunchArgument("input_type", default_value="raw", description="raw | compressed"),
+        DeclareLaunchArgument("backend", default_value=default("backend"), description=BY_NAME["backend"].description),
+        DeclareLaunchArgument("device", default_value=default("device"), description=BY_NAME["device"].description),
+        DeclareLaunchArgument("input_type", default_value=default("input_type"),
+                              description=BY_NAME["input_type"].description),
+        DeclareLaunchArgument("input_qos", default_value=default("input_qos"),
+                              description=BY_NAME["input_qos"].description),
+        DeclareLaunchArgument("use_sim_time", default_value="false", description="follow /clock instead of wall time"),
+        DeclareLaunchArgument("dds_profile", default_value=AUTO,
+                              description="Fast DDS profile XML for the node: a path, 'shipped', 'none' (Fast DDS "
+                                          "defaults) or 'auto' (the one the environment names, else shipped)"),
+        OpaqueFunction(function=dds_environment),
         Node(
             package="hypood_ros",
             executable="hypood_node",
@@ -32,10 +60,12 @@ def generate_launch_description():
             parameters=[
                 LaunchConfiguration("params_file"),
                 {
-                    "model": LaunchConfiguration("model"),
-                    "backend": LaunchConfiguration("backend"),
-                    "device": LaunchConfiguration("device"),
-                    "input_type": LaunchConfiguration("input_type"),
+                    "model": text("model"),
+                    "backend": text("backend"),
+                    "device": text("device"),
+                    "input_type": text("input_type"),
+                    "input_qos": text("input_qos"),
+                    "use_sim_time": LaunchConfiguration("use_sim_time"),
                 },
             ],
             remappings=[("image", camera), ("image/compressed", [camera, "/compressed"])],

@@ -34,7 +34,7 @@ PRIMARY = "ood/mask"
 #: How replay publishes frames; the same name is the node's `input_qos` when replay starts the node, so
 #: both ends match (reliable: nothing lost in transport; sensor_data: best effort, as a camera driver).
 REPLAY_QOS = ("reliable", "sensor_data")
-CLOCK_HZ = 40.0  # as `ros2 bag play --clock`
+READY_MARK = "ready:"  # how the node's start-up line begins (launch/replay.launch.py waits for it too)
 
 
 def frame_qos(name: str) -> QoSProfile:
@@ -116,7 +116,7 @@ class NodeLauncher:
     def wait_ready(self, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if any("ready:" in line for line in self.lines):
+            if any(READY_MARK in line for line in self.lines):
                 return
             if self.proc.poll() is not None:
                 self._reader.join(timeout=2)
