@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
 
     replayer = Replayer(args.bag, args.topic, args.publish_topic, args.namespace, rate=args.rate,
                         max_speed=args.max_speed, start=args.start, duration=args.duration,
-                        frame_timeout=args.frame_timeout, qos=args.qos, clock=args.clock)
+                        frame_timeout=args.frame_timeout, qos=args.qos, clock=args.clock,
+                        clock_subscribers=1 if args.launch_node and args.clock is not None else 0)
     launcher = None
     if args.launch_node:
         if not args.model:

@@ -141,7 +141,7 @@ class Replayer:
     def __init__(self, bag, topic: str, publish_topic: Optional[str] = None, namespace: str = "",
                  rate: float = 1.0, max_speed: bool = False, start: Optional[float] = None,
                  duration: Optional[float] = None, frame_timeout: float = 5.0, connect_timeout: float = 30.0,
-                 qos: str = "reliable", clock: Optional[float] = None) -> None:
+                 qos: str = "reliable", clock: Optional[float] = None, clock_subscribers: int = 0) -> None:
         if rate <= 0:
             raise HypoodError(f"--rate must be positive, got {rate}")
         if clock is not None and clock <= 0:
@@ -149,6 +149,7 @@ class Replayer:
         self.qos = qos
         frame_qos(qos)
         self.clock_hz = clock
+        self.clock_subscribers = clock_subscribers  # /clock readers to wait for (a launched sim-time node: 1)
         self.bag, self.topic = Path(bag), topic
         self.publish_topic = publish_topic or topic
         self.namespace = namespace.rstrip("/")
@@ -158,7 +159,9 @@ class Replayer:
         # Validate the bag before anything starts: missing topic, wrong type, empty, unreadable.
         frames = read_frames(self.bag, topic, start, duration)
         try:
-            self.compressed = next(frames).msgtype == COMPRESSED
+            first = next(frames)
+            self.compressed = first.msgtype == COMPRESSED
+            self.start_ns = first.timestamp_ns  # bag time of the first frame: /clock holds it until playback starts
         finally:
             frames.close()  # closes the bag reader
 
@@ -187,13 +190,14 @@ class Replayer:
                          for name in OUTPUT_TOPICS]
         publisher = node.create_publisher(CompressedImage if self.compressed else Image, self.publish_topic,
                                           frame_qos(self.qos))
-        clock = BagClock(node, self.clock_hz, None if self.max_speed else self.rate) if self.clock_hz else None
+        clock = (BagClock(node, self.clock_hz, None if self.max_speed else self.rate, self.start_ns)
+                 if self.clock_hz else None)
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
         spinner = threading.Thread(target=executor.spin, daemon=True)
         spinner.start()
         try:
-            self._wait_connected(publisher, subscriptions)
+            self._wait_connected(publisher, subscriptions, clock)
             t0_wall = time.monotonic()
             t0_bag = None
             for frame in read_frames(self.bag, self.topic, self.start, self.duration):
@@ -231,11 +235,14 @@ class Replayer:
             rclpy.try_shutdown(context=context)
         return summary
 
-    def _wait_connected(self, publisher, subscriptions) -> None:
-        """Both directions matched at the endpoint level, so no early frame or answer is lost."""
+    def _wait_connected(self, publisher, subscriptions, clock: Optional["BagClock"] = None) -> None:
+        """Both directions (and /clock, if asked) matched at the endpoint level, so no early frame, answer or
+        sim time is lost."""
         deadline = time.monotonic() + self.connect_timeout
         while time.monotonic() < deadline:
-            if publisher.get_subscription_count() > 0 and all(s.get_publisher_count() > 0 for s in subscriptions):
+            clock_ready = clock is None or clock.subscribers() >= self.clock_subscribers
+            if (publisher.get_subscription_count() > 0 and all(s.get_publisher_count() > 0 for s in subscriptions)
+                    and clock_ready):
                 time.sleep(0.2)
                 return
             time.sleep(0.05)
@@ -246,22 +253,28 @@ class Replayer:
 class BagClock:
     """/clock from the bag's recorded (receive) time, for nodes with use_sim_time.
 
-    At every frame the clock is set to that frame's recorded time, before the frame is published; in
-    between it advances with wall time x `rate` (None: stays put, as with --max-speed), republished at
-    `hz`. It never goes backwards. Best effort, depth 1, as `ros2 bag play --clock` and rclpy's TimeSource.
+    Until playback starts it holds `start_ns` (the first frame's time), so sim-time nodes have a valid
+    time while replay connects. At every frame the clock is set to that frame's recorded time, before
+    the frame is published; in between it advances with wall time x `rate` (None: stays put, as with
+    --max-speed). Republished at `hz`; never goes backwards. Best effort, depth 1, as `ros2 bag play
+    --clock` and rclpy's TimeSource.
     """
 
-    def __init__(self, node, hz: float, rate: Optional[float]) -> None:
+    def __init__(self, node, hz: float, rate: Optional[float], start_ns: int) -> None:
         self._publisher = node.create_publisher(Clock, "/clock",
                                                 QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
         self._rate = rate
         self._lock = threading.Lock()
         self._anchor: Optional[Tuple[int, float]] = None  # (bag ns, monotonic s) of the last frame
+        self._start = start_ns
         self._first: Optional[int] = None
         self._last = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, args=(1.0 / hz,), name="bag-clock", daemon=True)
         self._thread.start()
+
+    def subscribers(self) -> int:
+        return self._publisher.get_subscription_count()
 
     def at(self, bag_ns: int) -> None:
         with self._lock:
@@ -280,6 +293,7 @@ class BagClock:
         while not self._stop.wait(period):
             with self._lock:
                 if self._anchor is None:
+                    self._publish(self._start)
                     continue
                 bag_ns, since = self._anchor
                 if self._rate is not None:
