@@ -99,7 +99,7 @@ def generate_launch_description():
     return LaunchDescription([
         DeclareLaunchArgument("bag", description="rosbag2 bag (.db3 / .mcap or its directory)"),
         DeclareLaunchArgument("topic", default_value="/camera/image_raw",
-                              description="image topic in the bag (Image, or CompressedImage with input_type compressed)"),
+                              description="image topic in the bag (Image; CompressedImage with input_type compressed)"),
         DeclareLaunchArgument("rate", default_value="1.0", description="playback speed factor"),
         DeclareLaunchArgument("model", description="checkpoint (.pt), ONNX (.onnx) or TensorRT engine (.engine)"),
         DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "hypood.yaml"),

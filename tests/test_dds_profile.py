@@ -18,7 +18,8 @@ FRAME_1080P = 1920 * 1080 * 3
 def test_profile_sizes_the_transports_for_1080p_at_30_hz():
     root = ET.parse(shipped_profile()).getroot()
     assert shipped_profile() == REPO / "config" / "fastdds_large_frames.xml"
-    transports = {t.findtext("d:transport_id", namespaces=NS): t for t in root.iterfind(".//d:transport_descriptor", NS)}
+    transports = {t.findtext("d:transport_id", namespaces=NS): t
+                  for t in root.iterfind(".//d:transport_descriptor", NS)}
     kinds = {t.findtext("d:type", namespaces=NS): t for t in transports.values()}
     # The node publishes five outputs per frame (about 4x the rgb8 input at 1080p): the segment holds two frames' worth.
     assert int(kinds["SHM"].findtext("d:segment_size", namespaces=NS)) >= 2 * 4 * FRAME_1080P

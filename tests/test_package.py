@@ -85,10 +85,10 @@ def setup_arguments(*argv):
 
 
 def test_setup_installs_the_launcher_except_in_wheels():
-    for argv in (["install", "--prefix", "x"], ["develop"], ["--dry-run"]):  # colcon build, --symlink-install, its probe
+    # colcon build, colcon build --symlink-install, colcon's package probe
+    for argv in (["install", "--prefix", "x"], ["develop"], ["--dry-run"]):
         args = setup_arguments(*argv)
         assert ["bin", ["scripts/hypood"]] in args["data_files"], argv
-        assert ["share/hypood_ros/config", sorted(d for d in dict(args["data_files"])["share/hypood_ros/config"])]
         assert "config/fastdds_large_frames.xml" in dict(args["data_files"])["share/hypood_ros/config"]
     wheel = setup_arguments("bdist_wheel")
     assert all(dest != "bin" for dest, _ in wheel["data_files"])

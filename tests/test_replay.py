@@ -256,8 +256,9 @@ def test_clock_follows_the_bag_for_a_sim_time_node(tmp_path, tiny_checkpoint):
     executor.add_node(node)
     threading.Thread(target=executor.spin, daemon=True).start()
     try:
-        proc = subprocess.run([sys.executable, "-m", "hypood_ros.cli", "replay", str(bag), "--topic", "/front/image_raw",
-                               "--launch-node", "--model", str(tiny_checkpoint), "--clock", *NODE_ARGS],
+        proc = subprocess.run([sys.executable, "-m", "hypood_ros.cli", "replay", str(bag),
+                               "--topic", "/front/image_raw", "--launch-node", "--model", str(tiny_checkpoint),
+                               "--clock", *NODE_ARGS],
                               capture_output=True, text=True, timeout=240, env=ros_env(domain))
     finally:
         executor.shutdown()
@@ -276,7 +277,8 @@ def test_clock_follows_the_bag_for_a_sim_time_node(tmp_path, tiny_checkpoint):
 @pytest.mark.ros
 @pytest.mark.slow
 @pytest.mark.parametrize("h,w,qos", [(480, 640, "reliable"), (720, 1280, "reliable"), (720, 1280, "sensor_data")])
-def test_launch_node_delivers_every_large_frame_with_the_profile(tmp_path, tiny_checkpoint, h, w, qos, profile="shipped"):
+def test_launch_node_delivers_every_large_frame_with_the_profile(tmp_path, tiny_checkpoint, h, w, qos,
+                                                                 profile="shipped"):
     """Replay and the node it starts use matching QoS (reliable, or best effort on both ends) and the profile."""
     bag = write_bag(tmp_path / "drive", "mcap", n=5, h=h, w=w)
     proc = hypood("replay", bag, "--topic", "/front/image_raw", "--launch-node", "--model", tiny_checkpoint,

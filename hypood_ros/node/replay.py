@@ -40,7 +40,9 @@ READY_MARK = "ready:"  # how the node's start-up line begins (launch/replay.laun
 def frame_qos(name: str) -> QoSProfile:
     if name not in REPLAY_QOS:
         raise HypoodError(f"unknown replay QoS {name!r}; use one of {', '.join(REPLAY_QOS)}")
-    return QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE) if name == "reliable" else qos_profile_sensor_data
+    if name == "sensor_data":
+        return qos_profile_sensor_data
+    return QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
 def cdr_stamp(raw: bytes) -> Tuple[int, int]:
