@@ -145,7 +145,7 @@ def main() -> None:
         return
     print(f"best-effort rgb8 frames, {args.frames} sent at {args.rate:g} Hz between two processes "
           f"(discovery range {args.discovery_range}): frames arrived whole")
-    print(f"| frame | MB | " + " | ".join(profiles) + " |")
+    print("| frame | MB | " + " | ".join(profiles) + " |")
     print("|---|---|" + "---|" * len(profiles))
     for row in rows:
         print(f"| {row['size']} | {row['mb']:.2f} | " + " | ".join(f"{row[p]}/{row['sent']}" for p in profiles) + " |")

@@ -6,7 +6,6 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,7 +50,7 @@ def test_pip_only_dependencies_are_documented():
     keys = {e.text for e in package_xml().iter("exec_depend")}
     assert "python3-torch" not in keys  # Ubuntu's package is CPU-only and old; PyTorch comes from pip
     for package in ("torch", "onnx", "onnxruntime"):
-        assert f"pip install" in readme and package in readme.split("## Installing on a robot")[1], package
+        assert "pip install" in readme and package in readme.split("## Installing on a robot")[1], package
 
 
 def test_license_matches_package_xml_and_setup_py():

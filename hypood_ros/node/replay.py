@@ -70,8 +70,8 @@ class ReplaySummary:
         out = [f"frames sent: {self.sent}"]
         out += [f"answered on {topic}: {self.answered.get(topic, 0)}" for topic in OUTPUT_TOPICS]
         out += [f"dropped (no {PRIMARY}): {self.dropped}",
-                f"latency ms: min {lat.min():.1f}  p50 {np.percentile(lat, 50):.1f}  p95 {np.percentile(lat, 95):.1f}  "
-                f"max {lat.max():.1f}",
+                (f"latency ms: min {lat.min():.1f}  p50 {np.percentile(lat, 50):.1f}  "
+                 f"p95 {np.percentile(lat, 95):.1f}  max {lat.max():.1f}"),
                 f"effective rate: {rate:.2f} frames/s over {self.duration:.1f} s"]
         if self.clock:
             out.append(f"/clock published from bag time {self.clock[0] * 1e-9:.3f} s to {self.clock[1] * 1e-9:.3f} s")
