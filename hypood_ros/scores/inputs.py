@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from hypood_ros.errors import ConfigError
 from hypood_ros.runtimes.base import HeadParams
+from hypood_ros.scores.interpolation import interpolate_rows, source_rows
 
 #: ||z|| is clamped to this before dividing: a zero embedding gives f = 0 and hence f/||z|| = 0, so the
 #: normalized scores of a zero embedding are those of all-zero class scores (e.g. energy -log K).
@@ -51,29 +52,29 @@ class ScoreInputs:
     def embedding_norm(self) -> torch.Tensor:
         return torch.linalg.vector_norm(self.embedding.float(), dim=1).clamp_min(NORM_EPS)
 
-    def resized(self, size: Sequence[int]) -> "ScoreInputs":
+    def resized(self, size: Sequence[int], rows: Optional[Tuple[int, int]] = None) -> "ScoreInputs":
         """The inputs every score reads, interpolated to `size` first (`score_resolution = image`).
 
-        The official UEM code upsamples the logits and the UEM logits to the image (bilinear,
-        align_corners=False) and applies its formula per image pixel; max and logsumexp do not commute
-        with interpolation, so this order is part of the definition. The embedding enters the scores only
-        through ||z||: it is interpolated as that one channel (f/||z|| becomes interp(f)/interp(||z||)),
-        which avoids materializing D channels at image size. Every registry formula applies unchanged.
+        The logits, the UEM logits and ||z|| are interpolated bilinearly (align_corners=False) to the output
+        size and the registry's formulas then apply per output pixel: max and logsumexp do not commute with
+        interpolation, so this order is part of the definition. The embedding enters the scores only through
+        ||z||: it is interpolated as that one channel (f/||z|| becomes interp(f)/interp(||z||)), which avoids
+        materializing D channels at image size. `rows` = (first, stop): only that band of output rows,
+        computed from only the source rows it needs (`interpolation.interpolate_rows`); bands and the whole
+        image give identical values.
         """
         size = (int(size[0]), int(size[1]))
-
-        def interp(t: torch.Tensor) -> torch.Tensor:
-            t = t.float()
-            if tuple(t.shape[2:]) == size:
-                return t
-            return F.interpolate(t, size=size, mode="bilinear", align_corners=False)
-
-        norm = torch.linalg.vector_norm(self.embedding.float(), dim=1, keepdim=True)
+        rows = (0, size[0]) if rows is None else (int(rows[0]), int(rows[1]))
+        if not 0 <= rows[0] < rows[1] <= size[0]:
+            raise ConfigError(f"rows {rows} are not a band of an output of height {size[0]}")
+        first, stop = source_rows(self.embedding.shape[2], size[0], rows)
+        norm = torch.linalg.vector_norm(self.embedding[:, :, first:stop].float(), dim=1, keepdim=True)
         return ScoreInputs(
-            logits=interp(self.logits),
-            embedding=interp(norm),  # one channel: its vector norm is the interpolated ||z||
+            logits=interpolate_rows(self.logits, size, rows),
+            embedding=interpolate_rows(norm, size, rows, source_offset=first,
+                                       source_height=self.embedding.shape[2]),
             head=self.head,
-            uem_logits=None if self.uem_logits is None else interp(self.uem_logits),
+            uem_logits=None if self.uem_logits is None else interpolate_rows(self.uem_logits, size, rows),
             sml_stats=self.sml_stats,
         )
 

@@ -6,7 +6,7 @@ w_k = ||M_k|| (class-weight norm), u = UEM logits. All scores return float32 [B,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -80,7 +80,7 @@ def delta_max_logit(x: ScoreInputs, delta: float = 0.0) -> torch.Tensor:
 
 
 def uem_llr(x: ScoreInputs) -> torch.Tensor:
-    """u_1 - u_0 - max_k (f+b)_k (UEM paper eq. 11, discriminative head, as the official code)."""
+    """u_1 - u_0 - max_k (f+b)_k (UEM paper eq. 11, discriminative head)."""
     return x.uem_difference() - x.full_logits().amax(dim=1)
 
 
@@ -138,11 +138,20 @@ def compute_score(name: str, inputs: ScoreInputs, **params: float) -> torch.Tens
     return spec.fn(inputs, **kwargs).float()
 
 
-#: Where scores are evaluated. `image`: the network outputs are interpolated to the output size first
-#: (`ScoreInputs.resized`) and the formula is applied per output pixel, the order of the official UEM code;
-#: class ids are the argmax of the interpolated logits. `network`: the formula is applied on the network
-#: grid and the score map is upsampled (bilinear; class ids nearest), the faster approximation.
+#: Where scores are evaluated, the one definition used by the pipeline, evaluation, calibration, training and
+#: the fused op's reference.
+#: `image` (default): the logits f+b, the two UEM logits and ||z|| (one channel) are interpolated bilinearly
+#: (align_corners=False) to the output size first (`ScoreInputs.resized`), then the formula is applied per
+#: output pixel; class ids are the argmax of the interpolated logits. This is the order of the UEM authors'
+#: inference and loss (logits and UEM logits upsampled, then LLR per image pixel).
+#: `network`: the formula is applied on the network grid and the score map is upsampled (bilinear; class ids
+#: nearest): faster, and different where the max switches class between neighbouring cells.
 SCORE_RESOLUTIONS = ("image", "network")
+
+#: Output pixels (batch x rows x width) per band of `score_map` at `image` on the CPU: with K+3 interpolated
+#: channels in float32 a band holds about 2**17 * (K+3) * 4 bytes (11 MB for K=19) per intermediate, whatever
+#: the camera size. On a GPU the whole image is one band.
+BAND_PIXELS = 1 << 17
 
 
 def check_score_resolution(resolution: str) -> str:
@@ -151,22 +160,50 @@ def check_score_resolution(resolution: str) -> str:
     return resolution
 
 
-def score_map(name: str, inputs: ScoreInputs, size: Sequence[int], resolution: str = "image",
-              **params: float) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Score `name` and class ids at output `size`: (float32 [B,H,W], uint8 [B,H,W]).
+def _bands(inputs: ScoreInputs, size: Tuple[int, int]) -> List[Tuple[int, int]]:
+    height, width = size
+    if inputs.logits.is_cuda:
+        return [(0, height)]
+    rows = max(1, BAND_PIXELS // max(1, inputs.logits.shape[0] * width))
+    return [(r, min(height, r + rows)) for r in range(0, height, rows)]
 
-    The one place that decides the order of interpolation and scoring (see SCORE_RESOLUTIONS).
+
+def score_maps(names: Sequence[str], inputs: ScoreInputs, size: Sequence[int], resolution: str = "image",
+               **params: float) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
+    """Scores `names` and the class ids at output `size`: ({name: float32 [B,H,W]}, uint8 [B,H,W]).
+
+    The one place that decides the order of interpolation and scoring (see SCORE_RESOLUTIONS). At `image`
+    the output is computed in bands of rows on the CPU (`BAND_PIXELS`), each band interpolating only the
+    source rows it needs, so memory stays bounded at any camera size; the values equal those of one band.
     """
     size = (int(size[0]), int(size[1]))
+    if size[0] < 1 or size[1] < 1:
+        raise ConfigError(f"output size must be at least 1x1, got {size[1]}x{size[0]}")
+    for name in names:
+        score_spec(name)
     if check_score_resolution(resolution) == "image":
-        resized = inputs.resized(size)
-        return compute_score(name, resized, **params), resized.logits.argmax(dim=1).to(torch.uint8)
-    score = compute_score(name, inputs, **params)
+        scores: Dict[str, List[torch.Tensor]] = {name: [] for name in names}
+        class_ids = []
+        for rows in _bands(inputs, size):
+            band = inputs.resized(size, rows)
+            for name in names:
+                scores[name].append(compute_score(name, band, **params))
+            class_ids.append(band.logits.argmax(dim=1).to(torch.uint8))
+        return {name: torch.cat(parts, dim=1) for name, parts in scores.items()}, torch.cat(class_ids, dim=1)
+    maps = {name: compute_score(name, inputs, **params) for name in names}
     class_ids = inputs.logits.argmax(dim=1).to(torch.uint8)
-    if tuple(score.shape[-2:]) != size:
-        score = F.interpolate(score[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+    if tuple(class_ids.shape[-2:]) != size:
+        maps = {name: F.interpolate(score[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+                for name, score in maps.items()}
         class_ids = F.interpolate(class_ids[:, None].float(), size=size, mode="nearest")[:, 0].to(torch.uint8)
-    return score, class_ids
+    return maps, class_ids
+
+
+def score_map(name: str, inputs: ScoreInputs, size: Sequence[int], resolution: str = "image",
+              **params: float) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Score `name` and class ids at output `size`: (float32 [B,H,W], uint8 [B,H,W]); see `score_maps`."""
+    maps, class_ids = score_maps([name], inputs, size, resolution, **params)
+    return maps[name], class_ids
 
 
 def minmax_normalize(score: torch.Tensor) -> torch.Tensor:
