@@ -3,7 +3,9 @@
 Exact, with bounded memory: a first pass counts the pixels N (frames are decoded twice, inference runs
 once), then only the k+1 largest scores are kept, k = floor(target * N). The threshold is the (k+1)-th
 largest score, so `score > threshold` flags at most k pixels (fewer only when scores tie there).
-The fraction is of raw thresholded pixels at camera resolution, before opening / min-area / gating.
+The fraction is of raw thresholded pixels at camera resolution, before opening / min-area / gating. The
+scores are the pipeline's, at its `score_resolution`; the params file records that resolution with the
+threshold, since a threshold chosen on `image` scores does not hold for `network` scores.
 """
 from __future__ import annotations
 
@@ -88,6 +90,7 @@ def write_params(path: str | os.PathLike, result: Calibration, config, source: s
         "/**:",
         "  ros__parameters:",
         f"    score: \"{config.score}\"",
+        f"    score_resolution: \"{config.score_resolution}\"",
         f"    threshold: {result.threshold!r}",
         f"    eta: {float(config.eta)!r}",
         f"    lam: {float(config.lam)!r}",

@@ -21,7 +21,7 @@ from hypood_ros.kernels.compile import KernelCompileError
 from hypood_ros.postprocess import clean_mask, upsample
 from hypood_ros.preprocess import check_rgb, preprocess
 from hypood_ros.runtimes.base import Backend
-from hypood_ros.scores import ScoreInputs, SMLStats, check_score_resolution, compute_score, score_spec
+from hypood_ros.scores import ScoreInputs, SMLStats, check_score_resolution, compute_score, score_map, score_spec
 from hypood_ros.visualize import color_map, overlay
 
 OUTPUTS: FrozenSet[str] = frozenset(OUTPUT_NAMES)
@@ -90,10 +90,14 @@ class FrameResult:
 
 @dataclass
 class ScoreMaps:
-    """Network-resolution results of one batch, on the backend's device."""
+    """Class ids and scores of one batch, one entry per frame, on the backend's device.
 
-    class_ids: torch.Tensor  # uint8 [B,h,w]
-    score: torch.Tensor  # float32 [B,h,w]
+    At `score_resolution = network` they are on the network grid (postprocess upsamples them); at `image`
+    they are at each frame's own size already.
+    """
+
+    class_ids: List[torch.Tensor]  # uint8 [h,w] or [H,W]
+    score: List[torch.Tensor]  # float32, same size
 
 
 class FramePipeline:
@@ -131,17 +135,53 @@ class FramePipeline:
     @torch.inference_mode()
     def infer(self, frames: Sequence[np.ndarray], config: Optional[PipelineConfig] = None) -> ScoreMaps:
         config = config or self._config
-        batch = preprocess(frames, self.input_size, self.backend.device)
-        outputs = self.backend.run(batch)
+        outputs = self.backend.run(self._batch(frames))
+        if config.score_resolution == "network":
+            class_ids, score = self._network_scores(outputs, config)
+            return ScoreMaps(list(class_ids), list(score))
+        maps = ScoreMaps([], [])
+        for i, frame in enumerate(frames):
+            one = {name: t[i:i + 1] for name, t in outputs.items()}
+            class_ids, score = self._image_scores(one, frame.shape[:2], config)
+            maps.class_ids.append(class_ids[0])
+            maps.score.append(score[0])
+        return maps
+
+    def _batch(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
+        """Frames of one size go up as one batch; frames of different sizes are resized one by one."""
+        if len({f.shape for f in frames}) <= 1:
+            return preprocess(frames, self.input_size, self.backend.device)
+        return torch.cat([preprocess([f], self.input_size, self.backend.device) for f in frames])
+
+    def _network_scores(self, outputs, config: PipelineConfig):
+        """`network`: the score on the network grid [B,h,w] (upsampled per frame in `_finish`)."""
         head = self.backend.head
         if config.score in FUSED_SCORES:
             fused = self._fused(outputs["embedding"], outputs["seg_logits"], head, eta=config.eta,
                                  uem_logits=outputs["uem_logits"] if config.score == "hyperspherical_llr" else None,
                                  lam=config.lam)
-            return ScoreMaps(fused.class_ids, getattr(fused, FUSED_SCORES[config.score]))
+            return fused.class_ids, getattr(fused, FUSED_SCORES[config.score])
         inputs = ScoreInputs(outputs["seg_logits"], outputs["embedding"], head, outputs["uem_logits"], self.sml_stats)
         score = compute_score(config.score, inputs, eta=config.eta, delta=config.delta, lam=config.lam)
-        return ScoreMaps(outputs["seg_logits"].argmax(dim=1).to(torch.uint8), score)
+        return outputs["seg_logits"].argmax(dim=1).to(torch.uint8), score
+
+    def _image_scores(self, outputs, size, config: PipelineConfig):
+        """`image`: one frame's score and class ids at its own size [1,H,W] (see scores.SCORE_RESOLUTIONS).
+
+        On CUDA the fused scores sample the network outputs per output pixel in the kernel; elsewhere the
+        registry computes the same values in row bands.
+        """
+        head = self.backend.head
+        size = (int(size[0]), int(size[1]))
+        if config.score in FUSED_SCORES and outputs["seg_logits"].is_cuda:
+            fused = fused_scores(outputs["embedding"], outputs["seg_logits"], head, eta=config.eta,
+                                 uem_logits=outputs["uem_logits"] if config.score == "hyperspherical_llr" else None,
+                                 lam=config.lam, out_size=size)
+            return fused.class_ids, getattr(fused, FUSED_SCORES[config.score])
+        inputs = ScoreInputs(outputs["seg_logits"], outputs["embedding"], head, outputs["uem_logits"], self.sml_stats)
+        score, class_ids = score_map(config.score, inputs, size, "image", eta=config.eta, delta=config.delta,
+                                     lam=config.lam)
+        return class_ids, score
 
     def warm_up(self) -> Optional[str]:
         """One blank frame through the whole chain before the first real one (allocation, kernel loading).

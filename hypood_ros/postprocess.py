@@ -1,4 +1,8 @@
-"""Scores at network resolution -> camera-size label map, score map and a cleaned obstacle mask."""
+"""Score and class-id maps -> camera-size host arrays and a cleaned obstacle mask.
+
+At `score_resolution = network` the maps arrive on the network grid and `upsample` brings them to camera
+size (score bilinear, class ids nearest); at `image` they arrive at camera size and only go to the host.
+"""
 from __future__ import annotations
 
 from typing import Tuple
@@ -11,7 +15,7 @@ ROAD_ID = 0
 
 
 def upsample(score: torch.Tensor, class_ids: torch.Tensor, size: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
-    """[h,w] score (bilinear) and class ids (nearest) -> camera size, then one copy to the host each."""
+    """[h,w] score (bilinear) and class ids (nearest) -> camera size (unchanged if already there), then to the host."""
     if tuple(score.shape[-2:]) != tuple(size):
         score = F.interpolate(score[None, None].float(), size=size, mode="bilinear", align_corners=False)[0, 0]
         class_ids = F.interpolate(class_ids[None, None].float(), size=size, mode="nearest")[0, 0].to(torch.uint8)

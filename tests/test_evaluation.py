@@ -35,8 +35,10 @@ def make(root, name, n=2):
             (base / "images").mkdir(parents=True, exist_ok=True)
             (base / "labels_masks").mkdir(exist_ok=True)
             ext = ".jpg" if track == "AnomalyTrack" else ".webp"
-            cv2.imwrite(str(base / "images" / f"validation{i:04d}{ext}"), image(i))
-            path = base / "labels_masks" / f"validation{i:04d}_labels_semantic.png"
+            # The benchmark's frame names: validation0000 (Anomaly Track), validation_1 (Obstacle Track).
+            stem = f"validation{i:04d}" if track == "AnomalyTrack" else f"validation_{i + 1}"
+            cv2.imwrite(str(base / "images" / f"{stem}{ext}"), image(i))
+            path = base / "labels_masks" / f"{stem}_labels_semantic.png"
             cv2.imwrite(str(path), label(1))
         elif name == "road-anomaly":
             (root / "frames" / f"animals{i:02d}.labels").mkdir(parents=True, exist_ok=True)
@@ -88,6 +90,26 @@ def test_missing_file_and_out_of_range_label(tmp_path, name):
     cv2.imwrite(str(labels[1]), bad)
     with pytest.raises(DatasetError, match=r"label values \[7\] out of range"):
         dataset.load(dataset.samples[1])
+
+
+def test_smiyc_frames_follow_the_benchmark_validation_split(tmp_path):
+    make(tmp_path, "smiyc-obstacle", n=30)  # validation_1 ... validation_30
+    base = tmp_path / "dataset_ObstacleTrack"
+    cv2.imwrite(str(base / "images" / "gravel_0001.webp"), image(0))  # a test-scene frame with a label
+    cv2.imwrite(str(base / "labels_masks" / "gravel_0001_labels_semantic.png"), label(1))
+    dataset = open_dataset("smiyc-obstacle", tmp_path)
+    left_out = {"validation_19", *(f"validation_{i}" for i in range(21, 30)), "gravel_0001"}
+    assert set(dataset.left_out) == left_out
+    assert {s.name for s in dataset.samples} == {f"validation_{i}" for i in range(1, 31)} - left_out
+    assert len(dataset.samples) == 20
+
+    make(tmp_path, "smiyc-anomaly", n=2)
+    anomaly = tmp_path / "dataset_AnomalyTrack"
+    cv2.imwrite(str(anomaly / "images" / "zebra0000.jpg"), image(0))
+    cv2.imwrite(str(anomaly / "labels_masks" / "zebra0000_labels_semantic.png"), label(1))
+    dataset = open_dataset("smiyc-anomaly", tmp_path)
+    assert [s.name for s in dataset.samples] == ["validation0000", "validation0001"]
+    assert dataset.left_out == ["zebra0000"]
 
 
 def test_wrong_root_is_explained(tmp_path):

@@ -33,16 +33,16 @@ def test_outputs_have_camera_size_and_types(backend):
     assert result.overlay.shape == (75, 130, 3)
 
 
-def test_score_is_the_registry_score_upsampled(backend):
+def test_network_resolution_is_the_registry_score_upsampled(backend):
     img = frame(64, 128)  # 4x the logit grid of the 56x112 network input
     for name in ("hyperspherical_llr", "energy", "uem_llr", "msp"):
-        result = FramePipeline(backend, PipelineConfig(score=name)).process(img)
+        result = FramePipeline(backend, PipelineConfig(score=name, score_resolution="network")).process(img)
         with torch.no_grad():
             out = backend.run(preprocess([img], (56, 112), "cpu"))
         want = compute_score(name, ScoreInputs(out["seg_logits"], out["embedding"], backend.head, out["uem_logits"]))
         assert want.shape == (1, 16, 32)  # 4x the 4x8 patch grid
         want = F.interpolate(want[None], size=(64, 128), mode="bilinear", align_corners=False)[0, 0]
-        np.testing.assert_allclose(result.score, want.numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(result.score, want.numpy())  # the values of the network order, exactly
         ids = out["seg_logits"].argmax(1)[0].numpy()
         np.testing.assert_array_equal(result.labels, ids.repeat(4, axis=0).repeat(4, axis=1))
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 def register(subparsers) -> None:
     from hypood_ros.evaluation.datasets import READERS
+    from hypood_ros.evaluation.evaluate import PROTOCOLS
 
     parser = subparsers.add_parser("eval", help="AP / AUROC / FPR95 of every score on a benchmark")
     parser.add_argument("--dataset", required=True, choices=sorted(READERS))
@@ -25,6 +26,9 @@ def register(subparsers) -> None:
     parser.add_argument("--max-pixels", type=int, default=4_000_000,
                         help="pixels kept for the metrics (uniform sample per class beyond this)")
     parser.add_argument("--heatmaps", type=int, default=3, help="images for which heat maps are written")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="single",
+                        help="single: one pass at the network input size (fast); sliding: windows of the network "
+                             "input size over the native image, stride 140x140, overlaps averaged")
     parser.add_argument("--out", required=True, type=Path)
     parser.set_defaults(func=run)
 
@@ -32,6 +36,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from hypood_ros.defaults import default
     from hypood_ros.evaluation.datasets import open_dataset
     from hypood_ros.evaluation.evaluate import evaluate, select_scores
     from hypood_ros.runtimes import load_backend
@@ -43,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     backend = load_backend(args.model, backend=args.backend, device=args.device, input_hw=(args.height, args.width))
     params = {"eta": args.eta, "lam": args.lam, "delta": args.delta}
     with tqdm(total=len(dataset.samples), desc=f"hypood eval {args.dataset}", unit="img", file=sys.stderr) as bar:
-        evaluate(backend, dataset, names, args.out, params, stats, args.max_pixels, args.heatmaps, bar)
+        evaluate(backend, dataset, names, args.out, params, stats, args.max_pixels, args.heatmaps, bar,
+                 resolution=getattr(args, "score_resolution", None) or default("score_resolution"),
+                 protocol=args.protocol)
     print((args.out / "results.md").read_text())
     return 0

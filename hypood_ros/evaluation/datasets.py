@@ -8,6 +8,12 @@ that names the file.
 |---|---|---|
 | smiyc-anomaly | dataset_AnomalyTrack/images/X.jpg, labels_masks/X_labels_semantic.png | 0 / 1 / 255 |
 | smiyc-obstacle | dataset_ObstacleTrack/images/X.webp, labels_masks/X_labels_semantic.png | 0 / 1 / 255 |
+
+SMIYC samples follow the benchmark code's validation splits (road-anomaly-benchmark, `AnomalyTrack-validation`
+and `ObstacleTrack-validation`): Anomaly Track frames named `validation*`; Obstacle Track frames of the
+`validation` scene (name before the first `_`) except those starting with `validation_19` or
+`validation_21` ... `validation_29`, which the benchmark leaves out. Frames left out are listed in
+`OODDataset.left_out`.
 | road-anomaly | frame_list.json, frames/X.jpg, frames/X.labels/labels_semantic.png | 0 / 2 (OOD) |
 | fs-lostandfound | fishyscapes_lostandfound/NNNN_X_labels.png, laf_images/X_leftImg8bit.png | 0 / 1 / 255 |
 | fs-static | fs_val_v1/X_labels.png (or v2), fs_static_images_v1/X_rgb.png | 0 / 1 / 255 |
@@ -16,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Tuple
 
@@ -44,6 +50,7 @@ class OODDataset:
     root: Path
     samples: List[Sample]
     mapping: Dict[int, int]  # raw label value -> 0 / 1 / 255
+    left_out: List[str] = field(default_factory=list)  # frames the official split leaves out
 
     def load(self, sample: Sample) -> Tuple[np.ndarray, np.ndarray]:
         from hypood_ros.errors import FrameError
@@ -90,6 +97,16 @@ def _find_image(folder: Path, stem: str) -> Path:
         if (folder / (stem + suffix)).is_file():
             return folder / (stem + suffix)
     return folder / (stem + IMAGE_SUFFIXES[0])  # reported as missing when loaded
+
+
+#: Obstacle Track validation frames the benchmark code leaves out (prefixes, as it matches them).
+OBSTACLE_VALIDATION_LEFT_OUT = ("validation_19",) + tuple(f"validation_{i}" for i in range(21, 30))
+
+
+def _in_smiyc_split(track: str, name: str) -> bool:
+    if track == "AnomalyTrack":
+        return name.startswith("validation")
+    return name.split("_")[0] == "validation" and not name.startswith(OBSTACLE_VALIDATION_LEFT_OUT)
 
 
 def _smiyc(track: str) -> Callable[[Path], List[Sample]]:
@@ -141,6 +158,12 @@ def open_dataset(name: str, root: str | os.PathLike) -> OODDataset:
     read, mapping = READERS[name]
     root = _require(Path(root), "dataset root")
     samples = read(root)
+    left_out: List[str] = []
+    if name.startswith("smiyc"):
+        track = "AnomalyTrack" if name == "smiyc-anomaly" else "ObstacleTrack"
+        left_out = [s.name for s in samples if not _in_smiyc_split(track, s.name)]
+        samples = [s for s in samples if _in_smiyc_split(track, s.name)]
     if not samples:
-        raise DatasetError(f"{name}: no samples found under {root}")
-    return OODDataset(name, root, samples, mapping)
+        raise DatasetError(f"{name}: no samples found under {root}"
+                           + (f" ({len(left_out)} outside the benchmark's validation split)" if left_out else ""))
+    return OODDataset(name, root, samples, mapping, left_out)

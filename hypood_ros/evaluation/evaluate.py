@@ -3,17 +3,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from hypood_ros.errors import ConfigError
 from hypood_ros.evaluation.datasets import OODDataset
 from hypood_ros.evaluation.metrics import PixelSample, curves
 from hypood_ros.preprocess import preprocess
 from hypood_ros.runtimes.base import Backend
-from hypood_ros.scores import SCORES, ScoreInputs, SMLStats, compute_score
+from hypood_ros.scores import SCORES, ScoreInputs, SMLStats, check_score_resolution
+from hypood_ros.scores import score_maps as registry_score_maps
 
 
 def select_scores(spec: str, has_sml: bool) -> List[str]:
@@ -23,36 +24,123 @@ def select_scores(spec: str, has_sml: bool) -> List[str]:
     names = [n.strip() for n in spec.split(",") if n.strip()]
     for name in names:
         if name not in SCORES:
-            from hypood_ros.errors import ConfigError
             raise ConfigError(f"unknown score {name!r}; known: {', '.join(SCORES)}")
     return names
 
 
+#: Test-time protocols of `hypood eval`: one resized pass, or the UEM authors' sliding window.
+PROTOCOLS = ("single", "sliding")
+#: Stride of the sliding window (rows, columns) in image pixels, as in the UEM authors' evaluation configs
+#: (window 518x1036 = the default network input, stride 140x140).
+SLIDING_STRIDE = (140, 140)
+
+
+def check_protocol(protocol: str) -> str:
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    return protocol
+
+
+def window_starts(length: int, window: int, stride: int) -> List[int]:
+    """Window offsets along one axis: 0, stride, 2*stride, ... below length - window, then one window flush
+    with the far edge. Where the authors' loop stops one stride short of covering the image (length - window
+    a multiple of the stride, or length == window) the flush window is still added here."""
+    if length <= window:
+        return [0]
+    starts = list(range(0, length - window, stride))
+    return starts + [length - window]
+
+
+def _network_inputs(backend: Backend, rgb: np.ndarray, sml_stats: Optional[SMLStats]) -> ScoreInputs:
+    outputs = backend.run(preprocess([rgb], backend.input_shape[2:], backend.device))
+    return ScoreInputs(outputs["seg_logits"], outputs["embedding"], backend.head, outputs["uem_logits"], sml_stats)
+
+
+def sliding_maps(backend: Backend, rgb: np.ndarray, names: List[str], params: Dict[str, float],
+                 sml_stats: Optional[SMLStats] = None, resolution: str = "image",
+                 stride: Sequence[int] = SLIDING_STRIDE) -> Dict[str, torch.Tensor]:
+    """Sliding-window inference at the image's native resolution; {name: float32 [H,W]}.
+
+    Windows of the network input size step by `stride` over the image (`window_starts`); an image smaller
+    than the window is padded with black pixels, centred, and the padding is cropped off again. Every
+    window's outputs are interpolated to the window (logits, UEM logits and ||z||, `ScoreInputs.resized`),
+    summed where windows overlap and divided by the number of windows per pixel; the scores are then formed
+    per image pixel (`image`). At `network` each window's score is formed on its grid and upsampled to the
+    window, and the scores are averaged instead.
+    """
+    height, width = rgb.shape[:2]
+    win_h, win_w = (int(v) for v in backend.input_shape[2:])
+    pad_top, pad_left = max(0, win_h - height) // 2, max(0, win_w - width) // 2
+    if height < win_h or width < win_w:
+        padded = np.zeros((max(height, win_h), max(width, win_w), 3), np.uint8)
+        padded[pad_top:pad_top + height, pad_left:pad_left + width] = rgb
+        rgb = padded
+    full_h, full_w = rgb.shape[:2]
+    device = backend.device
+    count = torch.zeros((1, 1, full_h, full_w), device=device)
+    sums: Dict[str, torch.Tensor] = {}
+    for top in window_starts(full_h, win_h, int(stride[0])):
+        for left in window_starts(full_w, win_w, int(stride[1])):
+            window = np.ascontiguousarray(rgb[top:top + win_h, left:left + win_w])
+            inputs = _network_inputs(backend, window, sml_stats)
+            if resolution == "image":
+                resized = inputs.resized((win_h, win_w))
+                parts = {"logits": resized.logits, "norm": resized.embedding}
+                if resized.uem_logits is not None:
+                    parts["uem"] = resized.uem_logits
+            else:
+                maps, _ = registry_score_maps(names, inputs, (win_h, win_w), "network", **params)
+                parts = {name: score[:, None] for name, score in maps.items()}
+            for key, value in parts.items():
+                if key not in sums:
+                    sums[key] = torch.zeros((1, value.shape[1], full_h, full_w), device=device)
+                sums[key][:, :, top:top + win_h, left:left + win_w] += value
+            count[:, :, top:top + win_h, left:left + win_w] += 1
+    crop = (slice(None), slice(None), slice(pad_top, pad_top + height), slice(pad_left, pad_left + width))
+    mean = {key: (value / count)[crop] for key, value in sums.items()}
+    if resolution == "image":
+        averaged = ScoreInputs(mean["logits"], mean["norm"], backend.head, mean.get("uem"), sml_stats)
+        maps, _ = registry_score_maps(names, averaged, (height, width), "image", **params)
+        return {name: score[0] for name, score in maps.items()}
+    return {name: mean[name][0, 0] for name in names}
+
+
 @torch.inference_mode()
 def score_maps(backend: Backend, rgb: np.ndarray, names: Iterable[str], size, params: Dict[str, float],
-               sml_stats: Optional[SMLStats] = None) -> Dict[str, np.ndarray]:
-    """One forward pass; every score upsampled (bilinear) to the label size."""
-    outputs = backend.run(preprocess([rgb], backend.input_shape[2:], backend.device))
-    inputs = ScoreInputs(outputs["seg_logits"], outputs["embedding"], backend.head, outputs["uem_logits"], sml_stats)
-    maps = {}
-    for name in names:
-        s = compute_score(name, inputs, **params)
-        s = F.interpolate(s[:, None], size=tuple(size), mode="bilinear", align_corners=False)[0, 0]
-        maps[name] = s.cpu().numpy()
-    return maps
+               sml_stats: Optional[SMLStats] = None, resolution: str = "image",
+               protocol: str = "single") -> Dict[str, np.ndarray]:
+    """Every score of `names` at the label size, as float32 host arrays.
+
+    `single`: one pass at the network input size, scored at `resolution` (scores.SCORE_RESOLUTIONS) to
+    `size`. `sliding`: `sliding_maps` at the image's native resolution (`size` must be the image size).
+    """
+    names = list(names)
+    check_score_resolution(resolution)
+    if check_protocol(protocol) == "sliding":
+        if tuple(size) != tuple(rgb.shape[:2]):
+            raise ConfigError(f"the sliding protocol scores at the image size {rgb.shape[1]}x{rgb.shape[0]}, "
+                              f"labels are {size[1]}x{size[0]}")
+        maps = sliding_maps(backend, rgb, names, params, sml_stats, resolution)
+    else:
+        inputs = _network_inputs(backend, rgb, sml_stats)
+        batch, _ = registry_score_maps(names, inputs, size, resolution, **params)
+        maps = {name: score[0] for name, score in batch.items()}
+    return {name: score.float().cpu().numpy() for name, score in maps.items()}
 
 
 def evaluate(backend: Backend, dataset: OODDataset, names: List[str], out: Path, params: Dict[str, float],
              sml_stats: Optional[SMLStats] = None, capacity: int = 4_000_000, heatmaps: int = 3,
-             progress=None) -> Dict[str, Dict[str, float]]:
+             progress=None, resolution: str = "image", protocol: str = "single") -> Dict[str, Dict[str, float]]:
     from hypood_ros.images import write_image
     from hypood_ros.visualize import heat_map
 
+    check_score_resolution(resolution)
+    check_protocol(protocol)
     out.mkdir(parents=True, exist_ok=True)
     samples = {name: PixelSample(capacity) for name in names}
     for index, sample in enumerate(dataset.samples):
         rgb, label = dataset.load(sample)
-        maps = score_maps(backend, rgb, names, label.shape, params, sml_stats)
+        maps = score_maps(backend, rgb, names, label.shape, params, sml_stats, resolution, protocol)
         for name, score in maps.items():
             samples[name].add(score, label)
             if index < heatmaps:
@@ -61,19 +149,38 @@ def evaluate(backend: Backend, dataset: OODDataset, names: List[str], out: Path,
         if progress is not None:
             progress.update(1)
     results = {name: samples[name].metrics() for name in names}
-    write_tables(out, dataset, results, params, capacity, samples)
+    write_tables(out, dataset, results, params, capacity, samples,
+                 describe_protocol(backend, protocol, resolution))
     write_plots(out, samples)
     return results
 
 
-def write_tables(out: Path, dataset: OODDataset, results, params, capacity, samples) -> None:
+def describe_protocol(backend: Backend, protocol: str, resolution: str) -> Dict[str, object]:
+    """What the summary says about how the maps were made."""
+    height, width = (int(v) for v in backend.input_shape[2:])
+    if protocol == "sliding":
+        text = (f"sliding window {width}x{height} at the native image resolution, stride "
+                f"{SLIDING_STRIDE[1]}x{SLIDING_STRIDE[0]}, overlapping windows averaged")
+        info = {"name": protocol, "window": [height, width], "stride": list(SLIDING_STRIDE)}
+    else:
+        text = f"single pass, image resized to the network input {width}x{height}"
+        info = {"name": protocol, "input": [height, width]}
+    info["score_resolution"] = resolution
+    info["text"] = f"Protocol: {protocol} ({text}); score resolution: {resolution}."
+    return info
+
+
+def write_tables(out: Path, dataset: OODDataset, results, params, capacity, samples,
+                 protocol: Dict[str, object]) -> None:
     first = next(iter(samples.values()))
     meta = {"dataset": dataset.name, "root": str(dataset.root), "images": len(dataset.samples), "params": params,
+            "protocol": {k: v for k, v in protocol.items() if k != "text"}, "left_out": dataset.left_out,
             "pixels": {"ood": first.seen[True], "in_distribution": first.seen[False]},
             "sampling": f"uniform bottom-k sample of at most {capacity // 2} pixels per class, weighted back "
                         "to the full class counts (exact when the data is smaller)"}
     (out / "results.json").write_text(json.dumps({"meta": meta, "scores": results}, indent=2) + "\n")
-    lines = [f"# {dataset.name}: {len(dataset.samples)} images", "",
+    split = f" ({len(dataset.left_out)} left out by the benchmark's split)" if dataset.left_out else ""
+    lines = [f"# {dataset.name}: {len(dataset.samples)} images{split}", "", str(protocol["text"]), "",
              "| score | AP (%) | AUROC (%) | FPR95 (%) |", "|---|---:|---:|---:|"]
     for name, m in results.items():
         lines.append(f"| {name} | {100 * m['AP']:.2f} | {100 * m['AUROC']:.2f} | {100 * m['FPR95']:.2f} |")
