@@ -61,7 +61,7 @@ class ScoreInputs:
         ||z||: it is interpolated as that one channel (f/||z|| becomes interp(f)/interp(||z||)), which avoids
         materializing D channels at image size. `rows` = (first, stop): only that band of output rows,
         computed from only the source rows it needs (`interpolation.interpolate_rows`); bands and the whole
-        image give identical values.
+        image give bit-identical interpolated values.
         """
         size = (int(size[0]), int(size[1]))
         rows = (0, size[0]) if rows is None else (int(rows[0]), int(rows[1]))

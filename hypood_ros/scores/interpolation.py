@@ -3,7 +3,7 @@
 `score_resolution = image` interpolates the network outputs to camera size before scoring. At 1080p with
 19 classes that is tens of millions of values per frame, so the CPU path works in bands of output rows:
 each band interpolates only the source rows its bilinear weights touch. Bands and the whole image use this
-same function, so a tiled result equals the untiled one exactly.
+same function and give bit-identical interpolated values.
 
 Indices and weights follow `F.interpolate(mode="bilinear", align_corners=False)`: the ratio in/out is
 rounded to float32, the source position scale * (dst + 0.5) - 0.5 is computed exactly and rounded once to

@@ -174,7 +174,10 @@ def score_maps(names: Sequence[str], inputs: ScoreInputs, size: Sequence[int], r
 
     The one place that decides the order of interpolation and scoring (see SCORE_RESOLUTIONS). At `image`
     the output is computed in bands of rows on the CPU (`BAND_PIXELS`), each band interpolating only the
-    source rows it needs, so memory stays bounded at any camera size; the values equal those of one band.
+    source rows it needs, so memory stays bounded at any camera size. Banded and whole-image results are
+    identical for the interpolated inputs, the class ids and the max-based scores (uem_llr, max_logit, ...);
+    softmax / logsumexp / pow agree to float32 rounding (PyTorch's CPU kernels round their last bit
+    differently by tensor layout, as they do between thread counts).
     """
     size = (int(size[0]), int(size[1]))
     if size[0] < 1 or size[1] < 1:
