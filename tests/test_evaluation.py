@@ -124,7 +124,7 @@ def test_hypood_eval_end_to_end(tmp_path, tiny_checkpoint):
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-m", "hypood_ros.cli", "eval", "--dataset", "smiyc-anomaly",
                            "--root", str(tmp_path / "smiyc"), "--model", str(tiny_checkpoint), "--height", "42",
-                           "--width", "56", "--out", str(out), "--heatmaps", "1"],
+                           "--width", "56", "--out", str(out), "--heatmaps", "1", "--protocol", "sliding"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     results = json.loads((out / "results.json").read_text())
@@ -134,6 +134,7 @@ def test_hypood_eval_end_to_end(tmp_path, tiny_checkpoint):
         assert 0 <= m["AP"] <= 1 and 0 <= m["AUROC"] <= 1 and 0 <= m["FPR95"] <= 1
     assert results["meta"]["pixels"]["ood"] == 3 * 150
     assert "| hyperspherical_llr |" in (out / "results.md").read_text()
+    assert results["meta"]["protocol"]["name"] == "sliding" and "Protocol: sliding" in proc.stdout
     for png in ["roc.png", "pr.png", "hist_energy.png", "heatmaps/validation0000_uem_llr.png"]:
         assert (out / png).is_file(), png
 
@@ -172,3 +173,86 @@ def test_run_with_sml_statistics(tmp_path, tiny_checkpoint):
     proc = subprocess.run(base + ["--out", str(tmp_path / "out2"), "--sml-stats", str(stats)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "cannot read SML statistics" in proc.stderr
+
+
+def official_windows(length, window, stride):
+    """The authors' loop: starts below length - window every `stride`, plus a window flush with the edge."""
+    spans = list(zip(range(0, length - window, stride), range(window, length, stride)))
+    if (length - window) % stride != 0:
+        spans.append((length - window, length))
+    return spans
+
+
+@pytest.mark.parametrize("stride", [(14, 18), (20, 40)])
+def test_sliding_protocol_equals_an_independent_sliding_window(tiny_checkpoint, stride):
+    import torch
+    import torch.nn.functional as F
+
+    from hypood_ros.evaluation.evaluate import sliding_maps
+    from hypood_ros.preprocess import preprocess
+    from hypood_ros.runtimes import load_backend
+
+    backend = load_backend(tiny_checkpoint, input_hw=(42, 56))
+    height, width = 71, 151  # (71 - 42) and (151 - 56) are no multiples of either stride
+    rgb = np.random.default_rng(5).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    seg = torch.zeros(1, 19, height, width)
+    uem = torch.zeros(1, 2, height, width)
+    norm = torch.zeros(1, 1, height, width)
+    count = torch.zeros(1, 1, height, width)
+    up = dict(size=(42, 56), mode="bilinear", align_corners=False)
+    windows = 0
+    for top, bottom in official_windows(height, 42, stride[0]):
+        for left, right in official_windows(width, 56, stride[1]):
+            with torch.no_grad():
+                out = backend.run(preprocess([np.ascontiguousarray(rgb[top:bottom, left:right])], (42, 56), "cpu"))
+            seg[:, :, top:bottom, left:right] += F.interpolate(out["seg_logits"], **up)
+            uem[:, :, top:bottom, left:right] += F.interpolate(out["uem_logits"], **up)
+            norm[:, :, top:bottom, left:right] += F.interpolate(out["embedding"].norm(dim=1, keepdim=True), **up)
+            count[:, :, top:bottom, left:right] += 1
+            windows += 1
+    assert windows >= 4 and count.min() >= 1
+    seg, uem, norm = seg / count, uem / count, norm / count
+    want_llr = (uem[:, 1] - uem[:, 0] - seg.max(dim=1)[0])[0]
+    bias = backend.head.bias.view(1, -1, 1, 1)
+    want_ne = -torch.logsumexp((seg - bias) / norm, dim=1)[0]
+
+    with torch.no_grad():
+        maps = sliding_maps(backend, rgb, ["uem_llr", "normalized_energy"], {}, stride=stride)
+    torch.testing.assert_close(maps["uem_llr"], want_llr, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(maps["normalized_energy"], want_ne, rtol=1e-5, atol=1e-5)
+
+
+def test_sliding_pads_images_smaller_than_the_window(tiny_checkpoint):
+    import torch
+
+    from hypood_ros.evaluation.evaluate import score_maps
+    from hypood_ros.runtimes import load_backend
+
+    backend = load_backend(tiny_checkpoint, input_hw=(42, 56))
+    rgb = np.random.default_rng(6).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    padded = np.zeros((42, 56, 3), np.uint8)
+    padded[6:36, 8:48] = rgb  # centred black padding
+    got = score_maps(backend, rgb, ["uem_llr"], (30, 40), {}, protocol="sliding")["uem_llr"]
+    whole = score_maps(backend, padded, ["uem_llr"], (42, 56), {}, protocol="single")["uem_llr"]
+    assert got.shape == (30, 40)
+    np.testing.assert_allclose(got, whole[6:36, 8:48], rtol=1e-5, atol=1e-5)
+    assert torch.is_tensor(torch.from_numpy(got))
+
+
+def test_summary_names_the_protocol_and_resolution(tmp_path, tiny_checkpoint):
+    from hypood_ros.evaluation.evaluate import evaluate
+    from hypood_ros.runtimes import load_backend
+
+    make(tmp_path / "ra", "road-anomaly", n=2)
+    backend = load_backend(tiny_checkpoint, input_hw=(28, 42))  # the 42x56 images need 4 windows
+    dataset = open_dataset("road-anomaly", tmp_path / "ra")
+    for protocol, resolution in (("sliding", "image"), ("single", "network")):
+        out = tmp_path / protocol
+        results = evaluate(backend, dataset, ["uem_llr", "energy"], out, {}, heatmaps=0, protocol=protocol,
+                           resolution=resolution)
+        assert set(results) == {"uem_llr", "energy"}
+        meta = json.loads((out / "results.json").read_text())["meta"]
+        assert meta["protocol"]["name"] == protocol and meta["protocol"]["score_resolution"] == resolution
+        text = (out / "results.md").read_text()
+        assert f"Protocol: {protocol} (" in text and f"score resolution: {resolution}" in text
+    assert "stride 42x28" in (tmp_path / "sliding" / "results.md").read_text()  # 140 capped at the window

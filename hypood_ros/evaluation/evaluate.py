@@ -61,8 +61,9 @@ def sliding_maps(backend: Backend, rgb: np.ndarray, names: List[str], params: Di
                  stride: Sequence[int] = SLIDING_STRIDE) -> Dict[str, torch.Tensor]:
     """Sliding-window inference at the image's native resolution; {name: float32 [H,W]}.
 
-    Windows of the network input size step by `stride` over the image (`window_starts`); an image smaller
-    than the window is padded with black pixels, centred, and the padding is cropped off again. Every
+    Windows of the network input size step by `stride` over the image (`window_starts`; a stride larger
+    than the window is reduced to the window so that no pixel is skipped); an image smaller than the window
+    is padded with black pixels, centred, and the padding is cropped off again. Every
     window's outputs are interpolated to the window (logits, UEM logits and ||z||, `ScoreInputs.resized`),
     summed where windows overlap and divided by the number of windows per pixel; the scores are then formed
     per image pixel (`image`). At `network` each window's score is formed on its grid and upsampled to the
@@ -79,8 +80,8 @@ def sliding_maps(backend: Backend, rgb: np.ndarray, names: List[str], params: Di
     device = backend.device
     count = torch.zeros((1, 1, full_h, full_w), device=device)
     sums: Dict[str, torch.Tensor] = {}
-    for top in window_starts(full_h, win_h, int(stride[0])):
-        for left in window_starts(full_w, win_w, int(stride[1])):
+    for top in window_starts(full_h, win_h, min(win_h, int(stride[0]))):
+        for left in window_starts(full_w, win_w, min(win_w, int(stride[1]))):
             window = np.ascontiguousarray(rgb[top:top + win_h, left:left + win_w])
             inputs = _network_inputs(backend, window, sml_stats)
             if resolution == "image":
@@ -159,9 +160,10 @@ def describe_protocol(backend: Backend, protocol: str, resolution: str) -> Dict[
     """What the summary says about how the maps were made."""
     height, width = (int(v) for v in backend.input_shape[2:])
     if protocol == "sliding":
+        stride = [min(height, SLIDING_STRIDE[0]), min(width, SLIDING_STRIDE[1])]
         text = (f"sliding window {width}x{height} at the native image resolution, stride "
-                f"{SLIDING_STRIDE[1]}x{SLIDING_STRIDE[0]}, overlapping windows averaged")
-        info = {"name": protocol, "window": [height, width], "stride": list(SLIDING_STRIDE)}
+                f"{stride[1]}x{stride[0]}, overlapping windows averaged")
+        info = {"name": protocol, "window": [height, width], "stride": stride}
     else:
         text = f"single pass, image resized to the network input {width}x{height}"
         info = {"name": protocol, "input": [height, width]}
