@@ -19,9 +19,10 @@ def llr_loss(outputs: Dict[str, torch.Tensor], head: HeadParams, labels: torch.T
              ignore: int) -> torch.Tensor:
     """BCE on LLR = u_1 - u_0 - max_k (f+b)_k (UEM paper eq. 12), target 1 on pasted outliers.
 
-    As in the official code, the logits and the UEM logits are upsampled to the label size before the
-    LLR is formed (`score_resolution = image`). Cityscapes' own void pixels are ignored; every other pixel
-    is an inlier.
+    The logits and the UEM logits are upsampled to the label size before the LLR is formed
+    (`score_resolution = image`), the order of the UEM authors' training step; value and gradients match
+    their formula (tests/test_losses.py). Cityscapes' own void pixels are ignored; every other pixel is an
+    inlier.
     """
     inputs = ScoreInputs(outputs["seg_logits"], outputs["embedding"], head, outputs["uem_logits"])
     llr, _ = score_map("uem_llr", inputs, labels.shape[-2:], "image")
