@@ -80,7 +80,9 @@ def test_uem_lightning_checkpoints_convert_and_reproduce(tmp_path):
     seg_path = lightning_file(tmp_path / "linear-segmentor.ckpt", seg_state, seg_hparams())
     uem_state = {**{"segmentor." + k: v for k, v in seg_state.items()}, **to_official(ours, TO_OFFICIAL_UEM)}
     assert "ood_projector._layers.4.weight" in uem_state and "ood_head._head.bias" in uem_state
-    uem_path = lightning_file(tmp_path / "uem.ckpt", uem_state, EasyDict({"MODEL": {"OOD_HEAD": {"NAME": "LinearHead"}}}))
+    # The hyper-parameters describe a ViT-B OoD model; --preset overrides them.
+    uem_hparams = EasyDict({"MODEL": {"OOD_HEAD": {"NAME": "LinearHead"}, "OOD_PROJECTOR": {"INPUT_DIM": 768}}})
+    uem_path = lightning_file(tmp_path / "uem.ckpt", uem_state, uem_hparams)
 
     x = torch.randn(1, 3, 56, 84)
     want = outputs(source, x)
@@ -171,3 +173,70 @@ def test_convert_cli_prints_one_line_on_error(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "bad.ckpt" in proc.stderr
+
+
+def official_ood_checkpoint(tmp_path, source, hparams, name="uem.ckpt"):
+    """An OoD Lightning checkpoint that embeds its segmentor, as the authors' training writes it."""
+    ours = source.state_dict()
+    seg_state = to_official({k: v for k, v in ours.items() if not k.startswith("uem.")}, TO_OFFICIAL_SEGMENTOR)
+    state = {**{"segmentor." + k: v for k, v in seg_state.items()}, **to_official(ours, TO_OFFICIAL_UEM)}
+    return lightning_file(tmp_path / name, state, hparams)
+
+
+@pytest.mark.slow
+def test_uem_checkpoint_names_its_non_default_model_in_its_hyper_parameters(tmp_path):
+    torch.manual_seed(6)
+    source = build_segmentor("vits14_reg").eval()  # not the default ViT-B
+    hparams = EasyDict({"MODEL": {"BACKBONE": {"NAME": "DINOv2"},
+                                  "OOD_PROJECTOR": {"TYPE": "mlp", "INPUT_DIM": 384, "HIDDEN_DIM": 512,
+                                                    "OUTPUT_DIM": 256, "NUM_LAYERS": 3},
+                                  "OOD_HEAD": {"NAME": "LinearHead", "EMBEDDING_DIM": 256, "NUM_CLASSES": 2}}})
+    path = official_ood_checkpoint(tmp_path, source, hparams)
+    convert("uem", path, tmp_path / "full.pt")  # no preset
+    model = load_checkpoint(tmp_path / "full.pt")
+    assert model.config["backbone"] == "dinov2_vits14_reg" and model.backbone.num_register_tokens == 4
+    x = torch.randn(1, 3, 28, 42)
+    got, want = outputs(model, x), outputs(source, x)
+    for key in ("seg_logits", "embedding", "uem_logits"):
+        torch.testing.assert_close(got[key], want[key], rtol=0, atol=0)
+
+
+def test_uem_checkpoint_segmentor_section_is_read_and_preset_overrides_it(tmp_path):
+    source = trained_tiny()
+    # A segmentor section naming the 12-block hub ViT-S: it is what gets built, so the 4-block weights are refused.
+    path = official_ood_checkpoint(tmp_path, source, seg_hparams())
+    with pytest.raises(CheckpointError, match="missing key 'backbone.blocks.4"):
+        convert("uem", path, tmp_path / "o.pt")
+    convert("uem", path, tmp_path / "o.pt", preset="tiny")  # --preset overrides the hyper-parameters
+    x = torch.randn(1, 3, 42, 42)
+    torch.testing.assert_close(outputs(load_checkpoint(tmp_path / "o.pt"), x)["uem_logits"],
+                               outputs(source, x)["uem_logits"], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("hparams", [{}, EasyDict({"MODEL": {"OOD_HEAD": {"NAME": "LinearHead"}}}),
+                                     EasyDict({"MODEL": {"OOD_PROJECTOR": {"INPUT_DIM": 100}}})])
+def test_uem_checkpoint_without_a_model_description_asks_for_preset(tmp_path, hparams):
+    path = official_ood_checkpoint(tmp_path, trained_tiny(), hparams)
+    with pytest.raises(CheckpointError, match="pass --preset"):
+        convert("uem", path, tmp_path / "o.pt")
+    assert not (tmp_path / "o.pt").exists()
+
+
+def test_segmentor_checkpoint_without_backbone_asks_for_preset(tmp_path):
+    ours = trained_tiny().state_dict()
+    seg_state = to_official({k: v for k, v in ours.items() if not k.startswith("uem.")}, TO_OFFICIAL_SEGMENTOR)
+    path = lightning_file(tmp_path / "seg.ckpt", seg_state, {})
+    with pytest.raises(CheckpointError, match=r"MODEL.BACKBONE.VERSION.*pass --preset"):
+        convert("uem-segmentor", path, tmp_path / "o.pt")
+
+
+def test_convert_cli_names_preset_in_one_line(tmp_path):
+    path = official_ood_checkpoint(tmp_path, trained_tiny(), {})
+    proc = subprocess.run([sys.executable, "-m", "hypood_ros.cli", "convert", "--kind", "uem", "--input", str(path),
+                           "--out", str(tmp_path / "o.pt")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "--preset" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "hypood_ros.cli", "convert", "--kind", "uem", "--input", str(path),
+                           "--preset", "tiny", "--out", str(tmp_path / "o.pt")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "o.pt").is_file()

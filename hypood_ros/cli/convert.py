@@ -16,7 +16,8 @@ def register(subparsers) -> None:
     parser.add_argument("--segmentor", type=Path, default=None,
                         help="segmentor checkpoint, for a UEM checkpoint that does not contain it")
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
-                        help="model preset (required for dinov2; otherwise read from the checkpoint)")
+                        help="model preset: required for dinov2; for uem / uem-segmentor the checkpoint's own "
+                             "hyper-parameters name the model, and --preset overrides them")
     parser.add_argument("--out", required=True, type=Path)
     parser.set_defaults(func=run)
 

@@ -82,8 +82,16 @@ def _get(cfg: Mapping, *path, default=None):
     return cfg
 
 
+def _needs_preset(source: str, what: str) -> CheckpointError:
+    return CheckpointError(f"{source}: {what}; pass --preset (one of: {', '.join(sorted(PRESETS))})")
+
+
 def config_from_hparams(hparams: Mapping, source: str, base: Optional[dict] = None) -> dict:
-    """A Segmentor config from the official YAML-derived hyper-parameters (discriminative models only)."""
+    """A Segmentor config from the official YAML-derived hyper-parameters (discriminative models only).
+
+    `base` (an explicit preset) wins over the hyper-parameters; without it the backbone must be named in
+    MODEL.BACKBONE.VERSION, otherwise the conversion stops and asks for --preset.
+    """
     model = _get(hparams, "MODEL", default={})
     backbone = _get(model, "BACKBONE", "VERSION")
     decoder = _get(model, "BACKBONE", "LEARNABLE_PARAMS", "TYPE")
@@ -94,10 +102,11 @@ def config_from_hparams(hparams: Mapping, source: str, base: Optional[dict] = No
         raise CheckpointError(f"{source}: segmentation head {head!r} is not supported (only LinearHead; the GMM head is not)")
     if base is not None:
         return dict(base)  # an explicit preset wins; the checks above still apply
+    if not backbone:
+        raise _needs_preset(source, "its hyper-parameters do not name the backbone (MODEL.BACKBONE.VERSION)")
     config = preset_config("vitb14_reg")
-    if backbone:
-        config["backbone"] = str(backbone)
-        config["backbone_overrides"] = {}
+    config["backbone"] = str(backbone)
+    config["backbone_overrides"] = {}
     layers = _get(model, "BACKBONE", "INTERM_FEATURES")
     if layers:
         config["layers"] = [int(i) for i in layers]
@@ -108,6 +117,32 @@ def config_from_hparams(hparams: Mapping, source: str, base: Optional[dict] = No
     if classes:
         config["num_classes"] = int(classes)
     return config
+
+
+#: Backbone width -> hub model, as the official OoD configs derive MODEL.OOD_PROJECTOR.INPUT_DIM from the
+#: segmentor's backbone (register variants only).
+OOD_INPUT_DIM_BACKBONES = {384: "dinov2_vits14_reg", 768: "dinov2_vitb14_reg", 1024: "dinov2_vitl14_reg",
+                           1536: "dinov2_vitg14_reg"}
+
+
+def uem_config_from_hparams(hparams: Mapping, source: str) -> dict:
+    """The segmentor config of an OoD checkpoint that embeds its segmentor, from its own hyper-parameters.
+
+    MODEL.BACKBONE.VERSION (a segmentor section) is read as for a segmentor checkpoint; otherwise the
+    projector's input width MODEL.OOD_PROJECTOR.INPUT_DIM names the backbone. Anything else: --preset.
+    """
+    if _get(hparams, "MODEL", "BACKBONE", "VERSION"):
+        return config_from_hparams(hparams, source)
+    width = _get(hparams, "MODEL", "OOD_PROJECTOR", "INPUT_DIM")
+    if width is None:
+        raise _needs_preset(source, "its hyper-parameters name neither the backbone (MODEL.BACKBONE.VERSION) "
+                                    "nor its width (MODEL.OOD_PROJECTOR.INPUT_DIM)")
+    try:
+        backbone = OOD_INPUT_DIM_BACKBONES[int(width)]
+    except (KeyError, TypeError, ValueError):
+        raise _needs_preset(source, "no DINOv2 backbone has the width "
+                                    f"MODEL.OOD_PROJECTOR.INPUT_DIM = {width!r}") from None
+    return config_from_hparams({"MODEL": {"BACKBONE": {"VERSION": backbone}}}, source)
 
 
 def _uem_config_from_state(state: Mapping[str, torch.Tensor], config: dict) -> dict:
@@ -176,9 +211,10 @@ def convert_uem(path, segmentor_path=None, preset: Optional[str] = None) -> Segm
     has_segmentor = any(k.startswith("segmentor.") for k in raw)
     state = map_keys(raw, UEM_PREFIXES, str(path))
     if has_segmentor:
-        base = preset_config(preset) if preset else None
-        # The OoD model's own hyper-parameters describe the UEM; the segmentor's sit in its backbone keys.
-        config = dict(base or preset_config("vitb14_reg"))
+        # --preset wins; otherwise the checkpoint's own hyper-parameters name the backbone. The UEM sizes
+        # follow from its weights.
+        hparams = payload.get("hyper_parameters") or {}
+        config = preset_config(preset) if preset else uem_config_from_hparams(hparams, str(path))
         model = _build(_uem_config_from_state(state, config), str(path))
     else:
         if segmentor_path is None:
