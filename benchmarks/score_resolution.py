@@ -1,0 +1,161 @@
+"""score_resolution image vs network: time (and CPU peak memory) of the scoring step at camera sizes.
+
+    python benchmarks/score_resolution.py [--score uem_llr] [--iters 3] [--no-memory]
+
+Inputs are the network outputs of the default 518x1036 input: logits K=19 on 148x296, embedding D=256 on
+148x296, UEM logits on 37x74 (random values; the cost does not depend on them). For 640x480, 1280x720 and
+1920x1080 it times `score_map(score, inputs, size, resolution)`, which is the whole scoring step of the
+frame pipeline: at `image` interpolation then formula (in row bands on the CPU), at `network` formula then
+upsampling of score and class ids. CPU columns: median wall time over --iters runs after one warm-up, and
+the peak resident memory the call adds (a fresh process per case, Linux: peak RSS reset through
+/proc/self/clear_refs before the call, VmHWM after it minus VmRSS before),
+for the banded image path, the same path in one band, and network. GPU columns when CUDA is present: the
+registry on CUDA (one band) and the fused op (`fused_scores`, `out_size` for image when it has that
+parameter; network = fused op on the grid + bilinear/nearest upsampling), median of CUDA-event times.
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import multiprocessing
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+SIZES = [(480, 640), (720, 1280), (1080, 1920)]
+K, D, GRID, UEM_GRID = 19, 256, (148, 296), (37, 74)
+
+
+def make_inputs(device="cpu"):
+    from hypood_ros.runtimes.base import HeadParams
+    from hypood_ros.scores import ScoreInputs
+
+    g = torch.Generator().manual_seed(0)
+    emb = torch.randn(1, D, *GRID, generator=g)
+    weight, bias = torch.randn(K, D, generator=g) / D ** 0.5, torch.randn(K, generator=g)
+    logits = torch.einsum("kd,bdhw->bkhw", weight, emb) + bias.view(1, -1, 1, 1)
+    uem = torch.randn(1, 2, *UEM_GRID, generator=g)
+    head = HeadParams(weight.norm(dim=1), bias).to(device)
+    return ScoreInputs(logits.to(device), emb.to(device), head, uem.to(device))
+
+
+def cpu_time(fn, iters):
+    fn()
+    times = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def gpu_time(fn, iters):
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(iters):
+        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        stop.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(stop))
+    return statistics.median(times)
+
+
+def _status_kib(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _peak_child(score, size, resolution, one_band, queue):
+    from hypood_ros.scores import registry
+
+    inputs = make_inputs()
+    if one_band:
+        registry.BAND_PIXELS = 1 << 40
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets the peak resident set size (VmHWM) to the current one (Linux >= 4.0)
+    before = _status_kib("VmRSS")
+    registry.score_map(score, inputs, size, resolution)
+    queue.put((_status_kib("VmHWM") - before) / 1024.0)
+
+
+def peak_mib(score, size, resolution, one_band=False):
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_peak_child, args=(score, size, resolution, one_band, queue))
+    proc.start()
+    value = queue.get()
+    proc.join()
+    return value
+
+
+def fused_columns(score, size, iters):
+    """(image ms, network ms) of the fused op on CUDA; image is None without the out_size parameter."""
+    from hypood_ros.kernels import fused_scores
+
+    x = make_inputs("cuda")
+    uem = x.uem_logits if score == "hyperspherical_llr" else None
+
+    def network():
+        out = fused_scores(x.embedding, x.logits, x.head, uem_logits=uem)
+        s = F.interpolate(out.score[:, None], size=size, mode="bilinear", align_corners=False)
+        ids = F.interpolate(out.class_ids[:, None].float(), size=size, mode="nearest").to(torch.uint8)
+        return s, ids
+
+    image = None
+    if "out_size" in inspect.signature(fused_scores).parameters:
+        image = gpu_time(lambda: fused_scores(x.embedding, x.logits, x.head, uem_logits=uem, out_size=size), iters)
+    return image, gpu_time(network, iters)
+
+
+def main() -> int:
+    from hypood_ros.scores import score_map
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--score", default="uem_llr")
+    parser.add_argument("--iters", type=int, default=3)
+    parser.add_argument("--gpu-iters", type=int, default=50)
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory columns")
+    args = parser.parse_args()
+    cuda = torch.cuda.is_available()
+    fused = args.score in ("hyperspherical_llr", "weighted_normalized_energy")
+    print(f"score {args.score}; inputs: K={K}, D={D}, logits {GRID[1]}x{GRID[0]}, UEM {UEM_GRID[1]}x{UEM_GRID[0]}; "
+          f"CPU threads {torch.get_num_threads()}; CUDA: {torch.cuda.get_device_name(0) if cuda else 'none'}")
+    head = ["camera", "CPU image ms", "CPU network ms", "image/network"]
+    if not args.no_memory:
+        head += ["CPU image peak MiB (bands)", "CPU image peak MiB (one band)", "CPU network peak MiB"]
+    if cuda:
+        head += ["GPU registry image ms", "GPU registry network ms"]
+        if fused:
+            head += ["GPU fused image ms", "GPU fused network ms"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    cpu_inputs = make_inputs()
+    for size in SIZES:
+        image = cpu_time(lambda: score_map(args.score, cpu_inputs, size, "image"), args.iters)
+        network = cpu_time(lambda: score_map(args.score, cpu_inputs, size, "network"), args.iters)
+        row = [f"{size[1]}x{size[0]}", f"{image:.1f}", f"{network:.1f}", f"{image / network:.1f}x"]
+        if not args.no_memory:
+            row += [f"{peak_mib(args.score, size, 'image'):.0f}", f"{peak_mib(args.score, size, 'image', True):.0f}",
+                    f"{peak_mib(args.score, size, 'network'):.0f}"]
+        if cuda:
+            gpu_inputs = make_inputs("cuda")
+            row += [f"{gpu_time(lambda: score_map(args.score, gpu_inputs, size, 'image'), args.gpu_iters):.3f}",
+                    f"{gpu_time(lambda: score_map(args.score, gpu_inputs, size, 'network'), args.gpu_iters):.3f}"]
+            if fused:
+                fused_image, fused_network = fused_columns(args.score, size, args.gpu_iters)
+                row += ["n/a (no out_size)" if fused_image is None else f"{fused_image:.3f}", f"{fused_network:.3f}"]
+        print("| " + " | ".join(row) + " |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
