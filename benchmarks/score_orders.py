@@ -69,7 +69,8 @@ def main() -> int:
     print("|---|---:|---:|---:|")
     for n in names:
         d, s = np.concatenate(diffs[n]), np.concatenate(spread[n])
-        print(f"| {n} | {d.max():.4g} | {np.percentile(d, 99):.4g} | {np.percentile(s, 99) - np.percentile(s, 1):.4g} |")
+        width = np.percentile(s, 99) - np.percentile(s, 1)
+        print(f"| {n} | {d.max():.4g} | {np.percentile(d, 99):.4g} | {width:.4g} |")
     return 0
 
 

@@ -6,7 +6,8 @@ Inputs are the network outputs of the default 518x1036 input: logits K=19 on 148
 148x296, UEM logits on 37x74 (random values; the cost does not depend on them). For 640x480, 1280x720 and
 1920x1080 it times `score_map(score, inputs, size, resolution)`, which is the whole scoring step of the
 frame pipeline: at `image` interpolation then formula (in row bands on the CPU), at `network` formula then
-upsampling of score and class ids. CPU columns: median wall time over --iters runs after one warm-up, and
+upsampling of score and class ids. CPU columns: median wall time and median process CPU time (all threads)
+over --iters runs after one warm-up, and
 the peak resident memory the call adds (a fresh process per case, Linux: peak RSS reset through
 /proc/self/clear_refs before the call, VmHWM after it minus VmRSS before),
 for the banded image path, the same path in one band, and network. GPU columns when CUDA is present: the
@@ -42,13 +43,15 @@ def make_inputs(device="cpu"):
 
 
 def cpu_time(fn, iters):
+    """(median wall ms, median process CPU ms): the second is less sensitive to other load on shared cores."""
     fn()
-    times = []
+    wall, cpu = [], []
     for _ in range(iters):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return 1000 * statistics.median(wall), 1000 * statistics.median(cpu)
 
 
 def gpu_time(fn, iters):
@@ -129,7 +132,7 @@ def main() -> int:
     fused = args.score in ("hyperspherical_llr", "weighted_normalized_energy")
     print(f"score {args.score}; inputs: K={K}, D={D}, logits {GRID[1]}x{GRID[0]}, UEM {UEM_GRID[1]}x{UEM_GRID[0]}; "
           f"CPU threads {torch.get_num_threads()}; CUDA: {torch.cuda.get_device_name(0) if cuda else 'none'}")
-    head = ["camera", "CPU image ms", "CPU network ms", "image/network"]
+    head = ["camera", "CPU image ms (wall / CPU time)", "CPU network ms (wall / CPU time)", "image/network (CPU time)"]
     if not args.no_memory:
         head += ["CPU image peak MiB (bands)", "CPU image peak MiB (one band)", "CPU network peak MiB"]
     if cuda:
@@ -142,7 +145,8 @@ def main() -> int:
     for size in SIZES:
         image = cpu_time(lambda: score_map(args.score, cpu_inputs, size, "image"), args.iters)
         network = cpu_time(lambda: score_map(args.score, cpu_inputs, size, "network"), args.iters)
-        row = [f"{size[1]}x{size[0]}", f"{image:.1f}", f"{network:.1f}", f"{image / network:.1f}x"]
+        row = [f"{size[1]}x{size[0]}", f"{image[0]:.0f} / {image[1]:.0f}", f"{network[0]:.0f} / {network[1]:.0f}",
+               f"{image[1] / network[1]:.1f}x"]
         if not args.no_memory:
             row += [f"{peak_mib(args.score, size, 'image'):.0f}", f"{peak_mib(args.score, size, 'image', True):.0f}",
                     f"{peak_mib(args.score, size, 'network'):.0f}"]

@@ -99,7 +99,8 @@ def config_from_hparams(hparams: Mapping, source: str, base: Optional[dict] = No
     if decoder is not None and str(decoder).lower() != "fpn":
         raise CheckpointError(f"{source}: decoder type {decoder!r} is not supported (only the FPN decoder is)")
     if head is not None and head != "LinearHead":
-        raise CheckpointError(f"{source}: segmentation head {head!r} is not supported (only LinearHead; the GMM head is not)")
+        raise CheckpointError(f"{source}: segmentation head {head!r} is not supported "
+                              "(only LinearHead; the GMM head is not)")
     if base is not None:
         return dict(base)  # an explicit preset wins; the checks above still apply
     if not backbone:
