@@ -191,7 +191,8 @@ def score_maps(names: Sequence[str], inputs: ScoreInputs, size: Sequence[int], r
             band = inputs.resized(size, rows)
             for name in names:
                 scores[name].append(compute_score(name, band, **params))
-            class_ids.append(band.logits.argmax(dim=1).to(torch.uint8))
+            # max().indices: the first maximum, as argmax, and several times faster on the CPU.
+            class_ids.append(band.logits.max(dim=1).indices.to(torch.uint8))
         return {name: torch.cat(parts, dim=1) for name, parts in scores.items()}, torch.cat(class_ids, dim=1)
     maps = {name: compute_score(name, inputs, **params) for name in names}
     class_ids = inputs.logits.argmax(dim=1).to(torch.uint8)
