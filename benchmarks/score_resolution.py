@@ -1,6 +1,6 @@
 """score_resolution image vs network: time (and CPU peak memory) of the scoring step at camera sizes.
 
-    python benchmarks/score_resolution.py [--score uem_llr] [--iters 3] [--no-memory]
+    python benchmarks/score_resolution.py [--score uem_llr] [--iters 3] [--threads N] [--no-memory]
 
 Inputs are the network outputs of the default 518x1036 input: logits K=19 on 148x296, embedding D=256 on
 148x296, UEM logits on 37x74 (random values; the cost does not depend on them). For 640x480, 1280x720 and
@@ -127,7 +127,11 @@ def main() -> int:
     parser.add_argument("--iters", type=int, default=3)
     parser.add_argument("--gpu-iters", type=int, default=50)
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory columns")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads (default: torch's); 1 gives steadier CPU times on shared cores")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     cuda = torch.cuda.is_available()
     fused = args.score in ("hyperspherical_llr", "weighted_normalized_energy")
     print(f"score {args.score}; inputs: K={K}, D={D}, logits {GRID[1]}x{GRID[0]}, UEM {UEM_GRID[1]}x{UEM_GRID[0]}; "
