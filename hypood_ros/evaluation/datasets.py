@@ -72,7 +72,7 @@ class OODDataset:
         if raw is None:
             raise DatasetError(f"{path}: unreadable label image")
         if raw.ndim == 3:
-            raw = raw[:, :, 2]  # the red channel, as the official readers take channel 0 of RGB
+            raw = raw[:, :, 2]  # the red channel (the UEM authors' readers use channel 0 after BGR -> RGB)
         if raw.shape[:2] != tuple(size):
             raise DatasetError(f"{path}: label is {raw.shape[1]}x{raw.shape[0]}, image is {size[1]}x{size[0]}")
         values = np.unique(raw)

@@ -120,8 +120,8 @@ def config_from_hparams(hparams: Mapping, source: str, base: Optional[dict] = No
     return config
 
 
-#: Backbone width -> hub model, as the official OoD configs derive MODEL.OOD_PROJECTOR.INPUT_DIM from the
-#: segmentor's backbone (register variants only).
+#: Backbone width -> hub model: the UEM authors' OoD configs set MODEL.OOD_PROJECTOR.INPUT_DIM to the width of
+#: the segmentor's backbone, from a table of the register variants only.
 OOD_INPUT_DIM_BACKBONES = {384: "dinov2_vits14_reg", 768: "dinov2_vitb14_reg", 1024: "dinov2_vitl14_reg",
                            1536: "dinov2_vitg14_reg"}
 
