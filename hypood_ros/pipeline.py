@@ -21,7 +21,8 @@ from hypood_ros.kernels.compile import KernelCompileError
 from hypood_ros.postprocess import clean_mask, upsample
 from hypood_ros.preprocess import check_rgb, preprocess
 from hypood_ros.runtimes.base import Backend
-from hypood_ros.scores import ScoreInputs, SMLStats, check_score_resolution, compute_score, score_map, score_spec
+from hypood_ros.scores import (SCORE_RESOLUTIONS, ScoreInputs, SMLStats, check_score_resolution, compute_score,
+                               score_map, score_spec)
 from hypood_ros.visualize import color_map, overlay
 
 OUTPUTS: FrozenSet[str] = frozenset(OUTPUT_NAMES)
@@ -174,9 +175,9 @@ class FramePipeline:
         head = self.backend.head
         size = (int(size[0]), int(size[1]))
         if config.score in FUSED_SCORES and outputs["seg_logits"].is_cuda:
-            fused = fused_scores(outputs["embedding"], outputs["seg_logits"], head, eta=config.eta,
-                                 uem_logits=outputs["uem_logits"] if config.score == "hyperspherical_llr" else None,
-                                 lam=config.lam, out_size=size)
+            fused = self._fused(outputs["embedding"], outputs["seg_logits"], head, eta=config.eta,
+                                uem_logits=outputs["uem_logits"] if config.score == "hyperspherical_llr" else None,
+                                lam=config.lam, out_size=size)
             return fused.class_ids, getattr(fused, FUSED_SCORES[config.score])
         inputs = ScoreInputs(outputs["seg_logits"], outputs["embedding"], head, outputs["uem_logits"], self.sml_stats)
         score, class_ids = score_map(config.score, inputs, size, "image", eta=config.eta, delta=config.delta,
@@ -191,8 +192,10 @@ class FramePipeline:
         """
         frame = np.zeros((*self.input_size, 3), dtype=np.uint8)
         warning = None
-        try:  # the fused op whatever the current score, so a later score change cannot meet a broken kernel
-            self.infer([frame], self._config.replace(score="weighted_normalized_energy"))
+        try:  # the fused op whatever the current score and resolution (both can change at run time)
+            for resolution in SCORE_RESOLUTIONS:
+                self.infer([frame], self._config.replace(score="weighted_normalized_energy",
+                                                         score_resolution=resolution))
         except KernelCompileError as exc:
             self._fused = reference_fused_scores
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
