@@ -21,8 +21,15 @@ from hypood_ros.kernels.compile import KernelCompileError
 from hypood_ros.postprocess import clean_mask, upsample
 from hypood_ros.preprocess import check_rgb, preprocess
 from hypood_ros.runtimes.base import Backend
-from hypood_ros.scores import (SCORE_RESOLUTIONS, ScoreInputs, SMLStats, check_score_resolution, compute_score,
-                               score_map, score_spec)
+from hypood_ros.scores import (
+    SCORE_RESOLUTIONS,
+    ScoreInputs,
+    SMLStats,
+    check_score_resolution,
+    compute_score,
+    score_map,
+    score_spec,
+)
 from hypood_ros.visualize import color_map, overlay
 
 OUTPUTS: FrozenSet[str] = frozenset(OUTPUT_NAMES)
