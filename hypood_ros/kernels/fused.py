@@ -17,7 +17,7 @@ from hypood_ros.kernels import launch
 from hypood_ros.kernels.launch import KernelLaunch
 from hypood_ros.runtimes.base import HeadParams
 from hypood_ros.scores import ScoreInputs, compute_score
-from hypood_ros.scores.registry import score_map
+from hypood_ros.scores.registry import score_maps
 
 
 @dataclass
@@ -71,7 +71,8 @@ def reference_fused_scores(
 ) -> FusedScores:
     """The same outputs computed from the scores registry (the definition the kernel is tested against).
 
-    `out_size` (H, W): the registry's `image` resolution (`score_map`), class ids from the interpolated logits.
+    `out_size` (H, W): the registry's `image` resolution (`score_maps`, one interpolation for both scores),
+    class ids from the interpolated logits.
     """
     size = _check_size(out_size)
     inputs = ScoreInputs(logits=logits, embedding=embedding, head=head, uem_logits=uem_logits)
@@ -80,9 +81,9 @@ def reference_fused_scores(
         llr = compute_score("hyperspherical_llr", inputs, eta=eta, lam=lam) if uem_logits is not None else None
         class_ids = logits.argmax(dim=1).to(torch.uint8)
     else:
-        energy, class_ids = score_map("weighted_normalized_energy", inputs, size, "image", eta=eta)
-        llr = (score_map("hyperspherical_llr", inputs, size, "image", eta=eta, lam=lam)[0]
-               if uem_logits is not None else None)
+        names = ["weighted_normalized_energy"] + (["hyperspherical_llr"] if uem_logits is not None else [])
+        maps, class_ids = score_maps(names, inputs, size, "image", eta=eta, lam=lam)
+        energy, llr = maps["weighted_normalized_energy"], maps.get("hyperspherical_llr")
     return FusedScores(class_ids, energy, llr, _mask(llr if llr is not None else energy, threshold))
 
 
