@@ -29,9 +29,13 @@ class Param:
 
 
 PARAMS: List[Param] = [
-    Param("model", "", "model file: checkpoint (.pt), ONNX (.onnx) or TensorRT engine (.engine)"),
-    Param("backend", "", "torch | onnxruntime | tensorrt; empty: from the model file's extension",
-          choices=("", "torch", "onnxruntime", "tensorrt")),
+    Param("model", "", "model file: checkpoint (.pt), ONNX (.onnx), TensorRT engine (.engine) or AOTInductor "
+          "package (.pt2)"),
+    Param("backend", "", "torch | onnxruntime | tensorrt | aoti; empty: from the model file's extension",
+          choices=("", "torch", "onnxruntime", "tensorrt", "aoti")),
+    Param("engine", "", "AOTInductor package (.pt2) of the checkpoint in 'model': built at start when missing or "
+          "stale (checkpoint, torch version, device, input size), reused otherwise, then run; empty: run 'model'"),
+    Param("rebuild_engine", False, "build 'engine' at start even when it is current"),
     Param("device", "cpu", "cpu, cuda or cuda:N (checked at start: an unknown or absent device stops the node)"),
     Param("fp16", False, "half precision (torch backend on CUDA only)"),
     Param("input_height", 518, "network input height for the torch backend (multiple of 14)", range=(14, 4032, 14)),

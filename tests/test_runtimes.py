@@ -79,9 +79,9 @@ def make_engine(tmp_path, **overrides):
     engine = tmp_path / "model.engine"
     engine.write_bytes(b"serialized-engine-bytes" * 100)
     fields = dict(tensorrt_version="10.3.0", gpu_name="Orin", compute_capability="8.7", input_shape=[1, 3, 518, 1036],
-                  precision="fp16", onnx_sha256="0" * 64, engine_sha256=file_sha256(engine),
+                  precision="fp16", source_sha256="0" * 64, engine_sha256=file_sha256(engine),
                   build_date="2026-11-22T00:00:00+00:00", head={"weight_norm": [1.0], "bias": [0.0]},
-                  onnx_file="engines/model.onnx")
+                  source_file="engines/model.onnx")
     fields.update(overrides)
     write_sidecar(engine, EngineMetadata(**fields))
     return engine

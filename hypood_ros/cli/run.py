@@ -29,18 +29,23 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--road-gating", action="store_true", help="keep only obstacles on or next to the road")
     parser.add_argument("--road-radius", type=int, default=15, help="pixels around the road that count as next to it")
     parser.add_argument("--sml-stats", type=Path, default=None, help="statistics from `hypood fit-sml` (score sml)")
+    parser.add_argument("--engine", type=Path, default=None,
+                        help="AOTInductor package (.pt2) of the --model checkpoint: built when missing or stale, "
+                             "reused otherwise")
+    parser.add_argument("--rebuild-engine", action="store_true", help="build --engine even when it is current")
 
 
 def pipeline_from_args(args: argparse.Namespace):
     from hypood_ros.pipeline import FramePipeline, PipelineConfig
-    from hypood_ros.runtimes import load_backend
+    from hypood_ros.runtimes.engine_cache import load_or_build
     from hypood_ros.scores import load_sml_stats
 
     stats = load_sml_stats(args.sml_stats) if args.sml_stats else None
     config = PipelineConfig(score=args.score, threshold=args.threshold, eta=args.eta, lam=args.lam,
                             delta=args.delta, min_area=args.min_area, opening=args.opening,
                             road_gating=args.road_gating, road_radius=args.road_radius)
-    backend = load_backend(args.model, backend=args.backend, device=args.device, input_hw=(args.height, args.width))
+    backend = load_or_build(args.model, args.engine or "", args.rebuild_engine, backend=args.backend, device=args.device,
+                            input_hw=(args.height, args.width))
     return FramePipeline(backend, config, sml_stats=stats)
 
 

@@ -46,7 +46,7 @@ from hypood_ros.node.parameters import (
 )
 from hypood_ros.node.stats import FrameStats
 from hypood_ros.pipeline import FramePipeline
-from hypood_ros.runtimes import load_backend
+from hypood_ros.runtimes.engine_cache import load_or_build
 from hypood_ros.scores import load_sml_stats
 
 OUTPUT_TOPICS = {
@@ -91,8 +91,9 @@ class HypoodNode(Node):
         device = check_device(values["device"])
         config = pipeline_config(values)
         stats = load_sml_stats(values["sml_stats"]) if values["sml_stats"] else None
-        backend = load_backend(values["model"], backend=values["backend"] or None, device=device,
-                               input_hw=(values["input_height"], values["input_width"]), fp16=values["fp16"])
+        backend = load_or_build(values["model"], values["engine"], values["rebuild_engine"], self.get_logger().info,
+                                backend=values["backend"] or None, device=device,
+                                input_hw=(values["input_height"], values["input_width"]), fp16=values["fp16"])
         self._pipeline = FramePipeline(backend, config, sml_stats=stats)
         try:
             warning = self._pipeline.warm_up()

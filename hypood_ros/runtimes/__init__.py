@@ -1,4 +1,4 @@
-"""Runtime backends (PyTorch, ONNX Runtime, TensorRT) behind one interface."""
+"""Runtime backends (PyTorch, ONNX Runtime, TensorRT, AOTInductor) behind one interface."""
 from __future__ import annotations
 
 import os
@@ -9,8 +9,9 @@ from hypood_ros.errors import BackendError
 from hypood_ros.runtimes.base import INPUT_NAME, OUTPUT_NAMES, Backend, HeadParams
 
 DEFAULT_INPUT_HW = (518, 1036)
-_EXTENSIONS = {".pt": "torch", ".pth": "torch", ".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt"}
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
+_EXTENSIONS = {".pt": "torch", ".pth": "torch", ".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt",
+               ".pt2": "aoti"}
+BACKENDS = ("torch", "onnxruntime", "tensorrt", "aoti")
 
 
 def backend_for_path(path: str | os.PathLike, backend: Optional[str] = None) -> str:
@@ -32,7 +33,9 @@ def load_backend(
 ) -> Backend:
     """Open a model file with the backend named, or the one its extension implies.
 
-    input_hw, fp16 and cuda_graphs apply to the torch backend; ONNX graphs and engines carry their own input size.
+    input_hw, fp16 and cuda_graphs apply to the torch backend (cuda_graphs also to aoti); ONNX graphs and engines
+    carry their own input size. An AOTInductor package (`.pt2`) holds native code that runs when it is loaded:
+    it is loaded only after its bytes match its sidecar's hash, and only from the path given here.
     """
     name = backend_for_path(path, backend)
     if name == "torch":
@@ -49,6 +52,10 @@ def load_backend(
         from hypood_ros.runtimes.tensorrt_backend import TensorRTBackend
 
         return TensorRTBackend(path, device=device if device != "cpu" else "cuda")
+    if name == "aoti":
+        from hypood_ros.runtimes.aoti_backend import AOTIBackend
+
+        return AOTIBackend(path, device=device, cuda_graphs=cuda_graphs)
     raise BackendError(f"unknown backend {name!r}; available: {', '.join(BACKENDS)}")
 
 

@@ -10,7 +10,7 @@ from typing import List, Optional
 import torch
 
 from hypood_ros.errors import BackendError
-from hypood_ros.runtimes.engine_metadata import EngineMetadata, file_sha256, write_sidecar
+from hypood_ros.runtimes.engine_metadata import EngineMetadata, file_sha256, head_entry, write_sidecar
 from hypood_ros.runtimes.export import read_onnx_head
 from hypood_ros.runtimes.tensorrt_backend import import_tensorrt, running_gpu
 
@@ -118,11 +118,11 @@ def build_engine(onnx_path: str | os.PathLike, out: str | os.PathLike, precision
         cache_path.write_bytes(bytes(config.get_timing_cache().serialize()))
     gpu_name, capability = running_gpu(torch.device("cuda"))
     meta = EngineMetadata(
-        tensorrt_version=trt.__version__, gpu_name=gpu_name, compute_capability=capability,
-        input_shape=[int(d) for d in network.get_input(0).shape], precision=precision,
-        onnx_sha256=file_sha256(onnx_path), engine_sha256=file_sha256(out),
+        kind="tensorrt", tensorrt_version=trt.__version__, device_type="cuda", gpu_name=gpu_name,
+        compute_capability=capability, input_shape=[int(d) for d in network.get_input(0).shape], precision=precision,
+        source_sha256=file_sha256(onnx_path), engine_sha256=file_sha256(out),
         build_date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        head={"weight_norm": head.weight_norm.tolist(), "bias": head.bias.tolist()}, onnx_file=str(onnx_path),
+        head=head_entry(head), source_file=str(onnx_path),
     )
     write_sidecar(out, meta)
     return meta

@@ -13,8 +13,10 @@ from typing import Dict, Tuple
 import torch
 
 from hypood_ros.errors import BackendError
-from hypood_ros.runtimes.base import INPUT_NAME, OUTPUT_NAMES, Backend, HeadParams
-from hypood_ros.runtimes.engine_metadata import check_compatible, check_engine_file, read_sidecar, rebuild_hint
+from hypood_ros.runtimes.base import INPUT_NAME, OUTPUT_NAMES, Backend
+from hypood_ros.runtimes.engine_metadata import (
+    check_compatible, check_engine_file, read_sidecar, rebuild_hint, sidecar_head,
+)
 
 
 def import_tensorrt():
@@ -63,7 +65,7 @@ class TensorRTBackend(Backend):
             self._tensors[name] = torch.empty(shape, dtype=dtype, device=self._device)
             self._context.set_tensor_address(name, self._tensors[name].data_ptr())
         self._shape = tuple(self._tensors[INPUT_NAME].shape)
-        self._head = HeadParams(torch.tensor(meta.head["weight_norm"]), torch.tensor(meta.head["bias"])).to(self._device)
+        self._head = sidecar_head(path, meta).to(self._device)
 
     def run(self, batch: torch.Tensor) -> Dict[str, torch.Tensor]:
         self.check_input(batch)

@@ -48,18 +48,11 @@ class TorchBackend(Backend):
                 raise BackendError("cuda_graphs needs a CUDA device")
             self._capture()
 
-    @torch.inference_mode()
     def _capture(self) -> None:
+        from hypood_ros.runtimes.cuda_graph import capture
+
         self._static_input = torch.zeros(self._shape, device=self._device, dtype=self._dtype)
-        side = torch.cuda.Stream(self._device)
-        side.wait_stream(torch.cuda.current_stream(self._device))
-        with torch.cuda.stream(side):
-            for _ in range(3):  # warm-up outside the graph (allocator, cuDNN/cuBLAS choices)
-                self._model(self._static_input)
-        torch.cuda.current_stream(self._device).wait_stream(side)
-        self._graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self._graph):
-            self._static_output = self._model(self._static_input)
+        self._graph, self._static_output = capture(self._model, self._static_input)
 
     @torch.inference_mode()
     def run(self, batch: torch.Tensor) -> Dict[str, torch.Tensor]:
