@@ -21,5 +21,5 @@ step environment "$py" -c "import torch; print(torch.__version__, torch.cuda.get
 step gpu_tests "$py" -m pytest -q -p no:cacheprovider tests/test_fused_kernel.py tests/test_runtimes.py -k "gpu or cuda or nvrtc or nvcc"
 step fused_scores "$py" benchmarks/fused_scores.py
 step pipeline_cuda "$py" benchmarks/pipeline.py --device cuda --presets tiny vits14 vitb14_reg --frames 30
-step backends_cuda "$py" benchmarks/backends.py --device cuda --presets tiny vits14 vitb14_reg --runs 30
+step backends_cuda "$py" benchmarks/backends.py --devices cuda --presets tiny vits14 vitb14_reg --runs 30
 exit $status
