@@ -8,11 +8,13 @@ Random weights (speed does not depend on them). The ONNX files and AOTInductor p
 for each preset and batch size (fixed batch, like the ONNX export). On CPU the timed step is `Backend.run`
 alone (fp32). On CUDA (rows only when a GPU is present) the step is `Backend.run` in fp16 followed by the
 fused score kernel on its outputs, with CUDA graphs off and on where the backend offers them; TensorRT is
-included when `--engine-dir` holds `PRESET_bBATCH.engine` files built for this GPU.
+included when `--engine-dir` holds `PRESET_bBATCH.engine` files built for this GPU. The backends of one
+preset, batch and device take turns run by run, so load from other work falls on all of them alike.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import platform
 import tempfile
@@ -31,23 +33,27 @@ from hypood_ros.runtimes.aoti_build import build_aoti
 from hypood_ros.runtimes.export import export_onnx
 from hypood_ros.runtimes.torch_backend import TorchBackend
 
-HEADER = ("| preset | batch | device | backend | build s | file MB | p50 ms | p90 ms | frames/s | vs eager |\n"
-          "|---|---:|---|---|---:|---:|---:|---:|---:|---:|")
+HEADER = ("| preset | batch | device | backend | build s | file MB | min ms | p50 ms | p90 ms | frames/s | vs eager |\n"
+          "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|")
 
 
-def timed(step: Callable[[], None], cuda: bool, runs: int, warmup: int) -> np.ndarray:
-    for _ in range(warmup):
-        step()
-    if cuda:
-        torch.cuda.synchronize()
-    times = []
+def interleaved(steps: List[Callable[[], None]], cuda: bool, runs: int, warmup: int) -> List[np.ndarray]:
+    """Milliseconds per run of each step, the steps taking turns run by run, so that load from other work on
+    the machine falls on all of them alike."""
+    for step in steps:
+        for _ in range(warmup):
+            step()
+    times: List[List[float]] = [[] for _ in steps]
     for _ in range(runs):
-        start = time.perf_counter()
-        step()
-        if cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return np.array(times) * 1e3
+        for step, out in zip(steps, times):
+            if cuda:
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            step()
+            if cuda:
+                torch.cuda.synchronize()
+            out.append((time.perf_counter() - start) * 1e3)
+    return [np.array(t) for t in times]
 
 
 class Table:
@@ -61,11 +67,11 @@ class Table:
         build = f"{build_s:.1f}" if build_s is not None else ""
         size = f"{path.stat().st_size / 1e6:.1f}" if path is not None else ""
         if ms is None:
-            print(f"| {preset} | {batch} | {device} | {name} | {build} | {size} | {note} | | | |", flush=True)
+            print(f"| {preset} | {batch} | {device} | {name} | {build} | {size} | {note} | | | | |", flush=True)
             return
         p50, p90 = np.percentile(ms, [50, 90])
         base = self.baseline.setdefault((preset, batch, device), p50)
-        print(f"| {preset} | {batch} | {device} | {name} | {build} | {size} | {p50:.1f} | {p90:.1f} | "
+        print(f"| {preset} | {batch} | {device} | {name} | {build} | {size} | {ms.min():.1f} | {p50:.1f} | {p90:.1f} | "
               f"{batch * 1e3 / p50:.2f} | {base / p50:.2f}x |", flush=True)
 
 
@@ -81,18 +87,27 @@ def run_and_score(backend, x) -> Callable[[], None]:
     return step
 
 
-def measure(table: Table, key, name: str, make: Callable[[], object], step_of, x, args, build_s=None, path=None):
-    preset, batch, device = key
-    try:
-        backend = make()
-    except BackendError as exc:  # e.g. no CUDA execution provider in this onnxruntime
-        table.row(preset, batch, device, name, build_s=build_s, path=path, note=f"not available: {exc}")
-        return
-    try:
-        ms = timed(step_of(backend, x), device == "cuda", args.runs, args.warmup)
-    finally:
-        backend.close()
-    table.row(preset, batch, device, name, ms, build_s, path)
+class Group:
+    """The backends of one (preset, batch, device), timed together (see `interleaved`)."""
+
+    def __init__(self, table: Table, key, x, step_of, args) -> None:
+        self.table, self.key, self.x, self.step_of, self.args = table, key, x, step_of, args
+        self.entries = []
+
+    def add(self, name: str, make: Callable[[], object], build_s=None, path=None) -> None:
+        try:
+            backend = make()
+        except BackendError as exc:  # e.g. no CUDA execution provider in this onnxruntime
+            self.table.row(*self.key, name, build_s=build_s, path=path, note=f"not available: {exc}")
+            return
+        self.entries.append((name, backend, build_s, path))
+
+    def run(self) -> None:
+        steps = [self.step_of(backend, self.x) for _, backend, _, _ in self.entries]
+        results = interleaved(steps, self.key[2] == "cuda", self.args.runs, self.args.warmup)
+        for (name, backend, build_s, path), ms in zip(self.entries, results):
+            self.table.row(*self.key, name, ms, build_s, path)
+            backend.close()
 
 
 def built(build: Callable[[], object]):
@@ -102,38 +117,35 @@ def built(build: Callable[[], object]):
 
 
 def cpu_group(table: Table, preset, model, checkpoint: Path, batch: int, hw, tmp: Path, args) -> None:
-    key = (preset, batch, "cpu")
-    x = torch.randn(batch, 3, *hw)
-    measure(table, key, "torch (eager)", lambda: TorchBackend(model, input_hw=hw, batch_size=batch), run_only, x, args)
+    group = Group(table, (preset, batch, "cpu"), torch.randn(batch, 3, *hw), run_only, args)
+    group.add("torch (eager)", lambda: TorchBackend(model, input_hw=hw, batch_size=batch))
     onnx = tmp / f"{preset}_b{batch}.onnx"
     seconds = built(lambda: export_onnx(model, onnx, *hw, batch=batch, verify=False))
-    measure(table, key, "onnxruntime", lambda: load_backend(onnx), run_only, x, args, seconds, onnx)
+    group.add("onnxruntime", lambda: load_backend(onnx), seconds, onnx)
     package = tmp / f"{preset}_b{batch}_cpu.pt2"
     meta = build_aoti(checkpoint, package, *hw, batch=batch, log=lambda line: None)
-    measure(table, key, "aoti", lambda: load_backend(package), run_only, x, args, meta.build_seconds, package)
+    group.add("aoti", lambda: load_backend(package), meta.build_seconds, package)
+    group.run()
 
 
 def cuda_group(table: Table, preset, model, checkpoint: Path, batch: int, hw, tmp: Path, args) -> None:
-    key = (preset, batch, "cuda")
-    x = torch.randn(batch, 3, *hw, device="cuda")
-    for graphs in (False, True):
-        measure(table, key, f"torch fp16{' + CUDA graphs' if graphs else ''}",
-                lambda: TorchBackend(model, input_hw=hw, device="cuda", fp16=True, batch_size=batch,
-                                     cuda_graphs=graphs), run_and_score, x, args)
+    group = Group(table, (preset, batch, "cuda"), torch.randn(batch, 3, *hw, device="cuda"), run_and_score, args)
     onnx = tmp / f"{preset}_b{batch}_fp16.onnx"
     seconds = built(lambda: export_onnx(model, onnx, *hw, batch=batch, fp16=True, verify=False))
-    measure(table, key, "onnxruntime fp16 (CUDA EP)", lambda: load_backend(onnx, device="cuda"), run_and_score, x,
-            args, seconds, onnx)
     package = tmp / f"{preset}_b{batch}_cuda_fp16.pt2"
     meta = build_aoti(checkpoint, package, *hw, device="cuda", fp16=True, batch=batch, log=lambda line: None)
     for graphs in (False, True):
-        measure(table, key, f"aoti fp16{' + CUDA graphs' if graphs else ''}",
-                lambda: load_backend(package, device="cuda", cuda_graphs=graphs), run_and_score, x, args,
-                meta.build_seconds, package)
+        group.add(f"torch fp16{' + CUDA graphs' if graphs else ''}",
+                  lambda: TorchBackend(copy.deepcopy(model), input_hw=hw, device="cuda", fp16=True, batch_size=batch,
+                                       cuda_graphs=graphs))
+    group.add("onnxruntime fp16 (CUDA EP)", lambda: load_backend(onnx, device="cuda"), seconds, onnx)
+    for graphs in (False, True):
+        group.add(f"aoti fp16{' + CUDA graphs' if graphs else ''}",
+                  lambda: load_backend(package, device="cuda", cuda_graphs=graphs), meta.build_seconds, package)
     engine = args.engine_dir / f"{preset}_b{batch}.engine" if args.engine_dir else None
     if engine is not None and engine.is_file():
-        measure(table, key, "tensorrt", lambda: load_backend(engine, device="cuda"), run_and_score, x, args,
-                None, engine)
+        group.add("tensorrt", lambda: load_backend(engine, device="cuda"), None, engine)
+    group.run()
 
 
 def main() -> None:
@@ -152,7 +164,7 @@ def main() -> None:
     devices: List[str] = list(args.devices)
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
           f"({torch.get_num_threads()} threads), input Bx3x{hw[0]}x{hw[1]}, {args.runs} runs after {args.warmup} "
-          f"warm-up; 'vs eager' = eager p50 / p50 in the same preset, batch and device")
+          f"warm-up; 'vs eager' = eager p50 / p50 in the same preset, batch and device; frames/s from p50")
     if "cuda" in devices and not torch.cuda.is_available():
         print("cuda: no CUDA device here, GPU rows skipped")
         devices.remove("cuda")
@@ -169,7 +181,7 @@ def main() -> None:
             for batch in args.batches:
                 for device in devices:
                     group = cpu_group if device == "cpu" else cuda_group
-                    group(table, preset, model.float().cpu(), checkpoint, batch, hw, tmp, args)
+                    group(table, preset, model, checkpoint, batch, hw, tmp, args)
 
 
 if __name__ == "__main__":
