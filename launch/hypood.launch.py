@@ -1,6 +1,7 @@
 """Launch the hypood node on a camera topic.
 
     ros2 launch hypood_ros hypood.launch.py camera:=/front/image_raw model:=/path/model.engine
+    ros2 launch hypood_ros hypood.launch.py camera:=/front/image_raw model:=/path/model.pt engine:=/path/model.pt2
 
 Defaults come from the package's one parameter table (hypood_ros.defaults). `dds_profile` sets the Fast DDS
 profile for the node process (config/fastdds_large_frames.xml unless the environment names one).
@@ -36,11 +37,14 @@ def generate_launch_description():
     return LaunchDescription([
         DeclareLaunchArgument("camera", default_value="/camera/image_raw",
                               description="camera image topic (the base topic when input_type is compressed)"),
-        DeclareLaunchArgument("model", description="checkpoint (.pt), ONNX (.onnx) or TensorRT engine (.engine)"),
+        DeclareLaunchArgument("model", description=BY_NAME["model"].description),
         DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "hypood.yaml"),
                               description="parameters YAML; the arguments below override it"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the node and its topics"),
         DeclareLaunchArgument("backend", default_value=default("backend"), description=BY_NAME["backend"].description),
+        DeclareLaunchArgument("engine", default_value=default("engine"), description=BY_NAME["engine"].description),
+        DeclareLaunchArgument("rebuild_engine", default_value=str(default("rebuild_engine")).lower(),
+                              description=BY_NAME["rebuild_engine"].description),
         DeclareLaunchArgument("device", default_value=default("device"), description=BY_NAME["device"].description),
         DeclareLaunchArgument("input_type", default_value=default("input_type"),
                               description=BY_NAME["input_type"].description),
@@ -62,6 +66,8 @@ def generate_launch_description():
                 {
                     "model": text("model"),
                     "backend": text("backend"),
+                    "engine": text("engine"),
+                    "rebuild_engine": LaunchConfiguration("rebuild_engine"),
                     "device": text("device"),
                     "input_type": text("input_type"),
                     "input_qos": text("input_qos"),

@@ -44,8 +44,8 @@ def pipeline_from_args(args: argparse.Namespace):
     config = PipelineConfig(score=args.score, threshold=args.threshold, eta=args.eta, lam=args.lam,
                             delta=args.delta, min_area=args.min_area, opening=args.opening,
                             road_gating=args.road_gating, road_radius=args.road_radius)
-    backend = load_or_build(args.model, args.engine or "", args.rebuild_engine, backend=args.backend, device=args.device,
-                            input_hw=(args.height, args.width))
+    backend = load_or_build(args.model, args.engine or "", args.rebuild_engine, backend=args.backend,
+                            device=args.device, input_hw=(args.height, args.width))
     return FramePipeline(backend, config, sml_stats=stats)
 
 

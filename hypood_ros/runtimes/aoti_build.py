@@ -130,7 +130,8 @@ def build_aoti(checkpoint: str | os.PathLike, out: str | os.PathLike, height: in
     except BackendError:
         raise
     except Exception as exc:  # export and compiler failures come in many types; the user needs one line
-        raise BackendError(f"AOTInductor build of {checkpoint} failed: {type(exc).__name__}: {first_line(exc)}") from None
+        raise BackendError(f"AOTInductor build of {checkpoint} failed: {type(exc).__name__}: "
+                           f"{first_line(exc)}") from None
     finally:
         tmp.unlink(missing_ok=True)
     seconds = time.monotonic() - started

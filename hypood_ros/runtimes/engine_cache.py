@@ -62,6 +62,8 @@ def ensure_engine(checkpoint: str | os.PathLike, engine: str | os.PathLike, heig
     if engine.suffix != SUFFIX:
         raise BackendError(f"the engine cache builds AOTInductor packages (*{SUFFIX}), not {engine.name}; "
                            "build TensorRT engines with `hypood build-engine`")
+    if checkpoint.suffix not in (".pt", ".pth"):
+        raise BackendError(f"the engine cache builds from a checkpoint (.pt), not {checkpoint.name}")
     if not checkpoint.is_file():
         raise BackendError(f"checkpoint not found: {checkpoint} (the engine cache builds from a .pt checkpoint)")
     reasons = ["rebuild requested"] if rebuild else stale_reasons(engine, checkpoint, height, width, device, fp16,
