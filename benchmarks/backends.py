@@ -33,27 +33,30 @@ from hypood_ros.runtimes.aoti_build import build_aoti
 from hypood_ros.runtimes.export import export_onnx
 from hypood_ros.runtimes.torch_backend import TorchBackend
 
-HEADER = ("| preset | batch | device | backend | build s | file MB | min ms | p50 ms | p90 ms | frames/s | vs eager |\n"
-          "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|")
+HEADER = ("| preset | batch | device | backend | build s | file MB | min ms | p50 ms | p90 ms | CPU ms p50 | frames/s "
+          "| vs eager |\n|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 
 
-def interleaved(steps: List[Callable[[], None]], cuda: bool, runs: int, warmup: int) -> List[np.ndarray]:
-    """Milliseconds per run of each step, the steps taking turns run by run, so that load from other work on
-    the machine falls on all of them alike."""
+def interleaved(steps: List[Callable[[], None]], cuda: bool, runs: int, warmup: int):
+    """(wall ms, process CPU ms) per run of each step, the steps taking turns run by run, so that load from
+    other work on the machine falls on all of them alike. CPU time (all threads of this process) does not
+    count time spent waiting for a core, so it is the steadier figure on a shared machine."""
     for step in steps:
         for _ in range(warmup):
             step()
     times: List[List[float]] = [[] for _ in steps]
+    cpu: List[List[float]] = [[] for _ in steps]
     for _ in range(runs):
-        for step, out in zip(steps, times):
+        for step, out, out_cpu in zip(steps, times, cpu):
             if cuda:
                 torch.cuda.synchronize()
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             step()
             if cuda:
                 torch.cuda.synchronize()
             out.append((time.perf_counter() - start) * 1e3)
-    return [np.array(t) for t in times]
+            out_cpu.append((time.process_time() - start_cpu) * 1e3)
+    return [(np.array(t), np.array(c)) for t, c in zip(times, cpu)]
 
 
 class Table:
@@ -63,15 +66,17 @@ class Table:
         self.baseline = {}
 
     def row(self, preset: str, batch: int, device: str, name: str, ms: Optional[np.ndarray] = None,
-            build_s: Optional[float] = None, path: Optional[Path] = None, note: str = "") -> None:
+            build_s: Optional[float] = None, path: Optional[Path] = None, note: str = "",
+            cpu_ms: Optional[np.ndarray] = None) -> None:
         build = f"{build_s:.1f}" if build_s is not None else ""
         size = f"{path.stat().st_size / 1e6:.1f}" if path is not None else ""
         if ms is None:
-            print(f"| {preset} | {batch} | {device} | {name} | {build} | {size} | {note} | | | | |", flush=True)
+            print(f"| {preset} | {batch} | {device} | {name} | {build} | {size} | {note} | | | | | |", flush=True)
             return
         p50, p90 = np.percentile(ms, [50, 90])
         base = self.baseline.setdefault((preset, batch, device), p50)
         print(f"| {preset} | {batch} | {device} | {name} | {build} | {size} | {ms.min():.1f} | {p50:.1f} | {p90:.1f} | "
+              f"{np.median(cpu_ms):.1f} | "
               f"{batch * 1e3 / p50:.2f} | {base / p50:.2f}x |", flush=True)
 
 
@@ -105,8 +110,8 @@ class Group:
     def run(self) -> None:
         steps = [self.step_of(backend, self.x) for _, backend, _, _ in self.entries]
         results = interleaved(steps, self.key[2] == "cuda", self.args.runs, self.args.warmup)
-        for (name, backend, build_s, path), ms in zip(self.entries, results):
-            self.table.row(*self.key, name, ms, build_s, path)
+        for (name, backend, build_s, path), (ms, cpu_ms) in zip(self.entries, results):
+            self.table.row(*self.key, name, ms, build_s, path, cpu_ms=cpu_ms)
             backend.close()
 
 
@@ -164,7 +169,8 @@ def main() -> None:
     devices: List[str] = list(args.devices)
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
           f"({torch.get_num_threads()} threads), input Bx3x{hw[0]}x{hw[1]}, {args.runs} runs after {args.warmup} "
-          f"warm-up; 'vs eager' = eager p50 / p50 in the same preset, batch and device; frames/s from p50")
+          f"warm-up; 'vs eager' = eager p50 / p50 in the same preset, batch and device; frames/s from p50; "
+          f"CPU ms = process CPU time (all threads)")
     if "cuda" in devices and not torch.cuda.is_available():
         print("cuda: no CUDA device here, GPU rows skipped")
         devices.remove("cuda")

@@ -173,15 +173,21 @@ def write_images(folder: Path) -> Path:
 
 @pytest.mark.slow
 def test_interrupted_build_leaves_the_previous_package(built, tiny_checkpoint, tmp_path):
+    """A dynamic-batch build (1..2), compiled and checked against eager at both batch sizes, then interrupted
+    just before it would take the final name: the previous package stays, no temporary file is left."""
     package = copy_package(built[0], tmp_path / "m.pt2", torch_version="2.4.0")
     before = package.read_bytes(), sidecar_path(package).read_text()
+    lines = []
 
-    def interrupt_after_compiling(line):
-        if "[2/3]" in line:  # the compiled package exists under its temporary name now
+    def interrupt_when_checked(line):
+        lines.append(line)
+        if "[3/3]" in line:  # compiled, verified, still under its temporary name
+            assert [p.name for p in tmp_path.iterdir() if ".tmp" in p.name]
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        build_aoti(tiny_checkpoint, package, *HW, log=interrupt_after_compiling)
+        build_aoti(tiny_checkpoint, package, *HW, batch=1, max_batch=2, log=interrupt_when_checked)
+    assert "input 1..2x3x56x112" in lines[0] and "checked against eager PyTorch" in lines[-1]
     assert (package.read_bytes(), sidecar_path(package).read_text()) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt2", "m.pt2.json"]
 
