@@ -102,7 +102,8 @@ def build_aoti(checkpoint: str | os.PathLike, out: str | os.PathLike, height: in
     dtype = torch.float16 if fp16 else torch.float32
     dynamic = bool(max_batch) and max_batch > batch
     torch.manual_seed(0)
-    example = torch.randn(batch, 3, height, width, device=dev)
+    # Export traces the largest batch: a traced batch of 1 would be specialized and fail a batch range.
+    examples = [torch.randn(b, 3, height, width, device=dev) for b in ((batch, max_batch) if dynamic else (batch,))]
     shape = "x".join(map(str, (f"{batch}..{max_batch}" if dynamic else batch, 3, height, width)))
     log(f"building {out} from {checkpoint}: input {shape}, {'fp16' if fp16 else 'fp32'} on {dev}")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -112,7 +113,8 @@ def build_aoti(checkpoint: str | os.PathLike, out: str | os.PathLike, height: in
         compiled_model = model.half() if fp16 else model
         dims = ({0: torch.export.Dim("batch", min=batch, max=max_batch)},) if dynamic else None
         with torch.no_grad():
-            program = torch.export.export(compiled_model, (example.to(dtype),), dynamic_shapes=dims, strict=False)
+            program = torch.export.export(compiled_model, (examples[-1].to(dtype),), dynamic_shapes=dims,
+                                          strict=False)
         log(f"  [1/3] exported the graph in {time.monotonic() - step:.1f} s")
         step = time.monotonic()
         with Heartbeat(log, "compiling"), warnings.catch_warnings():
@@ -120,7 +122,6 @@ def build_aoti(checkpoint: str | os.PathLike, out: str | os.PathLike, height: in
             torch._inductor.aoti_compile_and_package(program, package_path=str(tmp))
         log(f"  [2/3] compiled with AOTInductor in {time.monotonic() - step:.1f} s")
         step = time.monotonic()
-        examples = [example] + ([torch.randn(max_batch, 3, height, width, device=dev)] if dynamic else [])
         worst = max_abs_error(tmp, model.float(), examples, dtype)  # both ends of a batch range
         tolerance = 5e-2 if fp16 else 1e-4
         if not worst <= tolerance:
