@@ -71,6 +71,7 @@ def test_build_shows_progress_and_writes_package_and_sidecar(built, tiny_checkpo
     assert meta.source_sha256 == file_sha256(tiny_checkpoint) and meta.engine_sha256 == file_sha256(package)
     assert meta.build_seconds > 0 and meta.machine and meta.cpu_isa == running_machine(torch.device("cpu"))["cpu_isa"]
     np.testing.assert_array_equal(meta.head["bias"], tiny_model.head_params().bias.numpy())
+    assert load_backend(package).classes == load_backend(tiny_checkpoint, input_hw=HW).classes
     assert sorted(p.name for p in package.parent.iterdir()) == ["tiny.pt2", "tiny.pt2.json"]  # no temporaries
 
 

@@ -14,11 +14,12 @@ from typing import Dict
 
 import torch
 
+from hypood_ros.classes import ClassInfo
 from hypood_ros.errors import BackendError
 from hypood_ros.runtimes.aoti_build import first_line
 from hypood_ros.runtimes.base import OUTPUT_NAMES, Backend
 from hypood_ros.runtimes.engine_metadata import (
-    check_compatible, read_sidecar, rebuild_hint, running_machine, sidecar_head, verified_bytes,
+    check_compatible, read_sidecar, rebuild_hint, running_machine, sidecar_head, sidecar_path, verified_bytes,
 )
 
 
@@ -50,6 +51,11 @@ class AOTIBackend(Backend):
         self.dynamic_batch = self._range is not None
         self._shape = tuple(int(d) for d in meta.input_shape)
         self._head = sidecar_head(path, meta).to(self._device)
+        if meta.classes:  # class names and colours of the checkpoint the package was built from
+            try:
+                self._classes = ClassInfo.from_json(meta.classes, int(self._head.weight_norm.shape[0]))
+            except ValueError as exc:
+                raise BackendError(f"{sidecar_path(path)}: invalid class metadata: {exc}") from None
         self._graph = None
         if cuda_graphs:
             if self._device.type != "cuda":

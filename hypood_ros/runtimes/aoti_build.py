@@ -19,6 +19,7 @@ from typing import Callable, List, Optional
 
 import torch
 
+from hypood_ros.classes import default_classes
 from hypood_ros.errors import BackendError
 from hypood_ros.runtimes.base import OUTPUT_NAMES
 from hypood_ros.runtimes.engine_metadata import (
@@ -138,6 +139,7 @@ def build_aoti(checkpoint: str | os.PathLike, out: str | os.PathLike, height: in
         tmp.unlink(missing_ok=True)
     seconds = time.monotonic() - started
     machine = running_machine(dev)
+    classes = getattr(model, "classes", None) or default_classes(int(model.head_params().weight_norm.shape[0]))
     meta = EngineMetadata(
         kind="aoti", torch_version=machine["torch_version"], device_type=dev.type, machine=machine["machine"],
         gpu_name=machine.get("gpu_name", ""), compute_capability=machine.get("compute_capability", ""),
@@ -145,7 +147,7 @@ def build_aoti(checkpoint: str | os.PathLike, out: str | os.PathLike, height: in
         input_dtype=str(dtype).replace("torch.", ""), batch_range=[batch, max_batch] if dynamic else [],
         source_file=str(checkpoint), source_sha256=source_sha256, engine_sha256=engine_sha256,
         build_date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        build_seconds=round(seconds, 1), head=head_entry(model.head_params()),
+        build_seconds=round(seconds, 1), head=head_entry(model.head_params()), classes=classes.to_json(),
     )
     write_sidecar(out, meta)
     log(f"built {out} ({out.stat().st_size / 1e6:.1f} MB) in {seconds:.1f} s")

@@ -20,7 +20,7 @@ from typing import Dict, List, Optional
 from hypood_ros.errors import BackendError
 
 FORMAT = "hypood_ros.engine"
-VERSION = 2  # 2: kind, torch version, device type, CPU target, input dtype, batch range, source_* fields
+VERSION = 2  # 2: kind, torch version, device type, CPU target, input dtype, batch range, source_*, classes
 KINDS = ("tensorrt", "aoti")
 _V1_RENAMES = {"onnx_sha256": "source_sha256", "onnx_file": "source_file"}
 
@@ -45,6 +45,7 @@ class EngineMetadata:
     source_sha256: str = ""
     build_seconds: float = 0.0
     head: Dict[str, List[float]] = field(default_factory=dict)
+    classes: str = ""  # ClassInfo.to_json() of the checkpoint (AOTInductor); empty: the default for K
     format: str = FORMAT
     version: int = VERSION
 
