@@ -12,6 +12,8 @@ from hypood_ros.scores import SCORE_RESOLUTIONS, SCORES
 
 #: Outputs of the frame pipeline, each with a `publish_<name>` toggle on the node.
 OUTPUTS: Tuple[str, ...] = ("color", "labels", "mask", "overlay", "score")
+#: Outputs of the obstacle geometry (camera_info + pose), each with a `publish_<name>` toggle on the node.
+GEOMETRY_OUTPUTS: Tuple[str, ...] = ("obstacles", "grid", "markers")
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,34 @@ PARAMS: List[Param] = [
     Param("road_radius", 15, "how far from the road a component may start (pixels)", dynamic=True,
           range=(0, 1000, 1)),
     Param("overlay_alpha", 0.5, "opacity of the mask in the overlay", dynamic=True, range=(0.0, 1.0, 0.0)),
-] + [Param(f"publish_{name}", True, f"publish the {name} output", dynamic=True) for name in OUTPUTS]
+] + [Param(f"publish_{name}", True, f"publish the {name} output", dynamic=True) for name in OUTPUTS] + [
+    # Obstacles on the road (hypood_ros/geometry): camera_info + camera pose -> ood/obstacles, ood/grid, ood/markers
+    Param("base_frame", "base_link", "vehicle frame of the obstacle outputs; its z = 0 plane is the road"),
+    Param("pose_source", "auto", "camera pose from tf (tf2_ros), from the camera_* parameters, or auto: tf when "
+          "tf2_ros is installed, else parameters", choices=("auto", "tf", "parameters")),
+    Param("camera_height", 1.5, "camera above the road in base_frame (metres; pose_source parameters)", dynamic=True,
+          range=(0.01, 100.0, 0.0)),
+    Param("camera_x", 0.0, "camera forward offset in base_frame (metres)", dynamic=True, range=(-100.0, 100.0, 0.0)),
+    Param("camera_y", 0.0, "camera left offset in base_frame (metres)", dynamic=True, range=(-100.0, 100.0, 0.0)),
+    Param("camera_roll", 0.0, "camera roll about its forward axis (radians)", dynamic=True, range=(-3.2, 3.2, 0.0)),
+    Param("camera_pitch", 0.0, "camera pitch, positive looks down (radians)", dynamic=True, range=(-1.6, 1.6, 0.0)),
+    Param("camera_yaw", 0.0, "camera yaw, positive looks left (radians)", dynamic=True, range=(-3.2, 3.2, 0.0)),
+    Param("camera_info_tolerance", 0.05, "largest stamp difference between an image and its camera_info (seconds)",
+          range=(0.0, 1.0e6, 0.0)),
+    Param("image_rectified", False, "the image is already rectified: use camera_info P and no distortion"),
+    Param("odom_tolerance", 0.2, "largest stamp difference between an image and the odometry used for the grid "
+          "(seconds)", range=(0.0, 1.0e6, 0.0)),
+    Param("max_range", 40.0, "obstacles whose ground contact is farther are dropped and counted (metres)",
+          dynamic=True, range=(1.0, 1000.0, 0.0)),
+    Param("grid_size", 80.0, "side of the local grid around the vehicle (metres)", range=(1.0, 1000.0, 0.0)),
+    Param("grid_resolution", 0.2, "grid cell size (metres)", range=(0.01, 10.0, 0.0)),
+    Param("grid_hit", 0.85, "log-odds added to a cell with an obstacle contact", dynamic=True, range=(0.01, 10.0, 0.0)),
+    Param("grid_miss", -0.4, "log-odds added to a cell of road seen free", dynamic=True, range=(-10.0, 0.0, 0.0)),
+    Param("grid_decay", 0.9, "fraction of the evidence kept per frame", dynamic=True, range=(0.0, 1.0, 0.0)),
+    Param("grid_occupied", 1.2, "log-odds at or above which a cell is occupied", dynamic=True, range=(0.0, 10.0, 0.0)),
+    Param("grid_free", -1.0, "log-odds at or below which a cell is free", dynamic=True, range=(-10.0, 0.0, 0.0)),
+] + [Param(f"publish_{name}", True, f"publish ood/{name} (needs camera_info)", dynamic=True)
+     for name in GEOMETRY_OUTPUTS]
 
 BY_NAME: Dict[str, Param] = {p.name: p for p in PARAMS}
 
