@@ -4,7 +4,7 @@ import sys
 
 CORE = ["hypood_ros.model", "hypood_ros.scores", "hypood_ros.kernels", "hypood_ros.runtimes", "hypood_ros.pipeline",
         "hypood_ros.conversion", "hypood_ros.images", "hypood_ros.bags", "hypood_ros.calibration",
-        "hypood_ros.evaluation.evaluate", "hypood_ros.training.trainer"]
+        "hypood_ros.evaluation.evaluate", "hypood_ros.training.trainer", "hypood_ros.geometry"]
 
 
 def test_core_imports_without_ros():

@@ -63,6 +63,13 @@ class LocalGrid:
         self.origin: Optional[Tuple[float, float]] = None  # corner of cell (0, 0) in the grid frame
         self.accumulating = True
 
+    def reconfigure(self, config: GridConfig) -> None:
+        """New evidence settings, keeping the evidence gathered so far (size and resolution must not change)."""
+        if (config.size, config.resolution) != (self.config.size, self.config.resolution):
+            raise ConfigError("grid_size and grid_resolution are fixed once the grid exists")
+        self.config = config
+        self._delta = np.array([0.0, config.miss, config.hit], dtype=np.float32)
+
     def reset(self) -> None:
         self.logodds.fill(0.0)
         self.origin = None

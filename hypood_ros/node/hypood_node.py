@@ -36,6 +36,7 @@ from hypood_ros.conversion import check_image_fields, image_to_rgb, rgb_fields
 from hypood_ros.devices import check_device
 from hypood_ros.errors import BackendError, ConfigError, FrameError, HypoodError
 from hypood_ros.images import decode_image
+from hypood_ros.node.obstacles import ObstacleOutputs
 from hypood_ros.node.parameters import (
     BY_NAME,
     CONFIG_FIELDS,
@@ -113,6 +114,7 @@ class HypoodNode(Node):
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._classes = self.create_publisher(String, CLASSES_TOPIC, qos("reliable", 1, latched=True))
         self._classes.publish(String(data=self._pipeline.classes.to_json()))
+        self._obstacles = ObstacleOutputs(self, values, output_qos)
 
         self._mailbox = None
         self._condition = threading.Condition()
@@ -209,13 +211,14 @@ class HypoodNode(Node):
             try:
                 for name, publisher in self._outputs.items():
                     image = getattr(result, name)
-                    if image is None:
+                    if image is None or not self._values[f"publish_{name}"]:
                         continue
                     encoding, step, data = rgb_fields(image)
                     out = Image(header=header, height=image.shape[0], width=image.shape[1], encoding=encoding,
                                 is_bigendian=0, step=step)
                     out.data = data
                     publisher.publish(out)
+                self._obstacles.process(header, result.mask, result.score)  # never raises
             except Exception as exc:  # e.g. the ROS context went away under us: counted, never fatal
                 self._stats.on_error(f"publishing failed: {type(exc).__name__}: {exc}")
                 self._log_throttled(f"publishing failed: {type(exc).__name__}: {exc}", error=True)
@@ -273,7 +276,7 @@ class HypoodNode(Node):
                                   hardware_id=self.get_fully_qualified_name())
         status.values = [KeyValue(key=k, value=f"{v:.3f}" if isinstance(v, float) else str(v))
                          for k, v in {**snap, **info}.items()]
-        array = DiagnosticArray(status=[status])
+        array = DiagnosticArray(status=[status] + self._obstacles.diagnostics(self.get_name(), status.hardware_id))
         array.header.stamp = self.get_clock().now().to_msg()
         self._diagnostics.publish(array)
 

@@ -15,7 +15,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.parameter import Parameter
 
 from hypood_ros.calibration import read_score_thresholds
-from hypood_ros.defaults import BY_NAME, PARAMS, Param
+from hypood_ros.defaults import BY_NAME, GEOMETRY_OUTPUTS, PARAMS, Param
 from hypood_ros.errors import ConfigError
 from hypood_ros.pipeline import OUTPUTS, PipelineConfig
 
@@ -137,4 +137,6 @@ def score_change_problem(current: Mapping[str, Any], params: List[Parameter]) ->
 def pipeline_config(values: Dict[str, Any]) -> PipelineConfig:
     """Parameter values -> a validated PipelineConfig (raises ConfigError with the reason)."""
     outputs = {name for name in OUTPUTS if values[f"publish_{name}"]}
+    if any(values[f"publish_{name}"] for name in GEOMETRY_OUTPUTS):
+        outputs |= {"mask", "score"}  # the obstacle outputs are made from them, published or not
     return PipelineConfig(outputs=outputs, **{name: values[name] for name in CONFIG_FIELDS})

@@ -1,0 +1,305 @@
+"""Node glue for the obstacle outputs: camera_info, odometry and TF in; ood/obstacles, ood/grid, ood/markers out.
+
+The geometry itself is `hypood_ros.geometry` (ROS-free). Here: matching a frame with its camera_info
+(by stamp, within `camera_info_tolerance`) and odometry, the camera pose from TF or parameters, message
+building, and a diagnostics status saying why nothing was published when something is missing. A
+problem with one frame is reported and skipped; the mask outputs never depend on this module.
+"""
+from __future__ import annotations
+
+import array
+import math
+import threading
+from collections import deque
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Point
+from nav_msgs.msg import OccupancyGrid, Odometry
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.duration import Duration
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.time import Time
+from sensor_msgs.msg import CameraInfo, PointCloud2, PointField
+from visualization_msgs.msg import Marker, MarkerArray
+
+from hypood_ros.defaults import GEOMETRY_OUTPUTS
+from hypood_ros.errors import ConfigError, HypoodError
+from hypood_ros.geometry import CameraModel, CameraPose, GridConfig, LocalGrid, Obstacles, find_obstacles, to_frame
+
+TOPICS = {"obstacles": "ood/obstacles", "grid": "ood/grid", "markers": "ood/markers"}
+POSE_PARAMS = ("camera_height", "camera_roll", "camera_pitch", "camera_yaw", "camera_x", "camera_y")
+GRID_PARAMS = ("grid_size", "grid_resolution", "grid_hit", "grid_miss", "grid_decay", "grid_occupied", "grid_free")
+HISTORY = 50  # camera_info and odometry messages kept for stamp matching
+TF_TIMEOUT = Duration(seconds=0.05)
+CLOUD_FIELDS = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1)
+                for i, n in enumerate(("x", "y", "z", "score"))]
+
+
+def load_tf2():
+    """The tf2_ros module when it is installed (distribution ROS), else None."""
+    try:
+        import tf2_ros
+    except ImportError:
+        return None
+    return tf2_ros
+
+
+def stamp_ns(stamp) -> int:
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
+def nearest(history, when: int, tolerance: float):
+    """The entry of `history` ((stamp_ns, value) pairs) nearest to `when`, if within `tolerance` seconds."""
+    best = min(history, key=lambda e: abs(e[0] - when), default=None)
+    if best is None or abs(best[0] - when) > tolerance * 1e9:
+        return None
+    return best[1]
+
+
+def yaw_of(q) -> float:
+    return math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
+
+
+class ObstacleOutputs:
+    """Created by the node; `process` is called by its worker thread after each frame's mask."""
+
+    def __init__(self, node, values: Dict[str, Any], output_qos: Optional[QoSProfile] = None) -> None:
+        self._node = node
+        self._values = dict(values)
+        self._lock = threading.Lock()
+        self._infos: deque = deque(maxlen=HISTORY)
+        self._odom: deque = deque(maxlen=HISTORY)
+        self._camera_key: Optional[tuple] = None
+        self._camera: Optional[CameraModel] = None
+        self._grid = LocalGrid(self._grid_config(values))
+        self._grid_frame = ""
+        self._pose = self._parameter_pose(values)
+        self._state = {"level": DiagnosticStatus.OK, "message": "waiting for frames"}
+        self._counts = {"frames": 0, "skipped": 0, "obstacles": 0, "dropped_above_horizon": 0, "dropped_too_far": 0}
+
+        self._tf_buffer = None
+        tf2 = load_tf2()
+        source = values["pose_source"]
+        if source == "tf" and tf2 is None:
+            raise ConfigError("pose_source is 'tf' but tf2_ros is not installed; install it or set "
+                              "pose_source:=parameters")
+        self.pose_source = "tf" if source == "tf" or (source == "auto" and tf2 is not None) else "parameters"
+        if self.pose_source == "tf":
+            self._tf_buffer = tf2.Buffer()
+            self._tf_listener = tf2.TransformListener(self._tf_buffer, node)
+
+        qos = output_qos or QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
+        self._publishers = {
+            "obstacles": node.create_publisher(PointCloud2, TOPICS["obstacles"], qos),
+            "grid": node.create_publisher(OccupancyGrid, TOPICS["grid"], qos),
+            "markers": node.create_publisher(MarkerArray, TOPICS["markers"], qos),
+        }
+        self._info_sub = node.create_subscription(CameraInfo, "camera_info", self._on_info, qos_profile_sensor_data)
+        self._odom_sub = node.create_subscription(Odometry, "odom", self._on_odom, qos_profile_sensor_data)
+        node.add_on_set_parameters_callback(self._on_set_parameters)
+
+    # -- configuration -------------------------------------------------------------------------------
+    @staticmethod
+    def _grid_config(values) -> GridConfig:
+        return GridConfig(**{name[len("grid_"):]: values[name] for name in GRID_PARAMS})
+
+    @staticmethod
+    def _parameter_pose(values) -> CameraPose:
+        return CameraPose.from_parameters(values["camera_height"], values["camera_roll"], values["camera_pitch"],
+                                          values["camera_yaw"], values["camera_x"], values["camera_y"])
+
+    def enabled(self) -> bool:
+        return any(self._values[f"publish_{name}"] for name in GEOMETRY_OUTPUTS)
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        values = dict(self._values)
+        for param in params:
+            if param.name in values:
+                values[param.name] = param.value
+        try:
+            pose = self._parameter_pose(values)
+            grid = self._grid_config(values)
+        except ConfigError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        with self._lock:
+            self._values, self._pose = values, pose
+            if (grid.size, grid.resolution) != (self._grid.config.size, self._grid.config.resolution):
+                self._grid = LocalGrid(grid)
+            else:
+                self._grid.reconfigure(grid)
+        return SetParametersResult(successful=True)
+
+    # -- inputs --------------------------------------------------------------------------------------
+    def _on_info(self, msg: CameraInfo) -> None:
+        with self._lock:
+            self._infos.append((stamp_ns(msg.header.stamp), msg))
+
+    def _on_odom(self, msg: Odometry) -> None:
+        pose = msg.pose.pose
+        with self._lock:
+            self._odom.append((stamp_ns(msg.header.stamp),
+                               (pose.position.x, pose.position.y, yaw_of(pose.orientation), msg.header.frame_id)))
+
+    def _camera_for(self, info: CameraInfo, rectified: bool) -> CameraModel:
+        key = (info.width, info.height, tuple(info.k), tuple(info.d), info.distortion_model, tuple(info.p),
+               info.binning_x, info.binning_y, info.roi.width, info.roi.height, rectified)
+        if key != self._camera_key:
+            self._camera_key, self._camera = key, None
+            if info.binning_x > 1 or info.binning_y > 1 or (info.roi.width and info.roi.height and
+                                                             (info.roi.width, info.roi.height) != (info.width, info.height)):
+                raise ConfigError("camera_info with binning or a region of interest is not supported")
+            self._camera = CameraModel.from_camera_info(info.width, info.height, list(info.k), list(info.d),
+                                                        info.distortion_model, list(info.p), rectified)
+        if self._camera is None:
+            raise ConfigError("camera_info is unusable (see the previous message)")
+        return self._camera
+
+    def _camera_pose(self, header, base_frame: str) -> CameraPose:
+        if self._tf_buffer is None:
+            return self._pose
+        t = self._tf_buffer.lookup_transform(base_frame, header.frame_id, Time.from_msg(header.stamp), TF_TIMEOUT)
+        tr, q = t.transform.translation, t.transform.rotation
+        return CameraPose.from_transform((tr.x, tr.y, tr.z), (q.x, q.y, q.z, q.w))
+
+    # -- per frame -----------------------------------------------------------------------------------
+    def process(self, header, mask: Optional[np.ndarray], score: Optional[np.ndarray]) -> Optional[Obstacles]:
+        """Never raises: whatever is missing is reported in diagnostics and the frame is skipped here."""
+        if not self.enabled():
+            self._report(DiagnosticStatus.OK, "obstacle outputs off")
+            return None
+        try:
+            return self._process(header, mask, score)
+        except HypoodError as exc:
+            self._skip(DiagnosticStatus.ERROR, str(exc))
+        except Exception as exc:  # TF lookups raise their own exception types; nothing may stop the worker
+            self._skip(DiagnosticStatus.WARN, f"{type(exc).__name__}: {exc}")
+        return None
+
+    def _process(self, header, mask, score) -> Optional[Obstacles]:
+        with self._lock:
+            values = self._values
+            when = stamp_ns(header.stamp)
+            info = nearest(self._infos, when, values["camera_info_tolerance"])
+            odom = nearest(self._odom, when, values["odom_tolerance"])
+            any_info = bool(self._infos)
+        if mask is None:
+            raise ConfigError("no mask for this frame")
+        if info is None:
+            self._skip(DiagnosticStatus.WARN,
+                       f"no camera_info within {values['camera_info_tolerance']} s of the image stamp" if any_info
+                       else "no camera_info received on " + self._info_sub.topic_name)
+            return None
+        camera = self._camera_for(info, values["image_rectified"])
+        camera.check_size(*mask.shape)
+        base = values["base_frame"]
+        pose = self._camera_pose(header, base)
+        want_grid = values["publish_grid"]
+        found = find_obstacles(mask, camera, pose, values["max_range"], score, free_space=want_grid)
+        if values["publish_obstacles"]:
+            self._publishers["obstacles"].publish(self.cloud(header.stamp, base, found))
+        if values["publish_markers"]:
+            self._publishers["markers"].publish(self.markers(header.stamp, base, found))
+        if want_grid:
+            self._publishers["grid"].publish(self._update_grid(header.stamp, base, found, odom))
+        with self._lock:
+            c = self._counts
+            c["frames"] += 1
+            c["obstacles"] = len(found)
+            c["dropped_above_horizon"] += found.above_horizon
+            c["dropped_too_far"] += found.too_far
+        self._report(DiagnosticStatus.OK, f"{len(found)} obstacles")
+        return found
+
+    def _update_grid(self, stamp, base: str, found: Obstacles, odom) -> OccupancyGrid:
+        with self._lock:
+            grid = self._grid
+            if odom is None:
+                frame = base
+                grid.update((0.0, 0.0), found.points[:, :2], found.free_polygon, accumulate=False)
+            else:
+                x, y, yaw, frame = odom
+                if frame != self._grid_frame:
+                    grid.reset()
+                poly = None if found.free_polygon is None else to_frame(found.free_polygon, x, y, yaw)
+                grid.update((x, y), to_frame(found.points[:, :2], x, y, yaw), poly)
+            self._grid_frame = frame
+            occupancy = grid.occupancy()
+            msg = OccupancyGrid()
+            msg.header.stamp, msg.header.frame_id = stamp, frame
+            msg.info.map_load_time = stamp
+            msg.info.resolution = float(grid.config.resolution)
+            msg.info.width = msg.info.height = grid.cells
+            msg.info.origin.position.x, msg.info.origin.position.y = grid.origin
+            msg.info.origin.orientation.w = 1.0
+        msg.data = array.array("b", occupancy.tobytes())
+        return msg
+
+    def _skip(self, level: int, message: str) -> None:
+        with self._lock:
+            self._counts["skipped"] += 1
+        self._report(level, message)
+
+    def _report(self, level: int, message: str) -> None:
+        with self._lock:
+            self._state = {"level": level, "message": message}
+
+    # -- messages ------------------------------------------------------------------------------------
+    @staticmethod
+    def cloud(stamp, frame: str, found: Obstacles) -> PointCloud2:
+        """The ground contacts of every obstacle: x y z (base_frame) and the obstacle's mean score."""
+        points = np.empty((len(found.points), 4), dtype="<f4")
+        points[:, :3] = found.points
+        points[:, 3] = found.score_mean[found.point_obstacle] if len(found.points) else 0.0
+        msg = PointCloud2(height=1, width=len(points), fields=CLOUD_FIELDS, is_bigendian=False, point_step=16,
+                          row_step=16 * len(points), is_dense=True)
+        msg.header.stamp, msg.header.frame_id = stamp, frame
+        msg.data = points.tobytes()
+        return msg
+
+    @staticmethod
+    def markers(stamp, frame: str, found: Obstacles) -> MarkerArray:
+        """One box and one range label per obstacle, after a DELETEALL that clears the previous frame's."""
+        clear = Marker(action=Marker.DELETEALL)
+        clear.header.stamp, clear.header.frame_id = stamp, frame
+        out = [clear]
+        for i in range(len(found)):
+            x, y = float(found.x[i]), float(found.y[i])
+            bearing = math.atan2(y, x)
+            depth, width, height = (max(float(found.depth[i]), 0.2), max(float(found.width[i]), 0.1),
+                                    max(float(found.height[i]), 0.1))
+            box = Marker(ns="obstacles", id=i, type=Marker.CUBE, action=Marker.ADD)
+            box.header = clear.header
+            box.pose.position.x = x + math.cos(bearing) * depth / 2
+            box.pose.position.y = y + math.sin(bearing) * depth / 2
+            box.pose.position.z = height / 2
+            box.pose.orientation.z, box.pose.orientation.w = math.sin(bearing / 2), math.cos(bearing / 2)
+            box.scale.x, box.scale.y, box.scale.z = depth, width, height
+            box.color.r, box.color.g, box.color.b, box.color.a = 1.0, 0.3, 0.1, 0.6
+            label = Marker(ns="ranges", id=i, type=Marker.TEXT_VIEW_FACING, action=Marker.ADD,
+                           text=f"{float(found.range[i]):.1f} m")
+            label.header = clear.header
+            label.pose.position = Point(x=x, y=y, z=height + 0.5)
+            label.pose.orientation.w = 1.0
+            label.scale.z = 0.6
+            label.color.r = label.color.g = label.color.b = label.color.a = 1.0
+            out += [box, label]
+        return MarkerArray(markers=out)
+
+    # -- diagnostics ---------------------------------------------------------------------------------
+    def diagnostics(self, node_name: str, hardware_id: str) -> List[DiagnosticStatus]:
+        with self._lock:
+            state, counts = dict(self._state), dict(self._counts)
+            values = self._values
+            camera = self._camera
+        info: Dict[str, Any] = {**counts, "pose_source": self.pose_source, "base_frame": values["base_frame"],
+                                "grid_frame": self._grid_frame or "-"}
+        if camera is not None:
+            info["camera"] = (f"{camera.width}x{camera.height} fx {camera.fx:.1f} fy {camera.fy:.1f} "
+                              f"{camera.distortion_model or 'no distortion'}")
+        status = DiagnosticStatus(level=state["level"], name=f"{node_name}: obstacles", message=state["message"],
+                                  hardware_id=hardware_id)
+        status.values = [KeyValue(key=k, value=str(v)) for k, v in info.items()]
+        return [status]
+

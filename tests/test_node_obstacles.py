@@ -1,0 +1,160 @@
+"""The node's obstacle outputs over real DDS: camera_info + image (+ odometry) in; cloud, grid, markers out."""
+import contextlib
+import time
+
+import numpy as np
+import pytest
+from nav_msgs.msg import OccupancyGrid, Odometry
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, PointCloud2
+from visualization_msgs.msg import Marker, MarkerArray
+
+from ros_harness import NodeProcess, Peer, random_domain
+
+pytestmark = pytest.mark.ros
+
+GEOMETRY = {"ood/obstacles": PointCloud2, "ood/grid": OccupancyGrid, "ood/markers": MarkerArray}
+H, W = 120, 160
+
+
+def camera_info(sec, fx=100.0, width=W, height=H, frame_id="front_camera_optical"):
+    msg = CameraInfo(width=width, height=height, distortion_model="plumb_bob")
+    msg.header.stamp.sec, msg.header.frame_id = sec, frame_id
+    msg.k = [fx, 0.0, width / 2, 0.0, fx, height / 2, 0.0, 0.0, 1.0]
+    msg.d = [-0.05, 0.01, 0.0, 0.0, 0.0]
+    msg.p = [fx, 0.0, width / 2, 0.0, 0.0, fx, height / 2, 0.0, 0.0, 0.0, 1.0, 0.0]
+    return msg
+
+
+class GeometryPeer(Peer):
+    """The harness peer plus camera_info/odom publishers and subscriptions to the obstacle outputs."""
+
+    def __init__(self, domain):
+        super().__init__(domain)
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.info = self.node.create_publisher(CameraInfo, "camera_info", qos)
+        self.odom = self.node.create_publisher(Odometry, "odom", qos)
+        for topic, kind in GEOMETRY.items():
+            self.node.create_subscription(kind, topic, lambda m, t=topic: self._store(t, m), qos)
+
+    def geometry_for(self, sec):
+        with self.lock:
+            return {t: m for t in GEOMETRY for _, m in self.received[t] if self._stamp(m) == sec}
+
+    @staticmethod
+    def _stamp(msg):
+        header = msg.markers[0].header if isinstance(msg, MarkerArray) else msg.header
+        return header.stamp.sec
+
+    def send(self, sec, info=None, odom=None, want=tuple(GEOMETRY) + ("ood/mask",), timeout=30.0):
+        """Publish camera_info / odometry / image with stamp `sec` until every `want` topic answered."""
+        rgb = np.random.default_rng(sec).integers(0, 256, (H, W, 3), dtype=np.uint8)
+        image = self.image(rgb, sec=sec, frame_id="front_camera_optical")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if info is not None:
+                self.info.publish(info)
+            if odom is not None:
+                self.odom.publish(odom)
+            time.sleep(0.05)
+            self.raw.publish(image)
+            until = time.monotonic() + 3.0
+            while time.monotonic() < until:
+                got = {**self.outputs_for(sec), **self.geometry_for(sec)}
+                if all(t in got for t in want):
+                    return got
+                time.sleep(0.02)
+        raise AssertionError(f"no answer on {want} to stamp {sec}")
+
+    def obstacle_status(self, predicate, timeout=15.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                last = self.received["diagnostics"][-1][1] if self.received["diagnostics"] else None
+            status = next((s for s in last.status if s.name.endswith(": obstacles")), None) if last else None
+            if status is not None and predicate(status):
+                return status
+            time.sleep(0.05)
+        raise AssertionError(f"obstacle diagnostics never matched; last: {status}")
+
+
+@contextlib.contextmanager
+def geometry_node(tiny_checkpoint):
+    domain = random_domain()
+    # threshold far below every score: the whole image is one obstacle whose ground contact is the bottom row
+    node = NodeProcess(["-p", f"model:={tiny_checkpoint}", "-p", "input_height:=56", "-p", "input_width:=112",
+                        "-p", "diagnostics_period:=0.2", "-p", "threshold:=-10000.0", "-p", "base_frame:=base_link",
+                        "-p", "pose_source:=parameters", "-p", "camera_height:=1.5", "-p", "camera_pitch:=0.3",
+                        "-p", "camera_x:=2.0", "-p", "grid_size:=20.0", "-p", "grid_resolution:=0.25"], domain)
+    peer = None
+    try:
+        node.wait_ready()
+        peer = GeometryPeer(domain)
+        peer.wait_connected(peer.raw)
+        yield node, peer
+    finally:
+        if peer is not None:
+            peer.close()
+        node.stop()
+
+
+def cloud_points(msg):
+    assert [f.name for f in msg.fields] == ["x", "y", "z", "score"] and msg.point_step == 16
+    return np.frombuffer(bytes(msg.data), dtype="<f4").reshape(msg.width, 4)
+
+
+def test_obstacle_outputs_and_camera_info_problems(tiny_checkpoint):
+    with geometry_node(tiny_checkpoint) as (node, peer):
+        # no camera_info yet: masks still come, the obstacle status says why nothing else does
+        got = peer.send(10, want=("ood/mask",))
+        assert not peer.geometry_for(10)
+        status = peer.obstacle_status(lambda s: "no camera_info" in s.message)
+        assert status.level == b"\x01"
+
+        got = peer.send(11, info=camera_info(11))
+        cloud, grid, markers = got["ood/obstacles"], got["ood/grid"], got["ood/markers"]
+        for msg in (cloud, grid, markers.markers[0]):
+            assert msg.header.stamp.sec == 11
+        assert cloud.header.frame_id == "base_link" and grid.header.frame_id == "base_link"
+        assert all(m.header.frame_id == "base_link" for m in markers.markers)
+        points = cloud_points(cloud)
+        # bottom row of a camera 1.5 m up, pitched 0.3 rad down, 2 m ahead of base_link
+        assert len(points) == W and np.isfinite(points).all() and (points[:, 2] == 0).all()
+        near = 2.0 + 1.5 / np.tan(0.3 + np.arctan(0.6))
+        assert np.median(points[:, 0]) == pytest.approx(near, rel=0.05)
+        assert abs(np.median(points[:, 1])) < 0.05 and points[:, 1].min() < -1.0 < 1.0 < points[:, 1].max()
+        kinds = [m.type for m in markers.markers]
+        assert markers.markers[0].action == Marker.DELETEALL and kinds[1:] == [Marker.CUBE, Marker.TEXT_VIEW_FACING]
+        assert markers.markers[2].text.endswith(" m")
+        assert (grid.info.width, grid.info.height) == (80, 80) and grid.info.resolution == pytest.approx(0.25)
+        cells = np.frombuffer(bytes(grid.data), dtype=np.int8).reshape(80, 80)
+        assert set(np.unique(cells)) <= {-1, 0, 100} and (cells == 100).any()  # per frame: this frame's hits
+        assert grid.info.origin.position.x == pytest.approx(-10.0)
+        peer.obstacle_status(lambda s: s.level == b"\x00" and "1 obstacles" in s.message)
+
+        # with odometry the grid is kept in the odometry frame
+        odom = Odometry()
+        odom.header.stamp.sec, odom.header.frame_id, odom.child_frame_id = 12, "odom", "base_link"
+        odom.pose.pose.position.x, odom.pose.pose.orientation.w = 100.0, 1.0
+        grid = peer.send(12, info=camera_info(12), odom=odom)["ood/grid"]
+        assert grid.header.frame_id == "odom" and grid.info.origin.position.x == pytest.approx(90.0)
+
+        # inconsistent camera_info: reported, masks keep coming, no obstacle outputs for those frames
+        for sec, info, reason in ((13, camera_info(13, fx=0.0), "focal length"),
+                                  (14, camera_info(14, width=640, height=480), "does not match")):
+            got = peer.send(sec, info=info, want=("ood/mask", "ood/overlay"))
+            status = peer.obstacle_status(lambda s, r=reason: r in s.message)
+            assert status.level == b"\x02"
+            time.sleep(0.3)
+            assert not peer.geometry_for(sec)
+        assert peer.send(15, info=camera_info(15))  # and recovers with a good one
+        assert node.proc.poll() is None
+
+        # switching the obstacle outputs off at run time
+        (result,) = peer.set_parameters(publish_grid=False)
+        assert result.successful
+        got = peer.send(16, info=camera_info(16), want=("ood/obstacles", "ood/markers"))
+        time.sleep(0.5)
+        assert "ood/grid" not in peer.geometry_for(16)
+        (result,) = peer.set_parameters(grid_resolution=0.5)
+        assert not result.successful  # fixed at start
