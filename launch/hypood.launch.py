@@ -53,6 +53,9 @@ def generate_launch_description():
                               description="Fast DDS profile XML for the node: a path, 'shipped', 'none' (Fast DDS "
                                           "defaults) or 'auto' (the one the environment names, else shipped)"),
         OpaqueFunction(function=dds_environment),
+        DeclareLaunchArgument("camera_info", default_value="/camera/camera_info",
+                              description="CameraInfo of the camera (for ood/obstacles, ood/grid, ood/markers)"),
+        DeclareLaunchArgument("odom", default_value="/odom", description="nav_msgs/Odometry (optional, for ood/grid)"),
         Node(
             package="hypood_ros",
             executable="hypood_node",
@@ -71,6 +74,7 @@ def generate_launch_description():
                     "use_sim_time": LaunchConfiguration("use_sim_time"),
                 },
             ],
-            remappings=[("image", camera), ("image/compressed", [camera, "/compressed"])],
+            remappings=[("image", camera), ("image/compressed", [camera, "/compressed"]),
+                        ("camera_info", LaunchConfiguration("camera_info")), ("odom", LaunchConfiguration("odom"))],
         ),
     ])

@@ -88,11 +88,12 @@ def generate_launch_description():
                 "use_sim_time": True,
             },
         ],
-        remappings=[("image", topic), ("image/compressed", topic)],
+        remappings=[("image", topic), ("image/compressed", topic), ("camera_info", LaunchConfiguration("camera_info")),
+                    ("odom", LaunchConfiguration("odom"))],
     )
     play = ExecuteProcess(  # started by the handler below, once the node is ready
         cmd=["ros2", "bag", "play", LaunchConfiguration("bag"), "--rate", LaunchConfiguration("rate"),
-             "--topics", topic, "--clock", CLOCK_HZ],
+             "--topics", topic, LaunchConfiguration("camera_info"), LaunchConfiguration("odom"), "--clock", CLOCK_HZ],
         output="screen",
     )
     start_play = when_ready([play])  # the node logs through rcutils (stderr); stdout is watched too
@@ -100,6 +101,9 @@ def generate_launch_description():
         DeclareLaunchArgument("bag", description="rosbag2 bag (.db3 / .mcap or its directory)"),
         DeclareLaunchArgument("topic", default_value="/camera/image_raw",
                               description="image topic in the bag (Image; CompressedImage with input_type compressed)"),
+        DeclareLaunchArgument("camera_info", default_value="/camera/camera_info",
+                              description="CameraInfo topic in the bag (for the obstacle outputs)"),
+        DeclareLaunchArgument("odom", default_value="/odom", description="Odometry topic in the bag (optional)"),
         DeclareLaunchArgument("rate", default_value="1.0", description="playback speed factor"),
         DeclareLaunchArgument("model", description="checkpoint (.pt), ONNX (.onnx) or TensorRT engine (.engine)"),
         DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "hypood.yaml"),

@@ -152,3 +152,17 @@ def test_params_file_covers_exactly_the_declared_parameters():
     assert set(values) == {p.name for p in PARAMS}
     for p in PARAMS:
         assert type(values[p.name]) is type(p.default), p.name
+
+
+def test_obstacle_inputs_are_remapped_and_the_obstacle_outputs_shown():
+    for name in LAUNCH_FILES:
+        remaps = [ast.literal_eval(e.elts[0]) for e in keyword(hypood_node(name), "remappings").elts]
+        assert remaps[2:] == ["camera_info", "odom"], name
+        assert {"camera_info", "odom"} <= set(declared(name)), name
+    play = ast.unparse(keyword(next(c for c in calls(tree("replay.launch.py"), "ExecuteProcess")), "cmd"))
+    assert "LaunchConfiguration('camera_info'), LaunchConfiguration('odom')" in play
+    data = yaml.safe_load((REPO / "rviz" / "hypood.rviz").read_text())
+    classes = {d["Topic"]["Value"]: d["Class"] for d in data["Visualization Manager"]["Displays"]}
+    assert classes["ood/obstacles"] == "rviz_default_plugins/PointCloud2"
+    assert classes["ood/grid"] == "rviz_default_plugins/Map"
+    assert classes["ood/markers"] == "rviz_default_plugins/MarkerArray"
