@@ -49,6 +49,7 @@ def test_boxes_on_the_road_are_found_within_3_percent_of_range(camera, pose):
         assert abs(found.range[i] - truth) < 0.03 * truth, box
         assert abs(found.width[i] - box.width) < 0.15 * box.width, box
         assert abs(found.height[i] - box.height) < 0.15 * box.height, box
+        assert found.depth[i] < box.depth + 0.3, box  # leaning vertical edges do not count as contacts
         members = ids == SCENE.index(box) + 1
         assert found.pixels[i] == members.sum()
         assert found.score_mean[i] == pytest.approx(score[members].mean(), rel=1e-5)

@@ -145,8 +145,12 @@ def test_obstacle_outputs_and_camera_info_problems(tiny_checkpoint):
             got = peer.send(sec, info=info, want=("ood/mask", "ood/overlay"))
             status = peer.obstacle_status(lambda s, r=reason: r in s.message)
             assert status.level == b"\x02"
+            info.header.stamp.sec = sec + 100  # the same camera_info again: the same reason
+            peer.send(sec + 100, info=info, want=("ood/mask",))
+            time.sleep(0.5)
+            assert reason in peer.obstacle_status(lambda s: s.level == b"\x02").message
             time.sleep(0.3)
-            assert not peer.geometry_for(sec)
+            assert not peer.geometry_for(sec) and not peer.geometry_for(sec + 100)
         assert peer.send(15, info=camera_info(15))  # and recovers with a good one
         assert node.proc.poll() is None
 

@@ -144,7 +144,9 @@ def rotation_from_quaternion(x: float, y: float, z: float, w: float) -> np.ndarr
 
 def rotation_from_rpy(roll: float, pitch: float, yaw: float) -> np.ndarray:
     """Fixed-axis roll about x, then pitch about y, then yaw about z (URDF / REP-103 convention)."""
-    cr, sr, cp, sp, cy, sy = math.cos(roll), math.sin(roll), math.cos(pitch), math.sin(pitch), math.cos(yaw), math.sin(yaw)
+    cr, sr = math.cos(roll), math.sin(roll)
+    cp, sp = math.cos(pitch), math.sin(pitch)
+    cy, sy = math.cos(yaw), math.sin(yaw)
     rx = np.array([[1, 0, 0], [0, cr, -sr], [0, sr, cr]])
     ry = np.array([[cp, 0, sp], [0, 1, 0], [-sp, 0, cp]])
     rz = np.array([[cy, -sy, 0], [sy, cy, 0], [0, 0, 1]])

@@ -42,7 +42,8 @@ class GridConfig:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ConfigError(f"grid_{name} must be a finite number, got {value!r}")
         if self.resolution <= 0 or self.size < 2 * self.resolution:
-            raise ConfigError(f"grid_size ({self.size}) must hold at least two cells of grid_resolution ({self.resolution})")
+            raise ConfigError(f"grid_size ({self.size}) must hold at least two cells of grid_resolution "
+                              f"({self.resolution})")
         if self.size / self.resolution > 4000:
             raise ConfigError(f"grid of {self.size / self.resolution:.0f} cells per side is too large (at most 4000)")
         if not 0.0 <= self.decay <= 1.0:
@@ -88,7 +89,8 @@ class LocalGrid:
         if free_polygon is not None and len(free_polygon) >= 3:
             import cv2
 
-            poly = np.round((np.asarray(free_polygon, dtype=np.float64) - (ox, oy)) / res * (1 << _SHIFT) - (1 << (_SHIFT - 1)))
+            cells = (np.asarray(free_polygon, dtype=np.float64) - (ox, oy)) / res  # cell units, centres at +0.5
+            poly = np.round(cells * (1 << _SHIFT) - (1 << (_SHIFT - 1)))
             if np.isfinite(poly).all() and np.abs(poly).max() < 2 ** 30:
                 cv2.fillPoly(labels, [poly.astype(np.int32)], 1, lineType=cv2.LINE_8, shift=_SHIFT)
         if len(hits):

@@ -22,8 +22,11 @@ from hypood_ros.geometry.camera import CameraModel, CameraPose
 
 #: rays must point at least this far below the horizon (direction z component) to meet the ground
 MIN_DEPRESSION = 1e-6
-FREE_COLUMN_STEP = 8
-STEEP_ROWS = 4  # rows per column: steeper than any road outline seen from a vehicle, flatter than leaning edges  # image columns between two vertices of the free-space polygon
+FREE_COLUMN_STEP = 8  # image columns between two vertices of the free-space polygon
+#: rows per column above which the end columns of a component are taken for a leaning vertical edge.
+#: A ground outline is this steep only when it runs almost along the line of sight close to the camera
+#: (an object side less than about camera height / 4 to the side); those end columns are then lost too.
+STEEP_ROWS = 4
 
 
 @dataclass
@@ -121,10 +124,11 @@ def _leading_run(flag: np.ndarray, group: np.ndarray) -> np.ndarray:
     """True for the elements of each run of equal `group` values before the group's first False flag."""
     start = np.ones(len(flag), dtype=bool)
     start[1:] = group[1:] != group[:-1]
-    clear = np.cumsum(~flag)
-    before = np.maximum.accumulate(np.where(start, np.arange(len(flag)), 0))  # index of the group's start
-    base = np.where(before > 0, clear[before - 1], 0)
-    return (clear - base) == 0
+    clear = np.cumsum(~flag)  # False flags so far
+    starts = np.flatnonzero(start)
+    before = np.zeros(len(starts), dtype=clear.dtype)
+    before[1:] = clear[starts[1:] - 1]  # False flags before each group
+    return clear == np.repeat(before, np.diff(np.append(starts, len(flag))))
 
 
 def find_obstacles(mask: np.ndarray, camera: CameraModel, pose: CameraPose, max_range: float,
@@ -133,9 +137,11 @@ def find_obstacles(mask: np.ndarray, camera: CameraModel, pose: CameraPose, max_
     import cv2
 
     mask = np.ascontiguousarray(mask, dtype=np.uint8)
+    camera.check_size(*mask.shape)
     if score is not None:
         score = np.asarray(score, dtype=np.float32)
-    camera.check_size(*mask.shape)
+        if score.shape != mask.shape:
+            raise ValueError(f"score map {score.shape} and mask {mask.shape} differ in size")
     found = _contacts(mask)
     if found is None:
         empty = _empty()
@@ -185,8 +191,6 @@ def find_obstacles(mask: np.ndarray, camera: CameraModel, pose: CameraPose, max_
     distance = np.hypot(cx - pose.translation[0], cy - pose.translation[1])
     height = np.maximum(pose.translation[2] + distance * top_rays[:, 2] / horizontal, 0.0)
 
-    if score is not None and score.shape != mask.shape:
-        raise ValueError(f"score map {score.shape} and mask {mask.shape} differ in size")
     score_mean, score_max = _score_stats(labels, stats, score, kept, (x0, y0))
     result = Obstacles(
         x=cx.astype(np.float32), y=cy.astype(np.float32), range=nearest.astype(np.float32),

@@ -26,7 +26,8 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from hypood_ros.defaults import GEOMETRY_OUTPUTS
 from hypood_ros.errors import ConfigError, HypoodError
-from hypood_ros.geometry import CameraModel, CameraPose, GridConfig, LocalGrid, Obstacles, find_obstacles, to_frame
+from hypood_ros.geometry import (CameraError, CameraModel, CameraPose, GridConfig, LocalGrid, Obstacles, find_obstacles,
+                                 to_frame)
 
 TOPICS = {"obstacles": "ood/obstacles", "grid": "ood/grid", "markers": "ood/markers"}
 POSE_PARAMS = ("camera_height", "camera_roll", "camera_pitch", "camera_yaw", "camera_x", "camera_y")
@@ -73,6 +74,7 @@ class ObstacleOutputs:
         self._odom: deque = deque(maxlen=HISTORY)
         self._camera_key: Optional[tuple] = None
         self._camera: Optional[CameraModel] = None
+        self._camera_error = ""
         self._grid = LocalGrid(self._grid_config(values))
         self._grid_frame = ""
         self._pose = self._parameter_pose(values)
@@ -143,17 +145,22 @@ class ObstacleOutputs:
                                (pose.position.x, pose.position.y, yaw_of(pose.orientation), msg.header.frame_id)))
 
     def _camera_for(self, info: CameraInfo, rectified: bool) -> CameraModel:
+        """The camera model of a camera_info; the model (or the reason it is refused) is kept while the
+        message's contents stay the same."""
         key = (info.width, info.height, tuple(info.k), tuple(info.d), info.distortion_model, tuple(info.p),
                info.binning_x, info.binning_y, info.roi.width, info.roi.height, rectified)
         if key != self._camera_key:
-            self._camera_key, self._camera = key, None
-            if info.binning_x > 1 or info.binning_y > 1 or (info.roi.width and info.roi.height and
-                                                             (info.roi.width, info.roi.height) != (info.width, info.height)):
-                raise ConfigError("camera_info with binning or a region of interest is not supported")
-            self._camera = CameraModel.from_camera_info(info.width, info.height, list(info.k), list(info.d),
-                                                        info.distortion_model, list(info.p), rectified)
+            self._camera_key, self._camera, self._camera_error = key, None, ""
+            try:
+                roi = (info.roi.width, info.roi.height)
+                if info.binning_x > 1 or info.binning_y > 1 or (all(roi) and roi != (info.width, info.height)):
+                    raise CameraError("camera_info with binning or a region of interest is not supported")
+                self._camera = CameraModel.from_camera_info(info.width, info.height, list(info.k), list(info.d),
+                                                            info.distortion_model, list(info.p), rectified)
+            except CameraError as exc:
+                self._camera_error = str(exc)
         if self._camera is None:
-            raise ConfigError("camera_info is unusable (see the previous message)")
+            raise CameraError(self._camera_error)
         return self._camera
 
     def _camera_pose(self, header, base_frame: str) -> CameraPose:
