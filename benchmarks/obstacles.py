@@ -6,7 +6,7 @@ undistortion, ground intersection, statistics, free-space polygon) and the grid 
 frame while the vehicle moves 0.5 m per frame (scrolling, decay, evidence, occupancy). Prints one table:
 wall-clock medians (and p90) and the median CPU time of the process per frame (all threads).
 
-    python benchmarks/obstacles.py [--frames 200] [--size 720 1280]
+    python benchmarks/obstacles.py [--frames 200] [--size 720 1280] [--cv-threads 1]
 """
 from __future__ import annotations
 
@@ -76,7 +76,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--size", type=int, nargs=2, default=[720, 1280], metavar=("H", "W"))
+    parser.add_argument("--cv-threads", type=int, default=None, help="OpenCV threads (default: OpenCV's choice)")
     args = parser.parse_args()
+    if args.cv_threads is not None:
+        cv2.setNumThreads(args.cv_threads)
     h, w = args.size
     pose = CameraPose.from_parameters(**POSE)
     score = np.random.default_rng(1).random((h, w), dtype=np.float32)

@@ -99,9 +99,13 @@ class LocalGrid:
             inside = (col >= 0) & (col < self.cells) & (row >= 0) & (row < self.cells)
             labels[row[inside], col[inside]] = 2
         if accumulate:
-            self.logodds *= np.float32(self.config.decay)
-            self.logodds += self._delta[labels]
-            np.clip(self.logodds, -LOGODDS_LIMIT, LOGODDS_LIMIT, out=self.logodds)
+            import cv2
+
+            self.logodds *= np.float32(self.config.decay)  # shrinks every value: no clamp needed outside the ROI
+            x, y, w, h = cv2.boundingRect(labels)  # the cells this frame touched
+            roi = self.logodds[y:y + h, x:x + w]
+            roi += self._delta[labels[y:y + h, x:x + w]]
+            np.clip(roi, -LOGODDS_LIMIT, LOGODDS_LIMIT, out=roi)
         else:
             np.take(self._delta, labels, out=self.logodds)
 

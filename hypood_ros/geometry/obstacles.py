@@ -64,32 +64,32 @@ def ground_points(camera: CameraModel, pose: CameraPose, u: np.ndarray, v: np.nd
     return rays, s
 
 
-def _components(roi: np.ndarray):
-    """8-connected components with their statistics. 16-bit labels are an order of magnitude faster in
-    OpenCV's statistics pass; masks with more than 65535 components fall back to 32-bit labels."""
+def _label(roi: np.ndarray):
+    """8-connected components (OpenCV; 16-bit labels, 32-bit for masks with more than 65535 components).
+    Their statistics are computed later and only for the components that are kept."""
     import cv2
 
     try:
-        return cv2.connectedComponentsWithStats(roi, connectivity=8, ltype=cv2.CV_16U)[:3]
+        return cv2.connectedComponents(roi, connectivity=8, ltype=cv2.CV_16U)
     except cv2.error:
-        return cv2.connectedComponentsWithStats(roi, connectivity=8, ltype=cv2.CV_32S)[:3]
+        return cv2.connectedComponents(roi, connectivity=8, ltype=cv2.CV_32S)
 
 
 def _contacts(mask: np.ndarray):
-    """Lowest pixel of each (component, column): rows, cols, component labels (1..count-1), count, labels, stats,
-    and the offset of the region of interest. Work is confined to the bounding box of the mask."""
+    """Lowest pixel of each (component, column), sorted by (component, column): rows, cols, component
+    labels (1..count-1) and a flag for the contacts kept (not on a leaning edge); count, labels, and the
+    offset of the region of interest. Work is confined to the bounding box of the mask."""
     import cv2
 
     x0, y0, w, h = cv2.boundingRect(mask)
     if w == 0 or h == 0:
         return None
     roi = mask[y0:y0 + h, x0:x0 + w]
-    count, labels, stats = _components(roi)
+    count, labels = _label(roi)
     bottom = np.empty(roi.shape, dtype=np.uint8)  # set pixel with an unset pixel below (mask is 0/255 or 0/1)
     cv2.compare(roi[:-1], roi[1:], cv2.CMP_GT, dst=bottom[:-1])
     bottom[-1] = roi[-1]
-    found = cv2.findNonZero(bottom)  # (x, y) in row-major order
-    found = found.reshape(-1, 2)
+    found = cv2.findNonZero(bottom).reshape(-1, 2)  # (x, y) in row-major order
     rows, cols = found[:, 1], found[:, 0]
     comp = labels[rows, cols].astype(np.int64)
     # rows come sorted ascending: the last occurrence of each (component, column) is its lowest pixel
@@ -98,7 +98,31 @@ def _contacts(mask: np.ndarray):
     pick = len(key) - 1 - last
     rows, cols, comp = rows[pick], cols[pick], comp[pick]
     keep = ~_slanted_ends(rows, comp)
-    return rows[keep], cols[keep], comp[keep], count, labels, stats, (x0, y0)
+    keep |= ~np.isin(comp, comp[keep])  # a component never loses all its contacts
+    return rows, cols, comp, keep, count, labels, (x0, y0)
+
+
+def _component_stats(labels: np.ndarray, kept: np.ndarray, left: np.ndarray, right: np.ndarray,
+                     bottom: np.ndarray, score: Optional[np.ndarray], offset):
+    """Pixel count, top row, and mean and max score of each kept component, each computed in C inside the
+    component's columns above its lowest row (in region-of-interest coordinates)."""
+    import cv2
+
+    n = len(kept)
+    area, top = np.zeros(n, dtype=np.int32), np.zeros(n, dtype=np.int64)
+    mean, peak = np.full(n, np.nan), np.full(n, np.nan)
+    x0, y0 = offset
+    for j, i in enumerate(kept):
+        lo, hi, end = int(left[j]), int(right[j]) + 1, int(bottom[j]) + 1
+        inside = (labels[:end, lo:hi] == i).view(np.uint8)
+        _, up, _, height = cv2.boundingRect(inside)
+        inside = inside[up:up + height]
+        area[j], top[j] = cv2.countNonZero(inside), up
+        if score is not None:
+            values = score[y0 + up:y0 + up + height, x0 + lo:x0 + hi]
+            mean[j] = cv2.mean(values, inside)[0]
+            peak[j] = cv2.minMaxLoc(values, inside)[1]
+    return area, top, mean, peak
 
 
 def _slanted_ends(rows: np.ndarray, comp: np.ndarray) -> np.ndarray:
@@ -134,8 +158,6 @@ def _leading_run(flag: np.ndarray, group: np.ndarray) -> np.ndarray:
 def find_obstacles(mask: np.ndarray, camera: CameraModel, pose: CameraPose, max_range: float,
                    score: Optional[np.ndarray] = None, free_space: bool = True) -> Obstacles:
     """mask: HxW uint8 (non-zero = OOD) at the camera's size; score: HxW float32 or None."""
-    import cv2
-
     mask = np.ascontiguousarray(mask, dtype=np.uint8)
     camera.check_size(*mask.shape)
     if score is not None:
@@ -148,7 +170,8 @@ def find_obstacles(mask: np.ndarray, camera: CameraModel, pose: CameraPose, max_
         if free_space:
             empty.free_polygon = free_polygon(camera, pose, np.full(camera.width, -1, np.int64), max_range)
         return empty
-    rows, cols, comp, count, labels, stats, (x0, y0) = found
+    all_rows, all_cols, all_comp, on_ground, count, labels, (x0, y0) = found
+    rows, cols, comp = all_rows[on_ground], all_cols[on_ground], all_comp[on_ground]
     u = (cols + x0).astype(np.float64)
     v = (rows + y0).astype(np.float64) + 0.5  # the bottom edge of the lowest pixel
     rays, s = ground_points(camera, pose, u, v)
@@ -183,25 +206,31 @@ def find_obstacles(mask: np.ndarray, camera: CameraModel, pose: CameraPose, max_
     width = _extent(obj, across, n)
     depth = _extent(obj, along, n)
 
+    # column span and lowest row of each kept component (contacts are sorted by component, column)
+    first = np.searchsorted(all_comp, kept, side="left")
+    last = np.searchsorted(all_comp, kept, side="right") - 1
+    lowest_row = np.zeros(count, dtype=np.int64)
+    np.maximum.at(lowest_row, all_comp, all_rows)
+    area, top, score_mean, score_max = _component_stats(labels, kept, all_cols[first], all_cols[last],
+                                                        lowest_row[kept], score, (x0, y0))
+
     # height: the component's top row seen at the obstacle's distance from the camera
-    left, top, bw = stats[kept, cv2.CC_STAT_LEFT], stats[kept, cv2.CC_STAT_TOP], stats[kept, cv2.CC_STAT_WIDTH]
-    top_rays, _ = ground_points(camera, pose, (left + x0 + bw / 2.0).astype(np.float64),
+    top_rays, _ = ground_points(camera, pose, (x0 + (all_cols[first] + all_cols[last]) / 2.0).astype(np.float64),
                                 (top + y0).astype(np.float64) - 0.5)
     horizontal = np.maximum(np.hypot(top_rays[:, 0], top_rays[:, 1]), 1e-9)
     distance = np.hypot(cx - pose.translation[0], cy - pose.translation[1])
     height = np.maximum(pose.translation[2] + distance * top_rays[:, 2] / horizontal, 0.0)
 
-    score_mean, score_max = _score_stats(labels, stats, score, kept, (x0, y0))
     result = Obstacles(
         x=cx.astype(np.float32), y=cy.astype(np.float32), range=nearest.astype(np.float32),
         width=width.astype(np.float32), depth=depth.astype(np.float32), height=height.astype(np.float32),
         score_mean=score_mean.astype(np.float32), score_max=score_max.astype(np.float32),
-        pixels=stats[kept, cv2.CC_STAT_AREA].astype(np.int32),
+        pixels=area,
         points=np.column_stack([pts, np.zeros(len(pts))]).astype(np.float32), point_obstacle=obj.astype(np.int32),
         above_horizon=above, too_far=too_far)
     if free_space:
         lowest = np.full(camera.width, -1, dtype=np.int64)
-        np.maximum.at(lowest, cols + x0, rows + y0)
+        np.maximum.at(lowest, all_cols + x0, all_rows + y0)
         result.free_polygon = free_polygon(camera, pose, lowest, max_range)
     return result
 
@@ -212,24 +241,6 @@ def _extent(group: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     np.maximum.at(hi, group, values)
     np.minimum.at(lo, group, values)
     return hi - lo
-
-
-def _score_stats(labels: np.ndarray, stats: np.ndarray, score: Optional[np.ndarray], kept: np.ndarray,
-                 offset) -> Tuple[np.ndarray, np.ndarray]:
-    """Mean and max score over the pixels of each kept component, each within its bounding box (OpenCV)."""
-    import cv2
-
-    mean, top = np.full(len(kept), np.nan), np.full(len(kept), np.nan)
-    if score is None:
-        return mean, top
-    x0, y0 = offset
-    for j, i in enumerate(kept):
-        left, up, width, height = (int(v) for v in stats[i, :4])
-        inside = (labels[up:up + height, left:left + width] == i).view(np.uint8)
-        values = score[y0 + up:y0 + up + height, x0 + left:x0 + left + width]
-        mean[j] = cv2.mean(values, inside)[0]
-        top[j] = cv2.minMaxLoc(values, inside)[1]
-    return mean, top
 
 
 _free_cache: tuple = ()  # (camera, pose, max_range, columns, near, far, ok) of the last call
