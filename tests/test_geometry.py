@@ -123,6 +123,10 @@ def test_camera_info_checks():
         CameraModel.from_camera_info(640, 480, [0.0] * 9, [], "")
     with pytest.raises(CameraError, match="not supported"):
         CameraModel.from_camera_info(640, 480, k, [0.1] * 5, "kannala_brandt_custom")
+    with pytest.raises(CameraError, match="finite"):
+        CameraModel.from_camera_info(640, 480, k, [0.1, float("nan"), 0, 0, 0], "plumb_bob")
+    with pytest.raises(CameraError, match="takes 4 coefficients"):
+        CameraModel.from_camera_info(640, 480, k, [0.1, 0.1, 0.1, 0.1, 0.1], "equidistant")
     with pytest.raises(CameraError, match="no image size"):
         CameraModel.from_camera_info(0, 0, k, [], "")
     with pytest.raises(CameraError, match="does not match"):

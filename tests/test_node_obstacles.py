@@ -11,7 +11,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from ros_harness import NodeProcess, Peer, random_domain
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 GEOMETRY = {"ood/obstacles": PointCloud2, "ood/grid": OccupancyGrid, "ood/markers": MarkerArray}
 H, W = 120, 160
@@ -140,8 +140,11 @@ def test_obstacle_outputs_and_camera_info_problems(tiny_checkpoint):
         assert grid.header.frame_id == "odom" and grid.info.origin.position.x == pytest.approx(90.0)
 
         # inconsistent camera_info: reported, masks keep coming, no obstacle outputs for those frames
+        unsupported = camera_info(20)
+        unsupported.distortion_model = "kannala_brandt"
         for sec, info, reason in ((13, camera_info(13, fx=0.0), "focal length"),
-                                  (14, camera_info(14, width=640, height=480), "does not match")):
+                                  (14, camera_info(14, width=640, height=480), "does not match"),
+                                  (20, unsupported, "'kannala_brandt' is not supported")):
             got = peer.send(sec, info=info, want=("ood/mask", "ood/overlay"))
             status = peer.obstacle_status(lambda s, r=reason: r in s.message)
             assert status.level == b"\x02"

@@ -78,6 +78,8 @@ class CameraModel:
         if self.distortion_model and self.distortion_model not in DISTORTION_MODELS:
             raise CameraError(f"distortion model {self.distortion_model!r} is not supported; "
                               f"supported: {', '.join(DISTORTION_MODELS)} (or publish a rectified image)")
+        if not all(math.isfinite(c) for c in self.coeffs):
+            raise CameraError(f"camera_info distortion coefficients must be finite, got {list(self.coeffs)}")
         if self.distortion_model:
             need = _COEFFS[self.distortion_model]
             extra = self.coeffs[need:]

@@ -24,7 +24,7 @@ from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, PointCloud2, PointField
 from visualization_msgs.msg import Marker, MarkerArray
 
-from hypood_ros.defaults import GEOMETRY_OUTPUTS
+from hypood_ros.defaults import BY_NAME, GEOMETRY_OUTPUTS
 from hypood_ros.errors import ConfigError, HypoodError
 from hypood_ros.geometry import (CameraError, CameraModel, CameraPose, GridConfig, LocalGrid, Obstacles, find_obstacles,
                                  to_frame)
@@ -116,9 +116,11 @@ class ObstacleOutputs:
         return any(self._values[f"publish_{name}"] for name in GEOMETRY_OUTPUTS)
 
     def _on_set_parameters(self, params) -> SetParametersResult:
+        """Run-time changes of the dynamic parameters (the node's own callback refuses the static ones)."""
         values = dict(self._values)
         for param in params:
-            if param.name in values:
+            spec = BY_NAME.get(param.name)
+            if spec is not None and spec.dynamic:
                 values[param.name] = param.value
         try:
             pose = self._parameter_pose(values)
@@ -127,10 +129,7 @@ class ObstacleOutputs:
             return SetParametersResult(successful=False, reason=str(exc))
         with self._lock:
             self._values, self._pose = values, pose
-            if (grid.size, grid.resolution) != (self._grid.config.size, self._grid.config.resolution):
-                self._grid = LocalGrid(grid)
-            else:
-                self._grid.reconfigure(grid)
+            self._grid.reconfigure(grid)  # grid_size and grid_resolution are static
         return SetParametersResult(successful=True)
 
     # -- inputs --------------------------------------------------------------------------------------
