@@ -82,6 +82,27 @@ def test_only_the_lowest_pixel_of_each_column_counts(pose):
     assert np.allclose(np.sort(found.x), 15.1, atol=0.3) and np.allclose(found.range, [15.1, 15.1], rtol=0.03)
 
 
+def test_statistics_of_arched_and_tall_components(pose):
+    """Pixel counts and score statistics cover the whole component, whatever its shape: an arch whose top
+    is only reached through its legs, and a bar far taller than it is wide."""
+    camera = cameras()[0]
+    mask = np.zeros((720, 1280), np.uint8)
+    mask[300:311, 100:206] = 255  # arch: top bar
+    mask[300:600, 100:106] = 255  # left leg
+    mask[300:620, 200:206] = 255  # right leg
+    mask[250:650, 400:403] = 255  # tall bar
+    score = np.random.default_rng(3).random(mask.shape, dtype=np.float32)
+    found = find_obstacles(mask, camera, pose, max_range=100.0, score=score)
+    assert len(found) == 2
+    _, labels = cv2.connectedComponents(mask, connectivity=8)
+    arch, bar = labels == labels[305, 150], labels == labels[400, 401]
+    assert sorted(found.pixels) == sorted([arch.sum(), bar.sum()])
+    for i in range(len(found)):
+        members = arch if found.pixels[i] == arch.sum() else bar
+        assert found.score_mean[i] == pytest.approx(score[members].mean(), rel=1e-5)
+        assert found.score_max[i] == score[members].max()
+
+
 def test_parameters_and_the_same_pose_as_a_transform_agree():
     """The TF path (quaternion + translation of the optical frame in base_frame) and the parameter path."""
     roll, pitch, yaw = POSE["roll"], POSE["pitch"], POSE["yaw"]

@@ -105,7 +105,11 @@ def _contacts(mask: np.ndarray):
 def _component_stats(labels: np.ndarray, kept: np.ndarray, left: np.ndarray, right: np.ndarray,
                      bottom: np.ndarray, score: Optional[np.ndarray], offset):
     """Pixel count, top row, and mean and max score of each kept component, each computed in C inside the
-    component's columns above its lowest row (in region-of-interest coordinates)."""
+    component's bounding box (region-of-interest coordinates).
+
+    The box's columns and bottom row are known from the contacts; its top is found by looking upwards in
+    growing windows: a component inside its own columns that leaves a window's first row empty cannot
+    continue above it (an 8-connected path changes row one at a time)."""
     import cv2
 
     n = len(kept)
@@ -114,9 +118,16 @@ def _component_stats(labels: np.ndarray, kept: np.ndarray, left: np.ndarray, rig
     x0, y0 = offset
     for j, i in enumerate(kept):
         lo, hi, end = int(left[j]), int(right[j]) + 1, int(bottom[j]) + 1
-        inside = (labels[:end, lo:hi] == i).view(np.uint8)
-        _, up, _, height = cv2.boundingRect(inside)
+        window = max(32, 2 * (hi - lo))
+        while True:
+            start = max(0, end - window)
+            inside = (labels[start:end, lo:hi] == i).view(np.uint8)
+            _, up, _, height = cv2.boundingRect(inside)
+            if up > 0 or start == 0:
+                break
+            window *= 4
         inside = inside[up:up + height]
+        up += start
         area[j], top[j] = cv2.countNonZero(inside), up
         if score is not None:
             values = score[y0 + up:y0 + up + height, x0 + lo:x0 + hi]
