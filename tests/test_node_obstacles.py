@@ -11,8 +11,6 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from ros_harness import NodeProcess, Peer, random_domain
 
-pytestmark = [pytest.mark.ros, pytest.mark.slow]
-
 GEOMETRY = {"ood/obstacles": PointCloud2, "ood/grid": OccupancyGrid, "ood/markers": MarkerArray}
 H, W = 120, 160
 
@@ -98,11 +96,37 @@ def geometry_node(tiny_checkpoint):
         node.stop()
 
 
+def test_a_tf_transform_message_gives_the_parameter_pose():
+    """The message the TF lookup returns (built here: tf2_ros itself is not installable on this machine)."""
+    from geometry_msgs.msg import TransformStamped
+
+    from hypood_ros.geometry import CameraPose
+    from hypood_ros.node.obstacles import pose_from_transform
+
+    # camera 1.4 m up, 0.3 m forward, pitched 0.2 rad down: optical frame = body pitch * (z fwd, x right, y down)
+    s, c = np.sin(0.1), np.cos(0.1)
+    pitch = (0.0, s, 0.0, c)
+    optical = (-0.5, 0.5, -0.5, 0.5)
+    x1, y1, z1, w1 = pitch
+    x2, y2, z2, w2 = optical
+    q = (w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2, w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
+         w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2, w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2)
+    msg = TransformStamped()
+    msg.transform.translation.x, msg.transform.translation.z = 0.3, 1.4
+    r = msg.transform.rotation
+    r.x, r.y, r.z, r.w = q
+    pose = pose_from_transform(msg)
+    expected = CameraPose.from_parameters(height=1.4, pitch=0.2, x=0.3)
+    assert np.allclose(pose.rotation, expected.rotation) and np.allclose(pose.translation, expected.translation)
+
+
 def cloud_points(msg):
     assert [f.name for f in msg.fields] == ["x", "y", "z", "score"] and msg.point_step == 16
     return np.frombuffer(bytes(msg.data), dtype="<f4").reshape(msg.width, 4)
 
 
+@pytest.mark.ros
+@pytest.mark.slow
 def test_obstacle_outputs_and_camera_info_problems(tiny_checkpoint):
     with geometry_node(tiny_checkpoint) as (node, peer):
         # no camera_info yet: masks still come, the obstacle status says why nothing else does

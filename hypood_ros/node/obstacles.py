@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
-from geometry_msgs.msg import Point
+from geometry_msgs.msg import Point, TransformStamped
 from nav_msgs.msg import OccupancyGrid, Odometry
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.duration import Duration
@@ -61,6 +61,12 @@ def nearest(history, when: int, tolerance: float):
 
 def yaw_of(q) -> float:
     return math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
+
+
+def pose_from_transform(msg: TransformStamped) -> CameraPose:
+    """TF's base_frame <- image frame transform as the camera pose."""
+    t, q = msg.transform.translation, msg.transform.rotation
+    return CameraPose.from_transform((t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
 
 
 class ObstacleOutputs:
@@ -165,9 +171,8 @@ class ObstacleOutputs:
     def _camera_pose(self, header, base_frame: str) -> CameraPose:
         if self._tf_buffer is None:
             return self._pose
-        t = self._tf_buffer.lookup_transform(base_frame, header.frame_id, Time.from_msg(header.stamp), TF_TIMEOUT)
-        tr, q = t.transform.translation, t.transform.rotation
-        return CameraPose.from_transform((tr.x, tr.y, tr.z), (q.x, q.y, q.z, q.w))
+        return pose_from_transform(
+            self._tf_buffer.lookup_transform(base_frame, header.frame_id, Time.from_msg(header.stamp), TF_TIMEOUT))
 
     # -- per frame -----------------------------------------------------------------------------------
     def process(self, header, mask: Optional[np.ndarray], score: Optional[np.ndarray]) -> Optional[Obstacles]:
