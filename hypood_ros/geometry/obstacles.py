@@ -9,7 +9,8 @@ without a contact are dropped and counted.
 
 The same contacts also bound the road the camera saw free: per image column, from the bottom of the
 image to the nearest mask pixel (or `max_range`). That polygon feeds the grid's free-space evidence.
-Everything is vectorized over pixels and contacts; the only per-frame loops are in OpenCV.
+Pixels and contacts are handled by vectorized numpy and OpenCV calls; the one Python loop runs over the
+kept obstacles (their pixel count and score statistics, computed in C inside each bounding box).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from hypood_ros.errors import ConfigError
 from hypood_ros.geometry.camera import CameraModel, CameraPose
 
 #: rays must point at least this far below the horizon (direction z component) to meet the ground
@@ -169,6 +171,8 @@ def _leading_run(flag: np.ndarray, group: np.ndarray) -> np.ndarray:
 def find_obstacles(mask: np.ndarray, camera: CameraModel, pose: CameraPose, max_range: float,
                    score: Optional[np.ndarray] = None, free_space: bool = True) -> Obstacles:
     """mask: HxW uint8 (non-zero = OOD) at the camera's size; score: HxW float32 or None."""
+    if not (isinstance(max_range, (int, float)) and max_range > 0 and np.isfinite(max_range)):
+        raise ConfigError(f"max_range must be a positive number of metres, got {max_range!r}")
     mask = np.ascontiguousarray(mask, dtype=np.uint8)
     camera.check_size(*mask.shape)
     if score is not None:
