@@ -120,6 +120,19 @@ def test_a_tf_transform_message_gives_the_parameter_pose():
     assert np.allclose(pose.rotation, expected.rotation) and np.allclose(pose.translation, expected.translation)
 
 
+def test_odometry_heading_and_stamp_matching():
+    from geometry_msgs.msg import Quaternion
+
+    from hypood_ros.node.obstacles import nearest, yaw_of
+
+    for yaw in (-3.0, -0.3, 0.0, 0.3, 3.0):
+        assert yaw_of(Quaternion(z=np.sin(yaw / 2), w=np.cos(yaw / 2))) == pytest.approx(yaw)
+    history = [(10_000_000_000, "a"), (10_040_000_000, "b"), (10_200_000_000, "c")]
+    assert nearest(history, 10_030_000_000, 0.05) == "b"
+    assert nearest(history, 10_120_000_000, 0.05) is None  # nothing within 50 ms
+    assert nearest([], 0, 1.0) is None
+
+
 def cloud_points(msg):
     assert [f.name for f in msg.fields] == ["x", "y", "z", "score"] and msg.point_step == 16
     return np.frombuffer(bytes(msg.data), dtype="<f4").reshape(msg.width, 4)
