@@ -1,5 +1,6 @@
 """The node's obstacle outputs over real DDS: camera_info + image (+ odometry) in; cloud, grid, markers out."""
 import contextlib
+import importlib.util
 import time
 
 import numpy as np
@@ -131,6 +132,19 @@ def test_odometry_heading_and_stamp_matching():
     assert nearest(history, 10_030_000_000, 0.05) == "b"
     assert nearest(history, 10_120_000_000, 0.05) is None  # nothing within 50 ms
     assert nearest([], 0, 1.0) is None
+
+
+@pytest.mark.ros
+@pytest.mark.skipif(importlib.util.find_spec("tf2_ros") is not None, reason="tf2_ros is installed here")
+def test_pose_source_tf_without_tf2_ros_stops_the_node_with_one_line(tiny_checkpoint):
+    node = NodeProcess(["-p", f"model:={tiny_checkpoint}", "-p", "input_height:=56", "-p", "input_width:=112",
+                        "-p", "pose_source:=tf"], random_domain())
+    try:
+        assert node.proc.wait(timeout=120) == 1
+    finally:
+        node.stop()
+    assert any("tf2_ros is not installed" in line for line in node.lines), node.lines
+    assert not any("Traceback" in line for line in node.lines)
 
 
 def cloud_points(msg):
