@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hypood_ros.defaults import BY_NAME, PARAMS, markdown_table
+from hypood_ros.defaults import BY_NAME, OUTPUTS, PARAMS, markdown_table
+from hypood_ros.geometry import GridConfig
 from hypood_ros.pipeline import PipelineConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -18,6 +19,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 def pipeline_defaults():
     return {f.name: f.default for f in dataclasses.fields(PipelineConfig) if f.name in BY_NAME}
+
+
+def grid_defaults():
+    return {f"grid_{f.name}": f.default for f in dataclasses.fields(GridConfig)}
 
 
 def yaml_defaults():
@@ -50,6 +55,7 @@ def node_defaults():
 #: name -> (function, whether it states every parameter, pytest marks)
 SOURCES = {
     "PipelineConfig": (pipeline_defaults, False, ()),
+    "GridConfig": (grid_defaults, False, ()),
     "config/hypood.yaml": (yaml_defaults, True, ()),
     "node": (node_defaults, True, (pytest.mark.ros,)),
 }
@@ -72,7 +78,8 @@ def test_pipeline_config_covers_every_pipeline_parameter():
     fields = {f.name for f in dataclasses.fields(PipelineConfig)} - {"outputs"}
     assert fields <= set(BY_NAME)
     assert PipelineConfig().outputs == frozenset(p.name[len("publish_"):] for p in PARAMS
-                                                  if p.name.startswith("publish_") and p.default)
+                                                  if p.name.startswith("publish_") and p.default
+                                                  and p.name[len("publish_"):] in OUTPUTS)
 
 
 def test_readme_parameter_table_is_the_generated_one():
