@@ -23,6 +23,7 @@ COMMANDS = [
     "fit_sml",
     "eval",
     "train",
+    "generate",
 ]
 
 
