@@ -1,8 +1,8 @@
 """Objects of no Cityscapes class, in two disjoint families.
 
-`training`: lost cargo (cardboard boxes, barrels, sacks) -- only ever pasted as training outliers
+`training`: lost cargo (boxes, barrels, sacks, planks, suitcases; plain, shaded, blotched, dotted or labelled) -- only ever pasted as training outliers
 (the AnomalyMix stand-in of stage 2). `evaluation`: animal-like shapes, tyres and debris with random
-textures -- only ever placed in evaluation scenes and demo drives. The demo therefore measures how the
+textures (stripes, checks, noise) -- only ever placed in evaluation scenes and demo drives. The demo therefore measures how the
 model flags obstacles it never saw in training, not how it recalls the training shapes.
 
 Every kind draws into a `Canvas` at a bottom-centre point with a height in pixels and labels its pixels
@@ -26,13 +26,41 @@ def _color(rng: np.random.Generator, lo: float = 20, hi: float = 235) -> np.ndar
 
 # --- training family: lost cargo -------------------------------------------------------------------
 
+def _surface(c: Canvas, rng: np.random.Generator, base: np.ndarray) -> np.ndarray:
+    """A full-size texture for cargo: flat, shaded, two-tone blotches, polka dots or printed labels.
+    (Stripes, checks, fur and fine noise belong to the evaluation family.)"""
+    import cv2
+
+    h, w = c.shape
+    kind = int(rng.integers(5))
+    yy = np.linspace(1.15, 0.8, h, dtype=np.float32)[:, None, None]
+    if kind == 0:
+        return np.broadcast_to(base * (1 + 0.05 * c.grain), (h, w, 3)).astype(np.float32)
+    if kind == 1:
+        return (base * yy * (1 + 0.04 * c.grain)).astype(np.float32)
+    other = _color(rng)
+    if kind == 2:  # smooth blotches of two colours
+        field = cv2.GaussianBlur(c.grain[:, :, 0], (0, 0), max(2.0, min(h, w) / 40))
+        t = (field > 0).astype(np.float32)[:, :, None]
+    elif kind == 3:  # polka dots
+        period = float(rng.uniform(5, 14))
+        y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+        t = ((np.mod(x, period) - period / 2) ** 2 + (np.mod(y, period) - period / 2) ** 2
+             < (period * 0.3) ** 2).astype(np.float32)[:, :, None]
+    else:  # a printed label block on the base colour
+        t = np.zeros((h, w, 1), np.float32)
+        y0, x0 = int(rng.integers(0, max(h // 2, 1))), int(rng.integers(0, max(w // 2, 1)))
+        t[y0: y0 + max(h // 6, 2), x0: x0 + max(w // 5, 2)] = 1
+    return (base * (1 - t) + other * t).astype(np.float32)
+
+
 def box(c: Canvas, x: float, y: float, s: float, rng: np.random.Generator) -> None:
     w, depth = s * rng.uniform(0.9, 1.8), s * rng.uniform(0.15, 0.35)
     base = rng.choice([np.array([176, 134, 86]), _color(rng)]).astype(np.float32)
     front = rect(x - w / 2, y - s, x + w / 2, y)
     top = np.array([[x - w / 2, y - s], [x + w / 2, y - s], [x + w / 2 - depth * 0.6, y - s - depth],
                     [x - w / 2 - depth * 0.6, y - s - depth]])
-    c.fill(front, base, OOD)
+    c.fill(front, None, OOD, texture=_surface(c, rng, base))
     c.fill(top, base * 1.2, OOD)
     c.fill(rect(x - w / 2, y - s * 0.55, x + w / 2, y - s * 0.45), base * 0.6, None, within=OOD)
 
@@ -40,7 +68,8 @@ def box(c: Canvas, x: float, y: float, s: float, rng: np.random.Generator) -> No
 def barrel(c: Canvas, x: float, y: float, s: float, rng: np.random.Generator) -> None:
     w = s * rng.uniform(0.55, 0.8)
     base = rng.choice([np.array([30, 70, 170]), np.array([220, 110, 20]), _color(rng)]).astype(np.float32)
-    c.fill([rect(x - w / 2, y - s, x + w / 2, y - w * 0.1), ellipse(x, y - w * 0.1, w / 2, w * 0.12)], base, OOD)
+    c.fill([rect(x - w / 2, y - s, x + w / 2, y - w * 0.1), ellipse(x, y - w * 0.1, w / 2, w * 0.12)], None, OOD,
+           texture=_surface(c, rng, base))
     c.fill(ellipse(x, y - s, w / 2, w * 0.15), base * 1.3, OOD)
     for k in (0.3, 0.65):
         c.fill(rect(x - w / 2, y - s * k - s * 0.04, x + w / 2, y - s * k + s * 0.04), base * 0.7, None, within=OOD)
@@ -53,8 +82,33 @@ def sack(c: Canvas, x: float, y: float, s: float, rng: np.random.Generator) -> N
     pts = np.stack([x + w / 2 * r * np.cos(t), y - s / 2 + s / 2 * r * np.sin(t)], 1)
     pts[:, 1] = np.minimum(pts[:, 1], y)
     base = rng.choice([np.array([200, 190, 150]), np.array([60, 90, 60]), _color(rng)]).astype(np.float32)
-    c.fill(pts, base, OOD, grain=0.08)
+    c.fill(pts, None, OOD, texture=_surface(c, rng, base))
     c.fill(ellipse(x - w * 0.1, y - s * 0.65, w * 0.25, s * 0.15), base * 1.15, None, within=OOD)
+
+
+def plank(c: Canvas, x: float, y: float, s: float, rng: np.random.Generator) -> None:
+    """A board or pallet lying across the lane: long, low, with slats."""
+    w, hgt = s * rng.uniform(2.0, 3.2), s * rng.uniform(0.25, 0.45)
+    base = rng.choice([np.array([160, 120, 75]), np.array([200, 170, 120]), _color(rng)]).astype(np.float32)
+    skew = rng.uniform(-0.3, 0.3) * hgt
+    c.fill(np.array([[x - w / 2, y], [x + w / 2, y + skew], [x + w / 2, y + skew - hgt], [x - w / 2, y - hgt]]),
+           None, OOD, texture=_surface(c, rng, base))
+    for k in np.linspace(-0.4, 0.4, 4):
+        c.fill(rect(x + k * w - w * 0.03, y - hgt, x + k * w + w * 0.03, y + skew * k), base * 0.6, None, within=OOD)
+
+
+def suitcase(c: Canvas, x: float, y: float, s: float, rng: np.random.Generator) -> None:
+    """A suitcase or bag: rounded body and a handle."""
+    w = s * rng.uniform(0.7, 1.3)
+    base = _color(rng)
+    r = min(w, s) * 0.15
+    body = [rect(x - w / 2 + r, y - s * 0.85, x + w / 2 - r, y), rect(x - w / 2, y - s * 0.85 + r, x + w / 2, y - r)]
+    body += [ellipse(x + dx, y + dy, r, r) for dx in (-w / 2 + r, w / 2 - r) for dy in (-s * 0.85 + r, -r)]
+    handle = segment(x - w * 0.2, y - s * 0.85, x - w * 0.15, y - s, max(s * 0.06, 1))
+    handle2 = segment(x + w * 0.15, y - s, x + w * 0.2, y - s * 0.85, max(s * 0.06, 1))
+    top = segment(x - w * 0.15, y - s, x + w * 0.15, y - s, max(s * 0.06, 1))
+    c.fill(body, None, OOD, texture=_surface(c, rng, base))
+    c.fill([handle, handle2, top], base * 0.5, OOD)
 
 
 # --- evaluation family: wildlife and debris --------------------------------------------------------
@@ -125,7 +179,7 @@ def debris(c: Canvas, x: float, y: float, s: float, rng: np.random.Generator) ->
 
 
 FAMILIES: Dict[str, Dict[str, Draw]] = {
-    "training": {"box": box, "barrel": barrel, "sack": sack},
+    "training": {"box": box, "barrel": barrel, "sack": sack, "plank": plank, "suitcase": suitcase},
     "evaluation": {"animal": animal, "tyre": tyre, "debris": debris},
 }
 

@@ -152,7 +152,7 @@ def make_street(seed: int, length: float = 400.0, anomalies: Optional[str] = Non
             x = float(rng.uniform(-road_half + 0.6, road_half - 0.6))
             # keep them out of vehicles: drop traffic near the anomaly
             st.things = [t for t in st.things if not (t.kind in VEHICLES and abs(t.z - z) < 14 and abs(t.x - x) < 3)]
-            st.things.append(Thing("anomaly:" + anomalies, x, float(z), (float(rng.uniform(0.35, 1.3)),),
+            st.things.append(Thing("anomaly:" + anomalies, x, float(z), (float(rng.uniform(0.5, 1.6)),),
                                    np.zeros(3), seed=int(rng.integers(1 << 30))))
     return st
 
