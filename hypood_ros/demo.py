@@ -32,6 +32,8 @@ MODEL_DIR = REPO / "models" / "demo"
 TOPIC = "/front/image_raw"
 #: Outputs of the demo folder that a new run replaces.
 PRODUCTS = ("drive", "outputs", "anomaly_frames", "eval", "contact_sheet.png", "overlay.gif", "summary.json")
+#: Evaluator layouts of the anomaly frames: the whole picture, and the road only.
+TRACKS = ("smiyc-anomaly", "smiyc-obstacle")
 #: The comparisons the thesis and the UEM paper make, reported side by side.
 COMPARISONS = {
     "energy_family": ["energy", "normalized_energy", "weighted_normalized_energy"],
@@ -185,6 +187,7 @@ def run_demo(s: DemoSettings) -> dict:
             bar.update(1)
     writers.write_bag(out / "drive", frames, TOPIC)
     anomaly_names = writers.write_smiyc(out / "anomaly_frames", frames)
+    writers.write_smiyc(out / "anomaly_frames", frames, track="ObstacleTrack")
     anomaly_idx = [f.index for f in frames if f.ood.any()]
     if not anomaly_idx:
         raise HypoodError("the generated drive has no anomaly in view; use more frames")
@@ -251,18 +254,20 @@ def run_demo(s: DemoSettings) -> dict:
     lap("pictures_and_node_metrics")
     say(f"[4/4] every score on the {len(anomaly_names)} anomaly frames with the project's evaluator")
     backend = load_backend(str(s.model), device="cpu", input_hw=tuple(s.input_size))
-    eval_params = {"eta": float(params.get("eta", 1.5)), "lam": float(params.get("lam", 1.0)),
-                   "delta": float(params.get("delta", 0.0))}
-    dataset = open_dataset("smiyc-anomaly", out / "anomaly_frames")
+    eval_params = {name: float(params.get(name, default(name))) for name in ("eta", "lam", "delta")}
     names = select_scores("all", False)
-    with _bar(len(dataset.samples), "evaluate", s.progress) as bar:
-        scores = evaluate(backend, dataset, names, out / "eval", eval_params, heatmaps=0, progress=bar)
+    scores = {}
+    for track in TRACKS:
+        dataset = open_dataset(track, out / "anomaly_frames")
+        with _bar(len(dataset.samples), f"evaluate {track}", s.progress) as bar:
+            scores[track] = evaluate(backend, dataset, names, out / "eval" / track, eval_params, heatmaps=0,
+                                     progress=bar)
     backend.close()
     lap("evaluator")
 
     lat = np.asarray(summary.latencies) * 1e3
     answered = summary.answered.get("ood/mask", 0)
-    best = max(scores, key=lambda n: scores[n]["AP"])
+    best = {track: max(scores[track], key=lambda n: scores[track][n]["AP"]) for track in TRACKS}
     from hypood_ros.visualize import CLASS_NAMES
 
     result = {
@@ -288,17 +293,24 @@ def run_demo(s: DemoSettings) -> dict:
                         "mask_false_positive_rate": float(id_flagged[0] / max(id_flagged[1], 1)),
                         "source": "recorded ood/score and ood/mask on the anomaly frames"},
         "scores": scores,
-        "evaluation": {"dataset": "smiyc-anomaly", "root": str(out / "anomaly_frames"), "params": eval_params,
-                       "input_size": list(s.input_size),
-                       "same_as": f"hypood eval --dataset smiyc-anomaly --root {out / 'anomaly_frames'} --model "
+        "evaluation": {"tracks": {"smiyc-anomaly": "the whole picture is scored (void: the ego vehicle)",
+                                  "smiyc-obstacle": "only the road and the obstacles on it are scored"},
+                       "root": str(out / "anomaly_frames"), "params": eval_params, "input_size": list(s.input_size),
+                       "same_as": f"hypood eval --dataset TRACK --root {out / 'anomaly_frames'} --model "
                                   f"{s.model} --height {s.input_size[0]} --width {s.input_size[1]} --eta "
-                                  f"{eval_params['eta']} --lam {eval_params['lam']} --out EVAL"},
-        "comparisons": {group: {n: scores[n]["AP"] for n in members} for group, members in COMPARISONS.items()},
-        "best_score": {"name": best, "AP": scores[best]["AP"], "msp_AP": scores["msp"]["AP"],
-                       "beats_msp": scores[best]["AP"] > scores["msp"]["AP"]},
+                                  f"{eval_params['eta']} --lam {eval_params['lam']} --delta {eval_params['delta']}"
+                                  " --out EVAL"},
+        "comparisons": {track: {group: {n: scores[track][n]["AP"] for n in members}
+                                for group, members in COMPARISONS.items()} for track in TRACKS},
+        "best_score": {track: {"name": best[track], "AP": scores[track][best[track]]["AP"],
+                               "msp_AP": scores[track]["msp"]["AP"],
+                               "beats_msp": scores[track][best[track]]["AP"] > scores[track]["msp"]["AP"]}
+                       for track in TRACKS},
         "files": {"contact_sheet": str(out / "contact_sheet.png"), "overlay_gif": str(out / "overlay.gif"),
-                  "input_bag": str(out / "drive"), "output_bag": str(record), "pr": str(out / "eval" / "pr.png"),
-                  "roc": str(out / "eval" / "roc.png"), "eval_table": str(out / "eval" / "results.md")},
+                  "input_bag": str(out / "drive"), "output_bag": str(record),
+                  **{f"{kind}_{track}": str(out / "eval" / track / f"{kind}.png") for track in TRACKS
+                     for kind in ("pr", "roc")},
+                  **{f"table_{track}": str(out / "eval" / track / "results.md") for track in TRACKS}},
         "seconds": time.monotonic() - started, "stage_seconds": stages,
     }
     (out / "summary.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -314,18 +326,24 @@ def table(result: dict) -> str:
         f" p90 {lat.get('p90', float('nan')):.0f} p99 {lat.get('p99', float('nan')):.0f}",
         f"  mIoU of the node's semantic map: {100 * result['segmentation']['mIoU']:.1f}%",
         f"  OOD on {result['drive']['anomaly_frames']} frames with anomalies never seen in training:",
-        "", "  | score | AP % | AUROC % | FPR95 % |", "  |---|---:|---:|---:|",
+        "", "  | score | AP % | AUROC % | FPR95 % | AP % road only | AUROC % road only | FPR95 % road only |",
+        "  |---|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, m in result["scores"].items():
-        lines.append(f"  | {name} | {100 * m['AP']:.1f} | {100 * m['AUROC']:.1f} | {100 * m['FPR95']:.1f} |")
-    b = result["best_score"]
+    whole, road = (result["scores"][t] for t in TRACKS)
+    for name, m in whole.items():
+        r = road[name]
+        lines.append(f"  | {name} | {100 * m['AP']:.1f} | {100 * m['AUROC']:.1f} | {100 * m['FPR95']:.1f} | "
+                     f"{100 * r['AP']:.1f} | {100 * r['AUROC']:.1f} | {100 * r['FPR95']:.1f} |")
     node = result["node_output"]
-    lines += ["", f"  best: {b['name']} (AP {100 * b['AP']:.1f}%) vs MSP (AP {100 * b['msp_AP']:.1f}%)",
-              f"  node's mask ({node['score']} > {node['threshold']}): {100 * node['mask_recall']:.1f}% of anomaly "
+    lines.append("")
+    for track, label in zip(TRACKS, ("whole picture", "road only")):
+        b = result["best_score"][track]
+        lines.append(f"  best ({label}): {b['name']} (AP {100 * b['AP']:.1f}%) vs MSP (AP {100 * b['msp_AP']:.1f}%)")
+    lines += [f"  node's mask ({node['score']} > {node['threshold']:.4g}): {100 * node['mask_recall']:.1f}% of anomaly "
               f"pixels flagged, {100 * node['mask_false_positive_rate']:.2f}% of other pixels",
               "  generated scenes and a small model: a demonstration of the pipeline, not the paper's numbers", ""]
     files = result["files"]
-    lines += [f"  pictures: {files['contact_sheet']}  {files['overlay_gif']}  {files['pr']}  {files['roc']}",
+    lines += [f"  pictures: {files['contact_sheet']}  {files['overlay_gif']}  {Path(files['pr_smiyc-anomaly']).parent.parent}/*/pr.png, roc.png",
               f"  recorded outputs: {files['output_bag']}   summary: {Path(files['contact_sheet']).parent / 'summary.json'}",
               f"  ({result['seconds']:.0f} s)"]
     return "\n".join(lines)

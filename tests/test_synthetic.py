@@ -118,6 +118,12 @@ def test_smiyc_layout_reads_back_for_evaluation(tmp_path):
     np.testing.assert_array_equal(rgb, frames[1].rgb)
     np.testing.assert_array_equal(label == 1, frames[1].ood)
     np.testing.assert_array_equal(label == 255, (frames[1].label == VOID) & ~frames[1].ood)
+    writers.write_smiyc(tmp_path, frames, track="ObstacleTrack")
+    road = open_dataset("smiyc-obstacle", tmp_path)
+    rgb, label = road.load(road.samples[1])
+    np.testing.assert_array_equal(label == 1, frames[2].ood)
+    np.testing.assert_array_equal(label == 0, frames[2].label == ROAD)
+    assert (label == 255).any()
 
 
 def test_bag_opens_with_rosbags(tmp_path):

@@ -21,7 +21,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("generate", help="generated street scenes: training set, anomaly set or bag")
     parser.add_argument("kind", choices=["cityscapes", "smiyc", "bag"],
                         help="cityscapes: anomaly-free train/val splits; smiyc: scenes with evaluation-family "
-                             "anomalies (dataset_AnomalyTrack); bag: one drive as an MCAP bag (Image + CameraInfo)")
+                             "anomalies (dataset_AnomalyTrack and dataset_ObstacleTrack); bag: one drive as an MCAP bag (Image + CameraInfo)")
     parser.add_argument("out", type=Path, help="output folder (bag: the bag directory, must not exist)")
     parser.add_argument("--seed", type=int, default=0, help="first scene seed (scene i uses seed + i)")
     parser.add_argument("--count", type=int, default=100, help="cityscapes: train images; smiyc: images; bag: frames")
@@ -58,8 +58,11 @@ def run(args: argparse.Namespace) -> int:
                     f.index = i
                     bar.update(1)
                     yield f
-            names = writers.write_smiyc(args.out, frames())
-            print(f"{len(names)} images with anomalies in {args.out}/dataset_AnomalyTrack")
+            names = []
+            for f in frames():  # both tracks: the whole picture, and the road only
+                names += writers.write_smiyc(args.out, [f])
+                writers.write_smiyc(args.out, [f], track="ObstacleTrack")
+            print(f"{len(names)} images with anomalies in {args.out}/dataset_AnomalyTrack and dataset_ObstacleTrack")
         else:
             if args.out.exists():
                 raise HypoodError(f"output bag already exists: {args.out}")

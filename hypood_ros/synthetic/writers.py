@@ -15,7 +15,7 @@ from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 from hypood_ros.synthetic.canvas import VOID
-from hypood_ros.synthetic.scene import Camera, make_street, render
+from hypood_ros.synthetic.scene import ROAD, Camera, make_street, render
 
 CITY = "synth"
 STAMP0 = 1_767_225_600  # 2026-01-01T00:00:00Z: a fixed start, so bags from one seed are identical
@@ -35,6 +35,14 @@ class Frame:
         """The benchmark label: 0 in-distribution, 1 OOD, 255 void (ego vehicle)."""
         out = np.zeros(self.label.shape, np.uint8)
         out[self.label == VOID] = 255
+        out[self.ood] = 1
+        return out
+
+    @property
+    def road_label(self) -> np.ndarray:
+        """The obstacle-track label: 0 road, 1 OOD, 255 everything else."""
+        out = np.full(self.label.shape, 255, np.uint8)
+        out[self.label == ROAD] = 0
         out[self.ood] = 1
         return out
 
@@ -90,16 +98,23 @@ def write_cityscapes(root, split: str, seeds: Iterable[int], size: Sequence[int]
     return count
 
 
-def write_smiyc(root, frames: Iterable[Frame], prefix: str = "synth") -> List[str]:
-    """Frames in the SMIYC AnomalyTrack layout; only frames with OOD pixels are written (as the benchmark)."""
-    base = Path(root) / "dataset_AnomalyTrack"
+def write_smiyc(root, frames: Iterable[Frame], prefix: str = "synth", track: str = "AnomalyTrack") -> List[str]:
+    """Frames in an SMIYC layout; only frames with OOD pixels are written (as the benchmark).
+
+    AnomalyTrack: the whole picture is scored (void: the ego vehicle). ObstacleTrack: only the road and the
+    obstacles on it are scored, everything else is void (`hypood eval --dataset smiyc-obstacle`).
+    """
+    if track not in ("AnomalyTrack", "ObstacleTrack"):
+        raise ValueError(f"track must be AnomalyTrack or ObstacleTrack, got {track!r}")
+    base = Path(root) / f"dataset_{track}"
     names = []
     for f in frames:
         if not f.ood.any():
             continue
         name = f"{prefix}_{f.index:04d}"
+        label = f.ood_label if track == "AnomalyTrack" else f.road_label
         _png(base / "images" / f"{name}.png", f.rgb)
-        _png(base / "labels_masks" / f"{name}_labels_semantic.png", f.ood_label)
+        _png(base / "labels_masks" / f"{name}_labels_semantic.png", label)
         names.append(name)
     return names
 
