@@ -196,16 +196,15 @@ def run_demo(s: DemoSettings) -> dict:
     say(f"[2/4] starting hypood_node ({Path(s.model).name}) in its own process and replaying the bag over DDS")
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid() ^ time.time_ns()).randint(10, 200)))
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    extra = ["-p", f"input_height:={s.input_size[0]}", "-p", f"input_width:={s.input_size[1]}",
-             # the replay publishes reliably; a reliable subscription loses no large raw frame
-             "-p", "input_qos:=reliable"]
-    launcher = NodeLauncher(node_arguments(str(s.model), TOPIC, False, params_file=s.params, extra=extra),
+    replayer = Replayer(out / "drive", TOPIC, rate=s.rate or 1.0, max_speed=s.rate is None, frame_timeout=30.0)
+    extra = ["-p", f"input_height:={s.input_size[0]}", "-p", f"input_width:={s.input_size[1]}"]
+    launcher = NodeLauncher(node_arguments(str(s.model), TOPIC, False, params_file=s.params, extra=extra,
+                                           qos=replayer.qos),  # the node subscribes as the replay publishes
                             env=dict(os.environ, PYTHONUNBUFFERED="1"))
     recorder = None
     ok = False
     try:
         launcher.wait_ready()
-        replayer = Replayer(out / "drive", TOPIC, rate=s.rate or 1.0, max_speed=s.rate is None, frame_timeout=30.0)
         recorder = RecorderThread(out / "outputs", "mcap")
         with _bar(s.frames, "replay", s.progress) as bar:
             summary = replayer.run(recorder, bar)

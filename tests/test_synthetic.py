@@ -112,7 +112,7 @@ def test_smiyc_layout_reads_back_for_evaluation(tmp_path):
         f.index = i
     frames[0].ood[:] = False  # a frame without anomalies is left out, as in the benchmark
     names = writers.write_smiyc(tmp_path, frames)
-    assert names == ["synth_0001", "synth_0002"]
+    assert names == ["validation_synth0001", "validation_synth0002"]
     data = open_dataset("smiyc-anomaly", tmp_path)
     rgb, label = data.load(data.samples[0])
     np.testing.assert_array_equal(rgb, frames[1].rgb)

@@ -111,7 +111,7 @@ def write_smiyc(root, frames: Iterable[Frame], prefix: str = "synth", track: str
     for f in frames:
         if not f.ood.any():
             continue
-        name = f"{prefix}_{f.index:04d}"
+        name = f"validation_{prefix}{f.index:04d}"  # the benchmark's validation split takes validation_* names
         label = f.ood_label if track == "AnomalyTrack" else f.road_label
         _png(base / "images" / f"{name}.png", f.rgb)
         _png(base / "labels_masks" / f"{name}_labels_semantic.png", label)
