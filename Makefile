@@ -1,10 +1,11 @@
-# One entry point for a fresh machine: `make test` builds .venv from pinned wheels and runs the suite.
+# Entry points for a fresh machine: `make demo` (the embedded demo) and `make test` (the suite) build .venv
+# from pinned wheels first; `make demo-model` retrains the shipped demo model (models/demo/).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test clean
+.PHONY: venv test demo demo-model clean
 
 $(STAMP): requirements.txt setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +18,24 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+# A generated drive through the node with the shipped model; pictures and summary.json in demo_out/.
+demo: $(STAMP)
+	$(PY) -m hypood_ros.cli demo --out demo_out
+
+# Reproduces models/demo/ from nothing but this repository (2 CPU cores: see models/demo/README.md).
+DEMO_WORK ?= build/demo-model
+demo-model: $(STAMP)
+	rm -rf $(DEMO_WORK)
+	$(PY) -m hypood_ros.cli generate cityscapes $(DEMO_WORK)/cityscapes --count 1000 --val 100 --seed 0
+	$(PY) -m hypood_ros.cli generate smiyc $(DEMO_WORK)/eval-family --count 100 --seed 900000 --family evaluation
+	$(PY) -m hypood_ros.cli generate smiyc $(DEMO_WORK)/training-family --count 100 --seed 900000 --family training
+	$(PY) -m hypood_ros.cli train segmentor --config config/demo/segmentor.yaml --data-root $(DEMO_WORK)/cityscapes \
+		--out $(DEMO_WORK)/segmentor
+	$(PY) -m hypood_ros.cli train uem --config config/demo/uem.yaml --data-root $(DEMO_WORK)/cityscapes \
+		--init $(DEMO_WORK)/segmentor/model.pt --out $(DEMO_WORK)/uem
+	$(PY) -m hypood_ros.synthetic.model_card --model $(DEMO_WORK)/uem/model.pt --data $(DEMO_WORK) --out models/demo \
+		--score normalized_max_logit
 
 clean:
 	rm -rf $(VENV) build *.egg-info

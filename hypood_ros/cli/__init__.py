@@ -23,6 +23,8 @@ COMMANDS = [
     "fit_sml",
     "eval",
     "train",
+    "generate",
+    "demo",
 ]
 
 

@@ -191,6 +191,11 @@ def write_tables(out: Path, dataset: OODDataset, results, params, capacity, samp
     (out / "results.md").write_text("\n".join(lines) + "\n")
 
 
+def _plot_points(n: int, most: int = 4000) -> np.ndarray:
+    """Indices of at most `most` evenly spaced points of an n-point curve, ends included."""
+    return np.unique(np.linspace(0, n - 1, min(n, most)).round().astype(np.int64))
+
+
 def write_plots(out: Path, samples: Dict[str, PixelSample]) -> None:
     import matplotlib
 
@@ -206,21 +211,23 @@ def write_plots(out: Path, samples: Dict[str, PixelSample]) -> None:
     for name, sample in samples.items():
         neg, pos = sample.values[False], sample.values[True]
         c = curves(np.r_[neg, pos], np.r_[np.zeros(neg.size, np.uint8), np.ones(pos.size, np.uint8)])
-        ax_roc.plot(c.fpr, c.tpr, label=name)
-        ax_pr.plot(c.recall, c.precision, label=name)
+        keep = _plot_points(c.fpr.size)  # a curve has a point per distinct score: thin it for drawing
+        ax_roc.plot(c.fpr[keep], c.tpr[keep], label=name)
+        keep = _plot_points(c.recall.size)
+        ax_pr.plot(c.recall[keep], c.precision[keep], label=name)
         fig, ax = plt.subplots(figsize=(6, 4))
         bins = np.linspace(min(neg.min(), pos.min()), max(neg.max(), pos.max()), 100)
         ax.hist(neg, bins=bins, density=True, alpha=0.6, label="in-distribution")
         ax.hist(pos, bins=bins, density=True, alpha=0.6, label="OOD")
         ax.set(xlabel=f"{name} (higher = more OOD)", ylabel="density", title=name)
-        ax.legend()
+        ax.legend(loc="upper right")
         fig.tight_layout()
         fig.savefig(out / f"hist_{name}.png", dpi=100)
         plt.close(fig)
     ax_roc.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
     ax_pr.set(xlabel="recall", ylabel="precision", title="Precision-recall")
     for fig, ax, name in ((fig_roc, ax_roc, "roc.png"), (fig_pr, ax_pr, "pr.png")):
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="lower right" if name == "roc.png" else "upper right")
         fig.tight_layout()
         fig.savefig(out / name, dpi=100)
         plt.close(fig)

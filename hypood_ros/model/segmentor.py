@@ -78,7 +78,8 @@ class Segmentor(nn.Module):
         return self.head.out_features
 
     def freeze_backbone(self) -> "Segmentor":
-        """The backbone is never trained here (stage 1 and 2 both keep DINOv2 frozen)."""
+        """Stage 1 and 2 keep DINOv2 frozen (a model without a pretrained backbone may opt out in stage 1:
+        TrainConfig.train_backbone)."""
         for p in self.backbone.parameters():
             p.requires_grad_(False)
         return self

@@ -1,7 +1,7 @@
 """AnomalyMix: COCO object instances cut out and pasted onto driving scenes as outliers (UEM paper, 4.1).
 
 Instances come from a COCO `instances_*.json` (polygons, uncompressed or compressed RLE), decoded here
-without pycocotools. Pasted pixels get `ood_label` in the label map.
+without pycocotools; generated objects can stand in for them. Pasted pixels get `ood_label` in the label map.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Sequence, Tuple
+from typing import Callable, List, Sequence, Tuple
 
 import numpy as np
 
@@ -103,28 +103,43 @@ def instance_mask(inst: Instance) -> np.ndarray:
     raise HypoodError(f"unsupported segmentation for {inst.image}")
 
 
-class AnomalyMix:
-    """Callable (rgb, label, rng) -> (rgb, label) used by the training dataset."""
+class CocoObjects:
+    """Source of outliers: a random COCO instance, `(rng) -> (rgb, mask)` cropped to its box."""
 
-    def __init__(self, instances: List[Instance], prob: float, scale: Sequence[float], ood_label: int,
-                 ignore: int = 255) -> None:
-        self.instances, self.prob, self.scale = instances, prob, scale
+    def __init__(self, instances: List[Instance]) -> None:
+        self.instances = instances
+
+    def __call__(self, rng: random.Random) -> Tuple[np.ndarray, np.ndarray]:
+        from hypood_ros.images import read_image
+
+        inst = self.instances[rng.randrange(len(self.instances))]
+        mask = instance_mask(inst)
+        x, y, w, h = (int(round(v)) for v in inst.bbox)
+        obj = read_image(inst.image)[y: y + max(h, 1), x: x + max(w, 1)]
+        return obj, mask[y: y + max(h, 1), x: x + max(w, 1)]
+
+
+class AnomalyMix:
+    """Callable (rgb, label, rng) -> (rgb, label) used by the training dataset.
+
+    `objects(rng) -> (rgb, mask)` supplies the outlier to paste: `CocoObjects` (the paper's COCO
+    instances) or `hypood_ros.synthetic.anomalies.SyntheticOutliers` (generated objects).
+    """
+
+    def __init__(self, objects: Callable[[random.Random], Tuple[np.ndarray, np.ndarray]], prob: float,
+                 scale: Sequence[float], ood_label: int, ignore: int = 255) -> None:
+        self.objects, self.prob, self.scale = objects, prob, scale
         self.ood_label, self.ignore = ood_label, ignore
 
     def __call__(self, rgb: np.ndarray, label: np.ndarray, rng: random.Random):
         import cv2
 
-        from hypood_ros.images import read_image
-
         if rng.random() >= self.prob:
             return rgb, label
-        inst = self.instances[rng.randrange(len(self.instances))]
-        mask = instance_mask(inst)
-        x, y, w, h = (int(round(v)) for v in inst.bbox)
-        obj = read_image(inst.image)[y: y + max(h, 1), x: x + max(w, 1)]
-        mask = mask[y: y + max(h, 1), x: x + max(w, 1)]
+        obj, mask = self.objects(rng)
         if obj.size == 0 or mask.sum() == 0:
             return rgb, label
+        mask = mask.astype(np.uint8)
         target_h = max(2, int(rgb.shape[0] * rng.uniform(*self.scale)))
         target_w = max(2, min(rgb.shape[1], int(obj.shape[1] * target_h / obj.shape[0])))
         target_h = min(target_h, rgb.shape[0])

@@ -18,6 +18,9 @@ class TrainConfig:
     out: str = "runs/train"
     preset: str = "vitb14_reg"
     init: Optional[str] = None  # project checkpoint to start from (converted DINOv2, or the stage-1 model)
+    # Stage 1 only. The paper keeps a pretrained DINOv2 frozen (false). true also trains the backbone, for a
+    # model started from random weights where no pretrained one exists (the generated-scene demo model).
+    train_backbone: bool = False
     steps: int = 90_000
     batch_size: int = 2  # per process
     lr: float = 5e-4
@@ -37,7 +40,8 @@ class TrainConfig:
     val_window: List[int] = field(default_factory=lambda: [518, 1036])
     val_stride: List[int] = field(default_factory=lambda: [140, 140])
     ckpt_every: int = 1000
-    # Stage 2 (AnomalyMix): COCO instances pasted as outliers.
+    # Stage 2 (AnomalyMix): outliers pasted onto the scenes.
+    outliers: str = "coco"  # coco: instances of coco_annotations | synthetic: generated training-family objects
     coco_root: str = ""  # folder with the COCO images of the annotation file
     coco_annotations: str = ""  # instances_*.json
     ood_prob: float = 0.2  # probability that a training image gets pasted objects
@@ -52,6 +56,10 @@ class TrainConfig:
             raise ConfigError("steps and batch_size must be positive")
         if any(c % 14 for c in self.crop) or any(c % 14 for c in self.val_window):
             raise ConfigError("crop and val_window sides must be multiples of 14")
+        if self.outliers not in ("coco", "synthetic"):
+            raise ConfigError(f"outliers must be 'coco' or 'synthetic', got {self.outliers!r}")
+        if self.train_backbone and self.stage != "segmentor":
+            raise ConfigError("train_backbone applies to stage 'segmentor' only (stage 'uem' trains the UEM alone)")
         if not 0.0 <= self.ood_prob <= 1.0:
             raise ConfigError("ood_prob must be in [0, 1]")
         if self.stage == "uem" and not self.init:

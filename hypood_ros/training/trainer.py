@@ -60,6 +60,8 @@ def build_model(cfg: TrainConfig):
     model = load_checkpoint(cfg.init) if cfg.init else build_segmentor(cfg.preset)
     model.freeze_backbone()
     trainable = ("decoder.", "head.") if cfg.stage == "segmentor" else ("uem.",)
+    if cfg.train_backbone:  # no pretrained backbone exists (see TrainConfig.train_backbone)
+        trainable = ("backbone.",) + trainable
     for name, p in model.named_parameters():
         p.requires_grad_(name.startswith(trainable))
     return model, trainable
@@ -76,12 +78,17 @@ def set_train_mode(model, trainable) -> None:
 def make_mixer(cfg: TrainConfig):
     if cfg.stage != "uem":
         return None
-    from hypood_ros.training.anomaly_mix import AnomalyMix, load_instances
+    from hypood_ros.training.anomaly_mix import AnomalyMix, CocoObjects, load_instances
 
-    if not cfg.coco_annotations:
-        raise HypoodError("stage 'uem' needs coco_annotations (instances_*.json) and coco_root")
-    return AnomalyMix(load_instances(cfg.coco_annotations, cfg.coco_root), cfg.ood_prob, cfg.paste_scale,
-                      cfg.ood_label, cfg.ignore_index)
+    if cfg.outliers == "synthetic":
+        from hypood_ros.synthetic.anomalies import SyntheticOutliers
+
+        objects = SyntheticOutliers()
+    elif not cfg.coco_annotations:
+        raise HypoodError("stage 'uem' needs coco_annotations (instances_*.json) and coco_root, or outliers=synthetic")
+    else:
+        objects = CocoObjects(load_instances(cfg.coco_annotations, cfg.coco_root))
+    return AnomalyMix(objects, cfg.ood_prob, cfg.paste_scale, cfg.ood_label, cfg.ignore_index)
 
 
 class Logger:
@@ -227,6 +234,8 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
         if dist.main:
             trained = dict(getattr(model, "metadata", {}).get("trained", {}))  # what the init already had
             trained.update({"decoder": True, "head": True} if cfg.stage == "segmentor" else {"uem": True})
+            if cfg.train_backbone:
+                trained["backbone"] = True
             save_checkpoint(model.cpu(), final, metadata={"trained_by": f"hypood train {cfg.stage}", "steps": step,
                                                           "trained": trained})
         dist.barrier()
