@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from hypood_ros.kernels import FusedScores, fused_scores
-from hypood_ros.runtimes.base import HeadParams
+from hypood_ros.head import HeadParams
 from hypood_ros.scores import ScoreInputs
 from hypood_ros.scores.registry import score_map
 

@@ -12,9 +12,7 @@ from typing import Dict, Tuple
 import numpy as np
 
 from hypood_ros.errors import FrameError
-
-#: Refused before any allocation: 100 megapixels is far beyond any vehicle camera.
-MAX_PIXELS = 100_000_000
+from hypood_ros.images import check_pixel_limit
 
 # encoding -> (channels, bytes per channel)
 ENCODINGS: Dict[str, Tuple[int, int]] = {
@@ -31,8 +29,7 @@ def check_image_fields(height: int, width: int, encoding: str, step: int, data_s
         raise FrameError(f"unsupported encoding {encoding!r} (supported: {', '.join(sorted(ENCODINGS))})")
     if height <= 0 or width <= 0:
         raise FrameError(f"empty image {width}x{height}")
-    if height * width > MAX_PIXELS:
-        raise FrameError(f"image {width}x{height} exceeds the {MAX_PIXELS} pixel limit")
+    check_pixel_limit(height, width)  # refused before any allocation
     channels, size = ENCODINGS[encoding]
     row = width * channels * size
     if step < row:

@@ -2,7 +2,12 @@
 
 Accepted and converted: 8-bit and 16-bit (scaled to 8 bits), grayscale (replicated to RGB) and
 RGBA/BGRA (alpha dropped). Refused: undecodable or truncated data, images smaller than one 14-pixel
-patch per side, and images larger than MAX_PIXELS (checked from the PNG header before decoding).
+patch per side, and images larger than the pixel limit (checked from the PNG header before decoding).
+
+The pixel limit is the one limit of the package: raw ROS frames (`conversion.py`) and every image file
+reader check it here. It exists because the cost of a frame grows with its pixels while the network
+sees a fixed size: a 14000x14000 picture would run for most of an hour. `set_max_pixels` raises it
+(the `hypood --max-image-pixels` option).
 """
 from __future__ import annotations
 
@@ -15,16 +20,44 @@ import numpy as np
 from hypood_ros.errors import FrameError
 
 MIN_SIDE = 14
+#: Default pixel limit (50 megapixels: above 8K video, far above any vehicle camera).
 MAX_PIXELS = 50_000_000
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm"}
+#: File suffixes read as images, in the order a reader tries them for a file named by its stem.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".pnm")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_limit = MAX_PIXELS
+
+
+def max_pixels() -> int:
+    """The pixel limit in force (MAX_PIXELS unless raised or lowered with `set_max_pixels`)."""
+    return _limit
+
+
+def set_max_pixels(limit: int) -> None:
+    """Change the pixel limit for every reader in this process."""
+    global _limit
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < MIN_SIDE * MIN_SIDE:
+        raise ValueError(f"the pixel limit must be an integer >= {MIN_SIDE * MIN_SIDE}, got {limit!r}")
+    _limit = limit
+
+
+def check_pixel_limit(height: int, width: int) -> None:
+    """FrameError for a frame above the pixel limit, before anything of its size is allocated."""
+    if height * width > _limit:
+        raise FrameError(f"image is {width}x{height} = {height * width} pixels, above the pixel limit of {_limit} "
+                         "(hypood commands raise it with --max-image-pixels)")
 
 
 def _check_size(height: int, width: int) -> None:
     if height < MIN_SIDE or width < MIN_SIDE:
         raise FrameError(f"image is {width}x{height}; both sides must be at least {MIN_SIDE} pixels")
-    if height * width > MAX_PIXELS:
-        raise FrameError(f"image is {width}x{height}, more than the {MAX_PIXELS} pixel limit")
+    check_pixel_limit(height, width)
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    """A visible file whose suffix is one of IMAGE_SUFFIXES."""
+    path = Path(path)
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file()
 
 
 def to_rgb8(image: np.ndarray, channel_order: str = "bgr") -> np.ndarray:
@@ -71,7 +104,10 @@ def decode_image(data: bytes) -> np.ndarray:
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
+    """An image file -> HxWx3 uint8 RGB; FrameError (one line) for anything unusable."""
     path = Path(path)
+    if path.is_dir():
+        raise FrameError("cannot read file: it is a folder, not an image file")
     try:
         data = path.read_bytes()
     except OSError as exc:

@@ -31,8 +31,13 @@ def preprocess(frames: Sequence[np.ndarray], size: Tuple[int, int], device: torc
     frames = [check_rgb(f) for f in frames]
     if len({f.shape for f in frames}) != 1:
         raise FrameError("frames of one batch must have the same size")
-    # Message views can be strided (row padding, BGR flips): one host copy makes them uploadable.
-    batch = torch.from_numpy(np.stack(frames) if len(frames) > 1 else np.ascontiguousarray(frames[0])[None])
+    # Message views can be strided (row padding, BGR flips) or read-only (a view of the message's bytes):
+    # one host copy makes them uploadable, and torch never receives a read-only array.
+    if len(frames) > 1:
+        batch = torch.from_numpy(np.stack(frames))
+    else:
+        frame = frames[0] if frames[0].flags.writeable else frames[0].copy()
+        batch = torch.from_numpy(np.ascontiguousarray(frame)[None])
     x = batch.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
     height, width = int(size[0]), int(size[1])
     if tuple(x.shape[2:]) != (height, width):

@@ -89,7 +89,7 @@ def test_yuv422_packings(encoding):
     ((6, 8, "rgb8", 20, 144), "step 20 is smaller than width\\*channels\\*bytes = 24"),
     ((6, 8, "rgb8", 24, 100), "data has 100 bytes, step\\*height = 144 expected"),
     ((0, 0, "rgb8", 0, 0), "empty image 0x0"),
-    ((10000, 10000, "rgb8", 30000, 16), "exceeds the 100000000 pixel limit|data has 16 bytes"),
+    ((10000, 10000, "rgb8", 30000, 16), "above the pixel limit of 50000000"),
     ((6, 7, "yuv422", 14, 84), "even width"),
 ])
 def test_bad_headers_raise_frame_error(fields, message):

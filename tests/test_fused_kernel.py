@@ -8,7 +8,7 @@ import torch
 from hypood_ros.kernels import fused_scores
 from hypood_ros.kernels.compile import SOURCE_PATH, compile_kernel
 from hypood_ros.kernels.launch import KERNELS
-from hypood_ros.runtimes.base import HeadParams
+from hypood_ros.head import HeadParams
 from hypood_ros.scores import ScoreInputs, compute_score
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from hypood_ros.errors import ConfigError
-from hypood_ros.runtimes.base import HeadParams
+from hypood_ros.head import HeadParams
 from hypood_ros.scores import SCORES, ScoreInputs, SMLFitter, SMLStats, compute_score, minmax_normalize
 
 B, D, K, H, W = 2, 16, 7, 5, 6

@@ -29,8 +29,7 @@ from typing import Callable, Dict, List, Tuple
 import numpy as np
 
 from hypood_ros.errors import HypoodError
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+from hypood_ros.images import IMAGE_SUFFIXES
 
 
 class DatasetError(HypoodError):

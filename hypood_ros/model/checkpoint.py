@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import pickle
-import zipfile
+import re
+import warnings
 from pathlib import Path
 from typing import Dict, Mapping, Optional
 
@@ -23,21 +24,41 @@ FORMAT = "hypood_ros.segmentor"
 VERSION = 1
 
 
+def _refusal(exc: Exception) -> str:
+    """Our own words for a file the safe unpickler refused (torch's text advises unsafe loading)."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    if not found:
+        return "not a readable PyTorch checkpoint (corrupt or truncated?): the safe loader cannot parse it"
+    return (f"refused by the safe loader: it contains the Python object {found.group(1)}, and unpickling that could "
+            "run code from the file; only tensors and plain data are loaded (weights_only=True)")
+
+
 def read_torch_file(path: str | os.PathLike) -> object:
-    """torch.load with the safe unpickler, every failure turned into one CheckpointError line."""
+    """torch.load with the safe unpickler, every failure turned into one CheckpointError line.
+
+    A damaged file can make the unpickler fail in many ways (IndexError, KeyError, struct errors...):
+    all of them are a property of the file, not a bug here, so all of them become one line.
+    """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if not path.is_file():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file")
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint is empty: {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's own notes about the file's format are not for users
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: refused by the safe loader (weights_only=True): {first}") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise CheckpointError(f"{path}: {_refusal(exc)}") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure of the unpickler on damaged bytes
+        text = str(exc).strip()
+        detail = text.splitlines()[0] if text else type(exc).__name__
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (corrupt or truncated?): "
-                              f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
+                              f"{type(exc).__name__}: {detail[:200]}") from None
 
 
 def check_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
@@ -110,7 +131,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"{path}: checkpoint has no model configuration")
     try:
         model = Segmentor(**config)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, KeyError) as exc:
         raise CheckpointError(f"{path}: invalid model configuration: {exc}") from None
     state_dict = payload.get("state_dict")
     if not isinstance(state_dict, dict):

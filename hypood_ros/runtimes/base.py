@@ -6,31 +6,17 @@ interchangeable. A backend never imports ROS.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
 from typing import Dict, Tuple
 
 import torch
 
 from hypood_ros.classes import ClassInfo, default_classes
 from hypood_ros.errors import BackendError
+from hypood_ros.head import HeadParams
 
 #: Names of the network outputs, identical in the PyTorch model, the ONNX graph and the engine.
 OUTPUT_NAMES: Tuple[str, str, str] = ("seg_logits", "embedding", "uem_logits")
 INPUT_NAME = "image"
-
-
-@dataclass(frozen=True)
-class HeadParams:
-    """What the scores need from the linear head besides the network outputs.
-
-    weight_norm: ||M_k|| per class, shape [K]; bias: b_k, shape [K]. Both float32.
-    """
-
-    weight_norm: torch.Tensor
-    bias: torch.Tensor
-
-    def to(self, device: torch.device | str) -> "HeadParams":
-        return HeadParams(self.weight_norm.to(device), self.bias.to(device))
 
 
 class Backend(abc.ABC):

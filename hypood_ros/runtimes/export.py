@@ -16,9 +16,9 @@ import torch
 
 from hypood_ros.classes import CLASSES_KEY, default_classes
 from hypood_ros.errors import BackendError
-from hypood_ros.runtimes.base import INPUT_NAME, OUTPUT_NAMES, HeadParams
+from hypood_ros.head import HEAD_KEY, HeadParams, head_from_json, head_to_json
+from hypood_ros.runtimes.base import INPUT_NAME, OUTPUT_NAMES
 
-HEAD_KEY = "hypood_ros.head"
 CONFIG_KEY = "hypood_ros.config"
 OPSET = 17
 
@@ -32,22 +32,6 @@ class ExportReport:
     @property
     def ok(self) -> bool:
         return all(v <= self.tolerance for v in self.max_abs.values())
-
-
-def head_to_json(head: HeadParams) -> str:
-    return json.dumps({"weight_norm": head.weight_norm.tolist(), "bias": head.bias.tolist()})
-
-
-def head_from_json(text: str, source: str) -> HeadParams:
-    try:
-        data = json.loads(text)
-        head = HeadParams(torch.tensor(data["weight_norm"], dtype=torch.float32),
-                          torch.tensor(data["bias"], dtype=torch.float32))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise BackendError(f"{source}: invalid head metadata: {exc}") from None
-    if head.weight_norm.dim() != 1 or head.weight_norm.shape != head.bias.shape:
-        raise BackendError(f"{source}: invalid head metadata shapes")
-    return head
 
 
 def export_onnx(model: torch.nn.Module, out: str | os.PathLike, height: int, width: int, batch: int = 1,

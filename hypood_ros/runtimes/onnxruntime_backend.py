@@ -10,6 +10,7 @@ import torch
 
 from hypood_ros.classes import CLASSES_KEY, ClassInfo
 from hypood_ros.errors import BackendError
+from hypood_ros.head import HEAD_KEY, head_from_json
 from hypood_ros.runtimes.base import INPUT_NAME, OUTPUT_NAMES, Backend
 
 PROVIDERS = {
@@ -31,8 +32,6 @@ class OnnxRuntimeBackend(Backend):
 
     def __init__(self, path: str | os.PathLike, device: str = "cpu", providers: Optional[List[str]] = None) -> None:
         import onnxruntime as ort
-
-        from hypood_ros.runtimes.export import head_from_json, HEAD_KEY
 
         path = Path(path)
         if not path.is_file():

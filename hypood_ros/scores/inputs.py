@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from hypood_ros.errors import ConfigError
-from hypood_ros.runtimes.base import HeadParams
+from hypood_ros.head import HeadParams
 from hypood_ros.scores.interpolation import interpolate_rows, source_rows
 
 #: ||z|| is clamped to this before dividing: a zero embedding gives f = 0 and hence f/||z|| = 0, so the

@@ -6,7 +6,7 @@ from typing import Dict
 import torch
 import torch.nn.functional as F
 
-from hypood_ros.runtimes.base import HeadParams
+from hypood_ros.head import HeadParams
 from hypood_ros.scores import ScoreInputs, score_map
 
 
