@@ -143,7 +143,7 @@ def test_hypood_run_fails_when_nothing_is_usable(tmp_path, tiny_checkpoint):
     assert proc.returncode == 1 and "processed 0 of 1" in proc.stdout
     proc = run_cli("--model", tmp_path / "missing.pt", "--images", tmp_path / "in", "--out", tmp_path / "out")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1].startswith("hypood run: error: checkpoint not found")
+    assert proc.stderr.strip() == f"hypood: error: --model {tmp_path / 'missing.pt'}: no such model file"
 
 
 def test_run_options_reach_the_pipeline_config(tiny_checkpoint):

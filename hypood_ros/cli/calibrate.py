@@ -2,32 +2,41 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-from hypood_ros.errors import FrameError, HypoodError
+from hypood_ros.cli.parser import add_option, add_overwrite, add_pipeline_options, float_in
+from hypood_ros.cli.paths import Output
+from hypood_ros.errors import FrameError, HypoodError, MissingDependencyError, UsageError
+
+HELP = "choose the threshold from in-distribution data (a bag or an image folder)"
 
 
-def register(subparsers) -> None:
-    from hypood_ros.cli.run import add_pipeline_arguments
-
-    parser = subparsers.add_parser("calibrate", help="choose the threshold from in-distribution data")
-    add_pipeline_arguments(parser)
+def add_frame_source(parser: argparse.ArgumentParser) -> None:
+    """--bag/--topic or --images: where in-distribution frames come from (calibrate, fit-sml)."""
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--bag", type=Path, help="rosbag2 bag (.db3 or .mcap) with in-distribution frames")
-    source.add_argument("--images", type=Path, help="folder of in-distribution images")
-    parser.add_argument("--topic", help="image topic in --bag")
-    parser.add_argument("--target-fpr", type=float, default=0.01,
-                        help="largest fraction of in-distribution pixels that may be flagged")
-    parser.add_argument("--out", required=True, type=Path, help="params YAML to write")
-    parser.set_defaults(func=run)
+    add_option(source, "--bag", metavar="PATH", help="rosbag2 bag (folder, .db3 or .mcap) with in-distribution frames")
+    add_option(source, "--images", metavar="DIR", help="folder of in-distribution images")
+    add_option(parser, "--topic", help="image topic in --bag (sensor_msgs/Image or CompressedImage)")
 
 
-def frame_source(args):
-    """A callable yielding RGB frames (called twice by the calibration); unusable frames are skipped."""
+def frame_source(args: argparse.Namespace):
+    """(frames, description): `frames()` yields RGB frames and may be called more than once.
+
+    Everything about the source is checked here, before any model loads: the paths, the topic, and
+    that at least one frame is usable. Unusable frames are skipped.
+    """
+    from hypood_ros.cli.paths import existing_folder
+
     if args.bag is not None:
+        from pathlib import Path
+
+        from hypood_ros.cli.extras import missing, missing_message
+
         if not args.topic:
-            raise HypoodError("--topic is required with --bag")
+            raise UsageError("--bag needs --topic (the image topic to read)")
+        if missing(["rosbags"]):
+            raise MissingDependencyError(missing_message("rosbags", args.command))
+        if not Path(args.bag).exists():
+            raise UsageError(f"--bag {args.bag}: no such bag")
         from hypood_ros.bags import frame_rgb, read_frames
 
         def frames():
@@ -36,37 +45,54 @@ def frame_source(args):
                     yield frame_rgb(frame)
                 except FrameError:
                     continue
-        return frames, f"bag {args.bag} topic {args.topic}"
+        source = f"bag {args.bag} topic {args.topic}"
+    else:
+        from hypood_ros.cli.run import image_files
+        from hypood_ros.images import read_image
 
-    from hypood_ros.images import read_image
+        if args.topic:
+            raise UsageError("--topic applies to --bag only")
+        existing_folder(args.images, "--images")
+        files = image_files(args.images)
 
-    if not args.images.is_dir():
-        raise HypoodError(f"image folder not found: {args.images}")
-    files = sorted(p for p in args.images.iterdir() if p.is_file())
+        def frames():
+            for path in files:
+                try:
+                    yield read_image(path)
+                except FrameError:
+                    continue
+        source = f"images {args.images}"
+    if next(iter(frames()), None) is None:
+        raise HypoodError(f"no usable frames in {source}")
+    return frames, source
 
-    def frames():
-        for path in files:
-            try:
-                yield read_image(path)
-            except FrameError:
-                continue
-    return frames, f"images {args.images}"
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_frame_source(parser)
+    add_pipeline_options(parser)
+    add_option(parser, "--target-fpr", type=float_in(0.0, 1.0, low_open=True, high_open=True), default=0.01,
+               metavar="FRACTION", help="largest fraction of in-distribution pixels that may be flagged, in (0, 1)")
+    add_option(parser, "--out", required=True, metavar="FILE", help="params YAML to write (.yaml)")
+    add_overwrite(parser)
+    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from hypood_ros.calibration import calibrate, write_params
+    from hypood_ros.cli.console import progress
     from hypood_ros.cli.run import pipeline_from_args
 
-    frames, source = frame_source(args)
-    pipeline = pipeline_from_args(args)
+    out = Output(args.out, "--out", suffixes=(".yaml", ".yml"), overwrite=args.overwrite)
+    with out as tmp:
+        frames, source = frame_source(args)
+        pipeline = pipeline_from_args(args)
 
-    def with_progress():
-        return tqdm(frames(), desc="hypood calibrate", unit="frame", file=sys.stderr)
+        def with_progress():
+            with progress(frames(), desc="hypood calibrate", unit="frame") as bar:
+                yield from bar
 
-    result = calibrate(pipeline, with_progress, args.target_fpr)
-    write_params(args.out, result, pipeline.config, source, str(args.model))
+        result = calibrate(pipeline, with_progress, args.target_fpr)
+        write_params(tmp, result, pipeline.config, source, str(args.model))
     print(f"threshold {result.threshold:.6g} for score {pipeline.config.score}: flags "
           f"{result.flagged_fraction:.4%} of {result.pixels} pixels in {result.frames} frames "
           f"(target {args.target_fpr:.4%}); wrote {args.out}")

@@ -2,29 +2,39 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from hypood_ros.cli.parser import add_option, add_overwrite
+from hypood_ros.cli.paths import CHECKPOINT_SUFFIXES, Output, existing_file
+from hypood_ros.errors import UsageError
+
+HELP = "convert official DINOv2 or UEM checkpoints to this project's format"
 
 
-def register(subparsers) -> None:
+def configure(parser: argparse.ArgumentParser) -> None:
     from hypood_ros.model import PRESETS
     from hypood_ros.model.convert import KINDS
 
-    parser = subparsers.add_parser("convert", help="convert official DINOv2 or UEM checkpoints")
-    parser.add_argument("--kind", required=True, choices=KINDS,
-                        help="dinov2: hub backbone weights; uem-segmentor / uem: the UEM authors' Lightning checkpoints")
-    parser.add_argument("--input", required=True, type=Path)
-    parser.add_argument("--segmentor", type=Path, default=None,
-                        help="segmentor checkpoint, for a UEM checkpoint that does not contain it")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
-                        help="model preset: required for dinov2; for uem / uem-segmentor the checkpoint's own "
-                             "hyper-parameters name the model, and --preset overrides them")
-    parser.add_argument("--out", required=True, type=Path)
+    add_option(parser, "--kind", required=True, choices=KINDS,
+               help="dinov2: hub backbone weights; uem-segmentor / uem: the UEM authors' Lightning checkpoints")
+    add_option(parser, "--model", aliases=["--input"], required=True, metavar="FILE",
+               help="the official checkpoint to convert (.pth / .ckpt)")
+    add_option(parser, "--segmentor", default=None, metavar="FILE",
+               help="segmentor checkpoint, for a UEM checkpoint that does not contain it")
+    add_option(parser, "--preset", choices=sorted(PRESETS), default=None,
+               help="model preset (required for dinov2; otherwise read from the checkpoint)")
+    add_option(parser, "--out", required=True, metavar="FILE", help="project checkpoint to write (.pt)")
+    add_overwrite(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from hypood_ros.model.convert import convert
 
-    out = convert(args.kind, args.input, args.out, preset=args.preset, segmentor_path=args.segmentor)
-    print(f"wrote {out}")
+    source = existing_file(args.model, "--model", what="checkpoint file")
+    segmentor = existing_file(args.segmentor, "--segmentor", what="checkpoint file") if args.segmentor else None
+    if args.kind == "dinov2" and not args.preset:
+        raise UsageError("--kind dinov2 needs --preset (the backbone's weights do not say which model they belong to)")
+    with Output(args.out, "--out", suffixes=CHECKPOINT_SUFFIXES, overwrite=args.overwrite) as tmp:
+        convert(args.kind, source, tmp, preset=args.preset, segmentor_path=segmentor)
+    print(f"wrote {args.out}")
     return 0

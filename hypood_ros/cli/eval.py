@@ -2,54 +2,57 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import inspect
 from pathlib import Path
 
+from hypood_ros.cli.parser import (add_model_options, add_option, add_pixel_limit, add_score_params, add_sml_stats,
+                                   int_at_least)
+from hypood_ros.cli.paths import Output, existing_folder
+from hypood_ros.errors import UsageError
 
-def register(subparsers) -> None:
+HELP = "AP / AUROC / FPR95 of every score on a benchmark, with curves and histograms"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
     from hypood_ros.evaluation.datasets import READERS
-    from hypood_ros.evaluation.evaluate import PROTOCOLS
 
-    parser = subparsers.add_parser("eval", help="AP / AUROC / FPR95 of every score on a benchmark")
-    parser.add_argument("--dataset", required=True, choices=sorted(READERS))
-    parser.add_argument("--root", required=True, type=Path, help="dataset folder in its published layout")
-    parser.add_argument("--model", required=True, help="checkpoint, ONNX file or engine")
-    parser.add_argument("--backend", default=None)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--height", type=int, default=518)
-    parser.add_argument("--width", type=int, default=1036)
-    parser.add_argument("--scores", default="all", help="'all' or a comma-separated list of score names")
-    parser.add_argument("--eta", type=float, default=1.5)
-    parser.add_argument("--lam", type=float, default=1.0)
-    parser.add_argument("--delta", type=float, default=0.0)
-    parser.add_argument("--sml-stats", type=Path, default=None, help="JSON with SML per-class 'mean' and 'std'")
-    parser.add_argument("--max-pixels", type=int, default=4_000_000,
-                        help="pixels kept for the metrics (uniform sample per class beyond this)")
-    parser.add_argument("--heatmaps", type=int, default=3, help="images for which heat maps are written")
-    parser.add_argument("--protocol", choices=PROTOCOLS, default="single",
-                        help="single: one pass at the network input size (fast); sliding: windows of the network "
-                             "input size over the native image, stride 140x140, overlaps averaged")
-    parser.add_argument("--out", required=True, type=Path)
+    add_option(parser, "--dataset", required=True, choices=sorted(READERS), help="benchmark and track")
+    add_option(parser, "--data-root", aliases=["--root"], required=True, metavar="DIR",
+               help="dataset folder in its published layout")
+    add_model_options(parser)
+    add_option(parser, "--scores", default="all", metavar="LIST",
+               help="'all' or a comma-separated list of score names (all leaves out sml without --sml-stats)")
+    add_score_params(parser)
+    add_sml_stats(parser)
+    add_option(parser, "--metric-pixels", aliases=["--max-pixels"], type=int_at_least(2), default=4_000_000,
+               metavar="N", help="pixels kept for the metrics (a uniform sample per class beyond this)")
+    add_option(parser, "--heatmaps", type=int_at_least(0), default=3, metavar="N",
+               help="number of images for which heat maps are written")
+    add_option(parser, "--out", required=True, metavar="DIR",
+               help="output folder (new or empty): results.md, results.json, roc.png, pr.png, histograms, heat maps")
+    add_pixel_limit(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from hypood_ros.defaults import default
+    from hypood_ros.cli.console import progress
+    from hypood_ros.cli.run import load_model, sml_stats_from_args
     from hypood_ros.evaluation.datasets import open_dataset
     from hypood_ros.evaluation.evaluate import evaluate, select_scores
-    from hypood_ros.runtimes import load_backend
-    from hypood_ros.scores import load_sml_stats
 
-    dataset = open_dataset(args.dataset, args.root)
-    stats = load_sml_stats(args.sml_stats) if args.sml_stats else None
+    root = existing_folder(args.data_root, "--data-root")
+    stats = sml_stats_from_args(args)
     names = select_scores(args.scores, stats is not None)
-    backend = load_backend(args.model, backend=args.backend, device=args.device, input_hw=(args.height, args.width))
-    params = {"eta": args.eta, "lam": args.lam, "delta": args.delta}
-    with tqdm(total=len(dataset.samples), desc=f"hypood eval {args.dataset}", unit="img", file=sys.stderr) as bar:
-        evaluate(backend, dataset, names, args.out, params, stats, args.max_pixels, args.heatmaps, bar,
-                 resolution=getattr(args, "score_resolution", None) or default("score_resolution"),
-                 protocol=args.protocol)
-    print((args.out / "results.md").read_text())
+    if not names:
+        raise UsageError("--scores names no score")
+    options = {}
+    if "score_resolution" in inspect.signature(evaluate).parameters:
+        options["score_resolution"] = args.score_resolution
+    dataset = open_dataset(args.dataset, root)
+    with Output(args.out, "--out", kind="folder") as tmp:
+        backend = load_model(args)
+        params = {"eta": args.eta, "lam": args.lam, "delta": args.delta}
+        with progress(total=len(dataset.samples), desc=f"hypood eval {args.dataset}", unit="img") as bar:
+            evaluate(backend, dataset, names, tmp, params, stats, args.metric_pixels, args.heatmaps, bar, **options)
+    print((Path(args.out) / "results.md").read_text())
     return 0

@@ -2,78 +2,105 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from hypood_ros.cli.parser import add_option, float_in
+from hypood_ros.cli.paths import Output, existing_file, model_file
+from hypood_ros.errors import UsageError
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("replay", help="replay a rosbag2 bag through the node and record its outputs")
-    parser.add_argument("bag", type=Path, help="rosbag2 bag directory or file (.db3 / .mcap)")
-    parser.add_argument("--topic", required=True, help="image topic in the bag (Image or CompressedImage)")
-    parser.add_argument("--publish-topic", default=None, help="topic to publish on (default: --topic)")
+HELP = "replay a rosbag2 bag through the node and record its outputs"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_option(parser, "--bag", metavar="PATH", help="rosbag2 bag to replay: folder, .db3 or .mcap (required)")
+    parser.add_argument("bag_arg", nargs="?", default=None, help=argparse.SUPPRESS)  # earlier spelling: positional
+    add_option(parser, "--topic", required=True, help="image topic in the bag (Image or CompressedImage)")
+    add_option(parser, "--publish-topic", default=None, help="topic to publish on (default: --topic)")
     speed = parser.add_mutually_exclusive_group()
-    speed.add_argument("--rate", type=float, default=1.0, help="playback speed factor of the recorded timing")
-    speed.add_argument("--max-speed", action="store_true", help="next frame as soon as the node answered")
-    parser.add_argument("--start", type=float, default=None, help="seconds from the bag's start")
-    parser.add_argument("--duration", type=float, default=None, help="seconds to replay")
-    parser.add_argument("--record", type=Path, default=None, help="write the node's outputs to this new bag")
-    parser.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap", help="format of --record")
-    parser.add_argument("--namespace", default="", help="namespace of the node's topics")
-    parser.add_argument("--frame-timeout", type=float, default=5.0, help="seconds to wait for an answer")
-    parser.add_argument("--qos", choices=["reliable", "sensor_data"], default="reliable",
-                        help="QoS of the published frames; --launch-node starts the node with the matching input_qos")
-    parser.add_argument("--clock", type=float, nargs="?", const=40.0, default=None, metavar="HZ",
-                        help="publish /clock from the bag's recorded time (default 40 Hz); --launch-node then "
-                             "sets use_sim_time on the node")
-    parser.add_argument("--dds-profile", default="auto",
-                        help="Fast DDS profile XML for this process and --launch-node: a path, 'shipped' "
-                             "(config/fastdds_large_frames.xml, for large raw frames), 'none' (Fast DDS defaults) "
-                             "or 'auto' (the file FASTDDS_DEFAULT_PROFILES_FILE names, else shipped)")
-    parser.add_argument("--launch-node", action="store_true", help="start the node for this replay")
-    parser.add_argument("--model", default=None, help="model for --launch-node")
-    parser.add_argument("--params-file", default=None, help="params YAML for --launch-node")
-    parser.add_argument("--node-arg", action="append", default=[],
-                        help="extra --ros-args item for --launch-node, e.g. --node-arg=-p --node-arg=device:=cuda")
+    add_option(speed, "--rate", type=float_in(0.0, None, low_open=True), default=1.0, metavar="FACTOR",
+               help="playback speed factor of the recorded timing")
+    add_option(speed, "--max-speed", action="store_true", help="next frame as soon as the node answered")
+    add_option(parser, "--start", type=float_in(0.0), default=None, metavar="SECONDS",
+               help="start this many seconds after the bag's first message (default: at the start)")
+    add_option(parser, "--duration", type=float_in(0.0, None, low_open=True), default=None, metavar="SECONDS",
+               help="seconds to replay (default: to the end)")
+    add_option(parser, "--record", default=None, metavar="DIR",
+               help="new bag folder for the node's outputs (default: nothing recorded)")
+    add_option(parser, "--storage", choices=["mcap", "sqlite3"], default="mcap", help="format of --record")
+    add_option(parser, "--namespace", default="", help="namespace of the node's topics (default: none)")
+    add_option(parser, "--frame-timeout", type=float_in(0.0, None, low_open=True), default=5.0, metavar="SECONDS",
+               help="seconds to wait for the node's answer to a frame")
+    add_option(parser, "--qos", choices=["reliable", "sensor_data"], default="reliable",
+               help="QoS of the published frames; --launch-node starts the node with the matching input_qos")
+    add_option(parser, "--clock", type=float_in(0.0, None, low_open=True), nargs="?", const=40.0, default=None,
+               metavar="HZ", help="publish /clock from the bag's recorded time (40 Hz when no rate is given); "
+                                  "--launch-node then sets use_sim_time on the node (default: no /clock)")
+    add_option(parser, "--dds-profile", default="auto", metavar="PROFILE",
+               help="Fast DDS profile XML for this process and --launch-node: a path, 'shipped' "
+                    "(config/fastdds_large_frames.xml, for large raw frames), 'none' (Fast DDS defaults) "
+                    "or 'auto' (the file FASTDDS_DEFAULT_PROFILES_FILE names, else shipped)")
+    add_option(parser, "--launch-node", action="store_true", help="start the node for this replay")
+    add_option(parser, "--model", default=None, metavar="FILE", help="model file for --launch-node")
+    add_option(parser, "--params-file", default=None, metavar="FILE", help="params YAML for --launch-node")
+    add_option(parser, "--node-arg", action="append", default=[], metavar="ARG",
+               help="extra --ros-args item for --launch-node, e.g. --node-arg=-p --node-arg=device:=cuda")
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from hypood_ros.bags import RecorderThread
-    from hypood_ros.dds import profile_env, resolve_profile, use_profile
-    from hypood_ros.errors import HypoodError
-
-    profile = resolve_profile(args.dds_profile)
-    use_profile(profile)  # before this process's first DDS participant
-    from hypood_ros.node.replay import NodeLauncher, Replayer, node_arguments
-
-    replayer = Replayer(args.bag, args.topic, args.publish_topic, args.namespace, rate=args.rate,
-                        max_speed=args.max_speed, start=args.start, duration=args.duration,
-                        frame_timeout=args.frame_timeout, qos=args.qos, clock=args.clock,
-                        clock_subscribers=1 if args.launch_node and args.clock is not None else 0)
-    launcher = None
+def check_args(args: argparse.Namespace) -> None:
+    """Everything the command line alone can tell, before the bag is opened or a node started."""
+    if args.bag and args.bag_arg and args.bag != args.bag_arg:
+        raise UsageError("give the bag once, with --bag")
+    args.bag = args.bag or args.bag_arg
+    if not args.bag:
+        raise UsageError("the following arguments are required: --bag (see `hypood replay --help`)")
+    if not Path(args.bag).exists():
+        raise UsageError(f"--bag {args.bag}: bag not found")
     if args.launch_node:
         if not args.model:
-            raise HypoodError("--launch-node needs --model")
-        launcher = NodeLauncher(node_arguments(args.model, replayer.publish_topic, replayer.compressed,
-                                               args.namespace, args.params_file, args.node_arg, qos=args.qos,
-                                               use_sim_time=args.clock is not None),
-                                env=profile_env(profile))
-    recorder = None
+            raise UsageError("--launch-node needs --model")
+        args.model = str(model_file(args.model))
+        if args.params_file:
+            args.params_file = str(existing_file(args.params_file, "--params-file", (".yaml", ".yml"), "YAML file"))
+    elif args.model or args.params_file or args.node_arg:
+        raise UsageError("--model, --params-file and --node-arg apply to --launch-node only")
+
+
+def run(args: argparse.Namespace) -> int:
+    check_args(args)
+    record = Output(args.record, "--record", kind="folder", create=False) if args.record else None
+    launcher = recorder = None
     ok = False
     try:
-        if launcher is not None:
+        from hypood_ros.bags import RecorderThread
+        from hypood_ros.cli.console import progress
+        from hypood_ros.dds import profile_env, resolve_profile, use_profile
+
+        profile = resolve_profile(args.dds_profile)
+        use_profile(profile)  # before this process's first DDS participant
+        from hypood_ros.node.replay import NodeLauncher, Replayer, node_arguments
+
+        replayer = Replayer(args.bag, args.topic, args.publish_topic, args.namespace, rate=args.rate,
+                            max_speed=args.max_speed, start=args.start, duration=args.duration,
+                            frame_timeout=args.frame_timeout, qos=args.qos, clock=args.clock,
+                            clock_subscribers=1 if args.launch_node and args.clock is not None else 0)
+        if args.launch_node:
+            launcher = NodeLauncher(node_arguments(args.model, replayer.publish_topic, replayer.compressed,
+                                                   args.namespace, args.params_file, args.node_arg, qos=args.qos,
+                                                   use_sim_time=args.clock is not None),
+                                    env=profile_env(profile))
             launcher.wait_ready()
-        recorder = RecorderThread(args.record, args.storage) if args.record else None
-        with tqdm(desc="hypood replay", unit="frame", file=sys.stderr) as progress:
-            summary = replayer.run(recorder, progress)
+        if record is not None:
+            recorder = RecorderThread(args.record, args.storage)  # writes NAME.partial, renamed when closed
+        with progress(desc="hypood replay", unit="frame") as bar:
+            summary = replayer.run(recorder, bar)
         ok = True
     finally:
-        if recorder is not None:
-            summary_record = recorder.close(success=ok)
+        summary_record = recorder.close(success=ok) if recorder is not None else None
         if launcher is not None:
             launcher.stop()
+        if record is not None:
+            record.release() if ok else record.discard()
     if recorder is not None:
         summary.record = summary_record
     print("\n".join(summary.lines()))

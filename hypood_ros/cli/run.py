@@ -2,59 +2,103 @@
 from __future__ import annotations
 
 import argparse
-import sys
+from collections import Counter
 from pathlib import Path
+from typing import Dict, List
 
 import numpy as np
 
-from hypood_ros.errors import FrameError, HypoodError
+from hypood_ros.cli.parser import add_option, add_pipeline_options
+from hypood_ros.cli.paths import Output, existing_file, existing_folder, model_file
+from hypood_ros.errors import ConfigError, FrameError, UsageError
+
+HELP = "run the pipeline on a folder of images and write every output as files"
+#: Kept for callers of the earlier name.
+add_pipeline_arguments = add_pipeline_options
 
 
-def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options shared by the commands that drive a FramePipeline."""
-    from hypood_ros.scores import SCORES
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_option(parser, "--images", required=True, metavar="DIR",
+               help="folder of input images; files that are not usable images are skipped with a note")
+    add_pipeline_options(parser)
+    add_option(parser, "--out", required=True, metavar="DIR",
+               help="output folder (new or empty): NAME_labels.png, _color.png, _score.npy, _score.png, _mask.png, "
+                    "_overlay.png per input")
+    parser.set_defaults(func=run)
 
-    parser.add_argument("--model", required=True, help="checkpoint (.pt) or engine/ONNX file")
-    parser.add_argument("--backend", default=None, help="backend name (default: from the file extension)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
-    parser.add_argument("--height", type=int, default=518, help="network input height (multiple of 14)")
-    parser.add_argument("--width", type=int, default=1036, help="network input width (multiple of 14)")
-    parser.add_argument("--score", default="hyperspherical_llr", choices=sorted(SCORES))
-    parser.add_argument("--threshold", type=float, default=0.0)
-    parser.add_argument("--eta", type=float, default=1.5)
-    parser.add_argument("--lam", type=float, default=1.0)
-    parser.add_argument("--delta", type=float, default=0.0)
-    parser.add_argument("--min-area", type=int, default=0)
-    parser.add_argument("--opening", type=int, default=0)
-    parser.add_argument("--road-gating", action="store_true", help="keep only obstacles on or next to the road")
-    parser.add_argument("--road-radius", type=int, default=15, help="pixels around the road that count as next to it")
-    parser.add_argument("--sml-stats", type=Path, default=None, help="statistics from `hypood fit-sml` (score sml)")
-    parser.add_argument("--engine", type=Path, default=None,
-                        help="AOTInductor package (.pt2) of the --model checkpoint: built when missing or stale, "
-                             "reused otherwise")
-    parser.add_argument("--rebuild-engine", action="store_true", help="build --engine even when it is current")
+
+def input_size(args: argparse.Namespace):
+    from hypood_ros.defaults import default
+
+    return (args.input_height or default("input_height"), args.input_width or default("input_width"))
+
+
+def check_fixed_size(args: argparse.Namespace, backend) -> None:
+    """--input-height/--input-width set the size of a checkpoint's input; ONNX models and engines have theirs."""
+    asked = {"--input-height": getattr(args, "input_height", None), "--input-width": getattr(args, "input_width", None)}
+    fixed = dict(zip(asked, backend.input_shape[2:]))
+    wrong = [f"{k} {v}" for k, v in asked.items() if v is not None and v != fixed[k]]
+    if backend.name != "torch" and wrong:
+        raise UsageError(f"{args.model} has a fixed input size of {fixed['--input-height']}x{fixed['--input-width']}"
+                         f" ({backend.name}); {' and '.join(wrong)} cannot change it (export the checkpoint again "
+                         "with `hypood export --input-height H --input-width W`)")
+
+
+def load_model(args: argparse.Namespace):
+    """The backend for --model/--backend/--device and the input size, after cheap checks of each."""
+    from hypood_ros.devices import check_device
+    from hypood_ros.runtimes import load_backend
+
+    path = model_file(args.model, backend=args.backend)
+    device = check_device(args.device)
+    backend = load_backend(path, backend=args.backend or None, device=device, input_hw=input_size(args))
+    check_fixed_size(args, backend)
+    return backend
+
+
+def config_from_args(args: argparse.Namespace):
+    from hypood_ros.pipeline import PipelineConfig
+
+    return PipelineConfig(score=args.score, score_resolution=args.score_resolution, threshold=args.threshold,
+                          eta=args.eta, lam=args.lam, delta=args.delta, min_area=args.min_area, opening=args.opening,
+                          road_gating=args.road_gating, road_radius=args.road_radius)
+
+
+def sml_stats_from_args(args: argparse.Namespace):
+    """The --sml-stats file, loaded; a missing file or one given for nothing is refused before any work."""
+    from hypood_ros.scores import load_sml_stats
+
+    if not args.sml_stats:
+        return None
+    return load_sml_stats(existing_file(args.sml_stats, "--sml-stats", (".json",), "JSON file"))
 
 
 def pipeline_from_args(args: argparse.Namespace):
-    from hypood_ros.pipeline import FramePipeline, PipelineConfig
-    from hypood_ros.runtimes.engine_cache import load_or_build
-    from hypood_ros.scores import load_sml_stats
+    """FramePipeline for the parsed options: configuration first (cheap, exit 2), then the model."""
+    from hypood_ros.pipeline import FramePipeline
+    from hypood_ros.scores import score_spec
 
-    stats = load_sml_stats(args.sml_stats) if args.sml_stats else None
-    config = PipelineConfig(score=args.score, threshold=args.threshold, eta=args.eta, lam=args.lam,
-                            delta=args.delta, min_area=args.min_area, opening=args.opening,
-                            road_gating=args.road_gating, road_radius=args.road_radius)
-    backend = load_or_build(args.model, args.engine or "", args.rebuild_engine, backend=args.backend,
-                            device=args.device, input_hw=(args.height, args.width))
-    return FramePipeline(backend, config, sml_stats=stats)
+    config = config_from_args(args)
+    stats = sml_stats_from_args(args)
+    if score_spec(config.score).needs_sml and stats is None:
+        raise ConfigError(f"score {config.score!r} needs SML statistics: fit them with `hypood fit-sml` and pass "
+                          "--sml-stats")
+    return FramePipeline(load_model(args), config, sml_stats=stats)
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("run", help="run the pipeline on a folder of images and write the outputs")
-    add_pipeline_arguments(parser)
-    parser.add_argument("--images", required=True, type=Path, help="folder of input images")
-    parser.add_argument("--out", required=True, type=Path, help="output folder")
-    parser.set_defaults(func=run)
+def image_files(value, option: str = "--images") -> List[Path]:
+    """The visible files of an input folder, sorted; an empty folder is refused."""
+    folder = existing_folder(value, option)
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise UsageError(f"{option} {folder}: the folder has no files")
+    return files
+
+
+def output_names(files: List[Path]) -> Dict[Path, str]:
+    """Output name per input: the stem, or the whole file name where two inputs share a stem (a.png, a.jpg)."""
+    stems = Counter(p.stem for p in files)
+    return {p: p.stem if stems[p.stem] == 1 else p.name for p in files}
 
 
 def write_result(out: Path, stem: str, result) -> None:
@@ -70,25 +114,34 @@ def write_result(out: Path, stem: str, result) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+    from hypood_ros.cli.console import note, progress
     from hypood_ros.images import read_image
 
-    if not args.images.is_dir():
-        raise HypoodError(f"image folder not found: {args.images}")
-    files = sorted(p for p in args.images.iterdir() if p.is_file() and not p.name.startswith("."))
-    if not files:
-        raise HypoodError(f"no files in {args.images}")
-    pipeline = pipeline_from_args(args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    done = 0
-    for path in tqdm(files, desc="hypood run", unit="img", file=sys.stderr):
-        try:
-            result = pipeline.process(read_image(path))
-        except FrameError as exc:
-            tqdm.write(f"skipped {path.name}: {exc}", file=sys.stderr)
-            continue
-        write_result(args.out, path.stem, result)
-        done += 1
+    files = image_files(args.images)
+    names = output_names(files)
+    shared = sorted(p.name for p in files if names[p] == p.name and p.stem != p.name)
+    out = Output(args.out, "--out", kind="folder")
+    try:
+        pipeline = pipeline_from_args(args)
+        if shared:
+            note(f"note: {', '.join(shared)} share a stem; their outputs are named after the whole file name")
+        done = 0
+        with progress(files, desc="hypood run", unit="img") as bar:
+            for path in bar:
+                try:
+                    result = pipeline.process(read_image(path))
+                except FrameError as exc:
+                    note(f"skipped {path.name}: {exc}")
+                    continue
+                write_result(out.tmp, names[path], result)
+                done += 1
+    except BaseException:
+        out.discard()
+        raise
+    if not done:
+        out.discard()
+        print(f"processed 0 of {len(files)} files; nothing written")
+        return 1
+    out.commit()
     print(f"processed {done} of {len(files)} files; outputs in {args.out}")
-    return 0 if done else 1
+    return 0

@@ -3,28 +3,66 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
+
+from hypood_ros.cli.parser import add_option, add_pixel_limit
+from hypood_ros.cli.paths import existing_file, existing_folder
+from hypood_ros.errors import UsageError
+
+HELP = "train the segmentor (stage 1) or the UEM (stage 2) on Cityscapes"
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("train", help="train the segmentor (stage 1) or the UEM (stage 2)")
-    parser.add_argument("stage", choices=["segmentor", "uem"])
-    parser.add_argument("--config", default=None, help="YAML with TrainConfig fields")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one config field (YAML value), e.g. --set steps=1000 --set crop=[518,518]")
-    parser.add_argument("--data-root", default=None, help="Cityscapes root (leftImg8bit/, gtFine/)")
-    parser.add_argument("--init", default=None, help="checkpoint to start from")
-    parser.add_argument("--out", default=None, help="run folder (log.csv, last.pt, model.pt)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    parser.add_argument("--no-progress", action="store_true")
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("stage", choices=["segmentor", "uem"],
+                        help="segmentor: FPN + linear head on the frozen backbone; uem: the UEM on the frozen segmentor")
+    add_option(parser, "--data-root", default=None, metavar="DIR",
+               help="Cityscapes root with leftImg8bit/ and gtFine/ (required here or as data_root in --config)")
+    add_option(parser, "--config", default=None, metavar="FILE", help="YAML with TrainConfig fields")
+    add_option(parser, "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+               help="override one config field (YAML value), e.g. --set steps=1000 --set crop=[518,518]")
+    add_option(parser, "--init", default=None, metavar="FILE",
+               help="checkpoint to start from (stage uem: the trained segmentor)")
+    add_option(parser, "--out", default=None, metavar="DIR",
+               help="run folder: log.csv, last.pt, model.pt (default: runs/train, or out in --config)")
+    add_option(parser, "--resume", action="store_true", help="continue from OUT/last.pt")
+    add_option(parser, "--no-progress", action="store_true", help="no progress bar (log lines only)")
+    add_pixel_limit(parser)
     parser.set_defaults(func=run)
+
+
+def check_config(cfg, resume: bool) -> None:
+    """The paths of the configuration, checked before any data loads."""
+    if not cfg.data_root:
+        raise UsageError("training needs the Cityscapes folder: pass --data-root DIR (with leftImg8bit/ and gtFine/) "
+                         "or set data_root in --config")
+    root = existing_folder(cfg.data_root, "--data-root")
+    for sub in ("leftImg8bit", "gtFine"):
+        if not (root / sub).is_dir():
+            raise UsageError(f"--data-root {root}: no {sub}/ folder (expected the Cityscapes layout: leftImg8bit/, "
+                             "gtFine/)")
+    if cfg.init:
+        existing_file(cfg.init, "--init", what="checkpoint file")
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; it must be a folder")
+    if resume and not (out / "last.pt").is_file():
+        raise UsageError(f"--resume: no {out / 'last.pt'} to continue from")
+    probe = out
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: cannot write in {probe}")
 
 
 def run(args: argparse.Namespace) -> int:
     from hypood_ros.training.config import load_config
     from hypood_ros.training.trainer import train
 
+    if args.config:
+        existing_file(args.config, "--config", (".yaml", ".yml"), "YAML file")
     cfg = load_config(args.config, args.overrides, stage=args.stage, data_root=args.data_root, init=args.init,
                       out=args.out)
+    check_config(cfg, args.resume)
     final = train(cfg, resume=args.resume, show_progress=not args.no_progress)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0
         print(f"wrote {final}")

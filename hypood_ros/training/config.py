@@ -84,4 +84,7 @@ def load_config(path: Optional[str], overrides: List[str], **fixed) -> TrainConf
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(f"unknown config keys {unknown}; known: {sorted(names)}")
-    return TrainConfig(**data).validate()
+    try:
+        return TrainConfig(**data).validate()
+    except (TypeError, ValueError) as exc:  # a value of the wrong type, e.g. steps: "many"
+        raise ConfigError(f"invalid training configuration: {exc}") from None

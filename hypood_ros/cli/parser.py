@@ -1,0 +1,222 @@
+"""The argument parser every `hypood` command uses: one-line errors, defaults in the help, hidden aliases.
+
+Options that are also pipeline or node parameters (`--score`, `--threshold`, `--input-height`, ...) are
+added by `add_param` from the one parameter table, `hypood_ros.defaults`: same name (dashes for
+underscores), same default, same range, same help as the node's parameter.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Callable, Iterable, Optional, Sequence
+
+from hypood_ros.errors import ConfigError, UsageError
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default (or that it is required) and hides old spellings kept as aliases."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if text is argparse.SUPPRESS or "%(default)" in text or "(default" in text:
+            return text
+        if action.required:
+            return text + " (required)"
+        default = getattr(action, "shown_default", action.default)
+        if default is None or default is False or default in ([], "", argparse.SUPPRESS) or action.nargs == 0:
+            return text
+        return text + " (default: %s)" % str(default).replace("%", "%%")
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        hidden = getattr(action, "hidden_aliases", ())
+        if not hidden:
+            return super()._format_action_invocation(action)
+        shown = [s for s in action.option_strings if s not in hidden]
+        saved, action.option_strings = action.option_strings, shown
+        try:
+            return super()._format_action_invocation(action)
+        finally:
+            action.option_strings = saved
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are UsageError (one line, exit 2) instead of usage text + exit."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        for action in self._actions:  # name an option by its current spelling, not "--new/--old"
+            hidden = getattr(action, "hidden_aliases", ())
+            if hidden:
+                message = message.replace("/".join(action.option_strings), action.option_strings[0])
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def add_option(parser, *names: str, aliases: Sequence[str] = (), **kwargs) -> argparse.Action:
+    """parser.add_argument(*names, *aliases, ...) where `aliases` (old spellings) work but are not shown."""
+    action = parser.add_argument(*names, *aliases, **kwargs)
+    action.hidden_aliases = tuple(aliases)
+    return action
+
+
+# ---- value types: each raises ArgumentTypeError, which the parser reports as one line ----
+
+def _number(text: str, kind: type):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def int_at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = _number(text, int)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+    parse.__name__ = "integer"
+    return parse
+
+
+def float_in(low: Optional[float] = None, high: Optional[float] = None, low_open: bool = False,
+             high_open: bool = False) -> Callable[[str], float]:
+    """A finite float within [low, high] (or open at either end)."""
+    def parse(text: str) -> float:
+        value = _number(text, float)
+        too_low = low is not None and (value <= low if low_open else value < low)
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if too_low or too_high:
+            left = "(" if low_open else "["
+            right = ")" if high_open else "]"
+            raise argparse.ArgumentTypeError(
+                f"must be in {left}{'-inf' if low is None else _short(low)}, "
+                f"{'inf' if high is None else _short(high)}{right}, got {_short(value)}")
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
+def _short(value: float) -> str:
+    return f"{value:g}"
+
+
+def device_name(text: str) -> str:
+    from hypood_ros.devices import parse_device
+
+    try:
+        return parse_device(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+device_name.__name__ = "device"
+
+
+# ---- options from the parameter table ----
+
+def param_type(name: str) -> Callable[[str], object]:
+    """The argparse type of table parameter `name`, enforcing its range (and step for integer steps)."""
+    from hypood_ros.defaults import BY_NAME
+
+    param = BY_NAME[name]
+    if name == "device":
+        return device_name
+    if param.type is int:
+        low, high, step = param.range if param.range else (None, None, 1)
+
+        def parse_int(text: str) -> int:
+            value = _number(text, int)
+            if (low is not None and value < low) or (high is not None and value > high):
+                raise argparse.ArgumentTypeError(f"must be in [{low}, {high}], got {value}")
+            if step and step > 1 and value % step:
+                raise argparse.ArgumentTypeError(f"must be a multiple of {step}, got {value}")
+            return value
+        parse_int.__name__ = "integer"
+        return parse_int
+    if param.type is float:
+        low, high = (param.range[0], param.range[1]) if param.range else (None, None)
+        return float_in(low, high)
+    return str
+
+
+_METAVARS = {int: "N", float: "VALUE", str: "NAME", "device": "DEVICE", "input_height": "PIXELS",
+             "input_width": "PIXELS"}
+
+
+def add_param(parser, name: str, aliases: Sequence[str] = (), explicit: bool = False, help: Optional[str] = None,
+              **kwargs) -> argparse.Action:
+    """Option `--NAME` for table parameter NAME with its default, choices, range and description.
+
+    explicit: the parsed value is None unless the option was given (the help still shows the table's
+    default), for options that only apply in some cases and must be refused where they do not.
+    """
+    from hypood_ros.defaults import BY_NAME
+
+    param = BY_NAME[name]
+    flag = "--" + name.replace("_", "-")
+    text = help or param.description
+    if param.type is bool:
+        kind = argparse.BooleanOptionalAction if param.default else "store_true"
+        return add_option(parser, flag, aliases=aliases, dest=name, action=kind, default=param.default, help=text,
+                          **kwargs)
+    choices = [c for c in param.choices if c] if param.choices else None
+    if choices and not all(c in text for c in choices):
+        text += " (one of: " + ", ".join(choices) + ")"
+    action = add_option(parser, flag, aliases=aliases, dest=name, type=param_type(name), choices=choices,
+                        default=None if explicit else param.default, help=text,
+                        metavar=kwargs.pop("metavar", None) or _METAVARS.get(name) or _METAVARS[param.type], **kwargs)
+    action.shown_default = param.default
+    return action
+
+
+def add_model_options(parser, model_help: str = "model file: checkpoint (.pt), ONNX (.onnx) or TensorRT engine "
+                      "(.engine)", input_size: bool = True) -> None:
+    """--model, --backend, --device (and the network input size) as every inference command spells them."""
+    add_option(parser, "--model", required=True, help=model_help, metavar="FILE")
+    add_param(parser, "backend", help="runtime: torch, onnxruntime or tensorrt (default: from the model file's "
+                                      "extension: .pt torch, .onnx onnxruntime, .engine tensorrt)")
+    add_param(parser, "device")
+    if input_size:
+        add_input_size(parser, "network input {} for a checkpoint (multiple of 14); ONNX models and engines keep "
+                               "the size they were exported with", explicit=True)
+
+
+def add_input_size(parser, help_pattern: str, explicit: bool = False) -> None:
+    add_param(parser, "input_height", aliases=["--height"], explicit=explicit, help=help_pattern.format("height"))
+    add_param(parser, "input_width", aliases=["--width"], explicit=explicit, help=help_pattern.format("width"))
+
+
+def add_score_params(parser, names: Iterable[str] = ("score_resolution", "eta", "lam", "delta")) -> None:
+    for name in names:
+        add_param(parser, name)
+
+
+def add_pipeline_options(parser) -> None:
+    """Options of the commands that drive a FramePipeline (run, calibrate)."""
+    add_model_options(parser)
+    add_score_params(parser, ("score", "score_resolution", "threshold", "eta", "lam", "delta"))
+    for name in ("min_area", "opening", "road_gating", "road_radius"):
+        add_param(parser, name)
+    add_sml_stats(parser)
+    add_pixel_limit(parser)
+
+
+def add_sml_stats(parser) -> None:
+    add_option(parser, "--sml-stats", default=None, metavar="FILE",
+               help="JSON statistics from `hypood fit-sml` (needed by the score sml)")
+
+
+def add_pixel_limit(parser) -> None:
+    from hypood_ros.images import MAX_PIXELS, MIN_SIDE
+
+    add_option(parser, "--max-image-pixels", type=int_at_least(MIN_SIDE * MIN_SIDE), default=MAX_PIXELS,
+               metavar="N", help="largest input image (width x height) read; bigger ones are refused")
+
+
+def add_overwrite(parser) -> None:
+    add_option(parser, "--overwrite", action="store_true", help="replace --out if it already exists")
