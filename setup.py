@@ -6,6 +6,8 @@ which colcon runs, puts them in lib/hypood_ros (setup.cfg), where `ros2 run hypo
 them but the shell does not; so everywhere but in a wheel the launcher scripts/hypood goes to <prefix>/bin
 too, which colcon's setup.bash puts on PATH. In a wheel it would collide with the `hypood` console script.
 """
+import os
+import runpy
 import sys
 from glob import glob
 
@@ -13,6 +15,9 @@ from setuptools import find_packages, setup
 
 PACKAGE = "hypood_ros"
 WHEEL = any(command in sys.argv[1:] for command in ("bdist_wheel", "editable_wheel"))
+HERE = os.path.dirname(os.path.abspath(__file__))
+# The extras live beside the messages that name them (stdlib-only module, read without importing the package).
+EXTRAS = runpy.run_path(os.path.join(HERE, PACKAGE, "cli", "extras.py"))["EXTRAS"]
 
 setup(
     name=PACKAGE,
@@ -27,14 +32,10 @@ setup(
         (f"share/{PACKAGE}/rviz", glob("rviz/*.rviz")),
     ] + ([] if WHEEL else [("bin", ["scripts/hypood"])]),
     python_requires=">=3.10",
+    # numpy and PyYAML are all `hypood --help` and the node's parameter handling need; robots usually get
+    # torch and OpenCV from their platform. Each command names its extra when it is missing.
     install_requires=["setuptools", "numpy", "PyYAML"],
-    extras_require={
-        # Offline pipeline and the torch backend (robots usually get torch/opencv from their platform).
-        "ml": ["torch>=2.1", "opencv-python-headless", "tqdm", "safetensors"],
-        "onnx": ["onnx", "onnxruntime"],
-        "bags": ["rosbags"],
-        "kernel": ["cuda-python", "nvidia-cuda-nvrtc"],
-    },
+    extras_require=EXTRAS,
     zip_safe=True,
     maintainer="hypood_ros maintainers",
     maintainer_email="hypood-ros@example.org",

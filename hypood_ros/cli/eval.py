@@ -48,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
     options = {}
     if "score_resolution" in inspect.signature(evaluate).parameters:
         options["score_resolution"] = args.score_resolution
-    dataset = open_dataset(args.dataset, root)
     with Output(args.out, "--out", kind="folder") as tmp:
+        dataset = open_dataset(args.dataset, root)
         backend = load_model(args)
         params = {"eta": args.eta, "lam": args.lam, "delta": args.delta}
         with progress(total=len(dataset.samples), desc=f"hypood eval {args.dataset}", unit="img") as bar:

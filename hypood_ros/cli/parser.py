@@ -171,6 +171,7 @@ def add_param(parser, name: str, aliases: Sequence[str] = (), explicit: bool = F
                         default=None if explicit else param.default, help=text,
                         metavar=kwargs.pop("metavar", None) or _METAVARS.get(name) or _METAVARS[param.type], **kwargs)
     action.shown_default = param.default
+    action.param = name
     return action
 
 
@@ -207,8 +208,7 @@ def add_pipeline_options(parser) -> None:
 
 
 def add_sml_stats(parser) -> None:
-    add_option(parser, "--sml-stats", default=None, metavar="FILE",
-               help="JSON statistics from `hypood fit-sml` (needed by the score sml)")
+    add_param(parser, "sml_stats", metavar="FILE", help="JSON statistics from `hypood fit-sml` (needed by the score sml)")
 
 
 def add_pixel_limit(parser) -> None:

@@ -32,7 +32,7 @@ def existing_file(value, option: str, suffixes: Sequence[str] = (), what: str = 
     if path.is_dir():
         raise UsageError(f"{option} {path} is a folder; it must be a {what}")
     if suffixes and path.suffix.lower() not in suffixes:
-        raise UsageError(f"{option} {path}: expected a {what} ending in {' or '.join(suffixes)}")
+        raise UsageError(f"{option} {path}: the file name must end in {' or '.join(suffixes)}")
     if not os.access(path, os.R_OK):
         raise UsageError(f"{option} {path}: permission denied")
     return path
@@ -77,6 +77,7 @@ class Output:
         if value is None or str(value).strip() == "":
             raise UsageError(f"{option} needs a path")
         self.path = Path(value)
+        self._trailing_slash = str(value).endswith(("/", os.sep))
         self.option, self.kind, self.overwrite = option, kind, overwrite
         self.companions = tuple(companions)
         self.create = create
@@ -89,7 +90,7 @@ class Output:
     def _check(self, suffixes: Sequence[str]) -> None:
         path, option = self.path, self.option
         if self.kind == "file":
-            if path.is_dir() or str(path).endswith(os.sep):
+            if path.is_dir() or self._trailing_slash:
                 example = path / ("out" + (suffixes[0] if suffixes else ""))
                 raise UsageError(f"{option} {path} is a folder; give a file name, e.g. {example}")
             if suffixes and path.suffix.lower() not in suffixes:

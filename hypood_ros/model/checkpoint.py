@@ -56,7 +56,7 @@ def read_torch_file(path: str | os.PathLike) -> object:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of the unpickler on damaged bytes
         text = str(exc).strip()
-        detail = text.splitlines()[0] if text else type(exc).__name__
+        detail = text.splitlines()[0].split(". ")[0] if text else type(exc).__name__
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (corrupt or truncated?): "
                               f"{type(exc).__name__}: {detail[:200]}") from None
 

@@ -84,7 +84,27 @@ def load_config(path: Optional[str], overrides: List[str], **fixed) -> TrainConf
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(f"unknown config keys {unknown}; known: {sorted(names)}")
-    try:
-        return TrainConfig(**data).validate()
-    except (TypeError, ValueError) as exc:  # a value of the wrong type, e.g. steps: "many"
-        raise ConfigError(f"invalid training configuration: {exc}") from None
+    data = {key: _typed(key, value) for key, value in data.items()}
+    return TrainConfig(**data).validate()
+
+
+def _typed(key: str, value):
+    """The value in its field's type (ints and YAML's unparsed '5e-4' accepted for floats); ConfigError if not."""
+    default = TrainConfig()
+    expected = type(getattr(default, key))
+    if getattr(default, key) is None:  # Optional[str]
+        expected = str
+    if value is None and getattr(default, key) is None:
+        return None
+    if expected is float and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    ok = isinstance(value, expected) and not (expected is not bool and isinstance(value, bool))
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        ok = True
+    if not ok:
+        name = {int: "an integer", float: "a number", str: "a string", bool: "true or false", list: "a list"}
+        raise ConfigError(f"{key} must be {name.get(expected, expected.__name__)}, got {value!r}")
+    return value

@@ -1,0 +1,441 @@
+"""The `hypood` command line against ordinary mistakes: one line, the right exit status, nothing left behind.
+
+Every case is a whole command line run in its own process (see cli_harness.py). For each we check the
+exit status (2: the command line cannot work; 1: the work failed), that stderr is exactly one line
+`hypood: error: ...` with the expected words and no traceback, and that no output, temporary file or
+folder was left anywhere: neither in the case's own folder nor beside the shared inputs.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from cli_harness import CliServer
+
+SIZE = ["--input-height", "42", "--input-width", "56"]
+
+
+def _variant(checkpoint: Path, out: Path, pickle_bytes: bytes) -> None:
+    """A copy of a real checkpoint whose pickle is replaced: the safe loader then fails in its own way."""
+    with zipfile.ZipFile(checkpoint) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            dst.writestr(info, pickle_bytes if info.filename.endswith("data.pkl") else src.read(info.filename))
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("code ran",))
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, tiny_checkpoint, tiny_model):
+    """Shared inputs: models good and broken, image folders, files in the way of outputs."""
+    w = tmp_path_factory.mktemp("world")
+    models = w / "models"
+    models.mkdir()
+    shutil.copy(tiny_checkpoint, models / "tiny.pt")
+    from hypood_ros.runtimes.export import export_onnx
+
+    export_onnx(tiny_model, models / "tiny.onnx", 42, 56, verify=False)
+    (models / "corrupt.pt").write_bytes((models / "tiny.pt").read_bytes()[:3000])
+    torch.save({"format": "hypood_ros.segmentor", "x": Evil()}, models / "evil.pt")
+    _variant(models / "tiny.pt", models / "keyerror.pt", b"\x80\x02h\x05.")  # memo lookup of a missing key
+    _variant(models / "tiny.pt", models / "indexerror.pt", b"\x80\x02)Q.")  # persistent id of an empty tuple
+    (models / "notes.txt").write_text("not a model\n")
+    (models / "folder.pt").mkdir()
+    (models / "junk.onnx").write_bytes(b"\x00junk" * 50)
+    (models / "list.engine").write_bytes(b"\x00" * 64)
+    (models / "list.engine.json").write_text("[1, 2, 3]\n")
+    (models / "gone.engine.json").write_text("{}\n")  # its engine is missing
+    images = w / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        cv2.imwrite(str(images / f"{name}.png"), rng.integers(0, 255, (40, 60, 3), dtype=np.uint8))
+    (w / "empty").mkdir()
+    (w / "junk").mkdir()
+    (w / "junk" / "a.png").write_bytes(b"not a png")
+    (w / "full").mkdir()
+    (w / "full" / "keep.txt").write_text("someone's file\n")
+    for name in ("existing.onnx", "existing.pt", "existing.yaml", "existing.json", "existing.engine", "plain.txt"):
+        (w / name).write_text("in the way\n")
+    (w / "bad_stats.json").write_text("{not json")
+    (w / "stats.json").write_text(json.dumps({"mean": [0.0] * 19, "std": [1.0] * 19}))
+    (w / "bag").mkdir()
+    (w / "bag" / "metadata.yaml").write_text("not really a bag\n")
+    (w / "cityscapes").mkdir()
+    return w
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = CliServer(tmp_path_factory.mktemp("cli-output"))
+    yield srv
+    srv.close()
+
+
+def tree(root: Path):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+RUN = ["run", "--model", "{w}/models/tiny.pt", "--images", "{w}/images", *SIZE]
+EXPORT = ["export", "--model", "{w}/models/tiny.pt", "--input-height", "42", "--input-width", "56"]
+CALIB = ["calibrate", "--model", "{w}/models/tiny.pt", *SIZE]
+FIT = ["fit-sml", "--model", "{w}/models/tiny.pt", *SIZE]
+EVAL = ["eval", "--dataset", "fs-static", "--model", "{w}/models/tiny.pt", *SIZE]
+CONVERT = ["convert", "--kind", "uem", "--model", "{w}/models/corrupt.pt"]
+ENGINE = ["build-engine", "--model", "{w}/models/tiny.onnx"]
+REPLAY = ["replay", "--bag", "{w}/bag", "--topic", "/camera/image"]
+NO_CUDA = not torch.cuda.is_available()
+
+# (id, command line, exit status, words the one stderr line must contain)
+CASES = [
+    # --out in the way, or somewhere nothing can be written (checked before any work)
+    ("run-out-is-file", RUN + ["--out", "{w}/plain.txt"], 2, "is a file; it must be a folder"),
+    ("run-out-not-empty", RUN + ["--out", "{w}/full"], 2, "already exists and is not empty"),
+    ("run-out-under-file", RUN + ["--out", "{w}/plain.txt/out"], 2, "plain.txt is a file, not a folder"),
+    ("run-out-unwritable", RUN + ["--out", "/proc/hypood-nowhere/out"], 2, "cannot write there"),
+    ("export-out-is-folder", EXPORT + ["--out", "{w}/full"], 2, "is a folder; give a file name"),
+    ("export-out-exists", EXPORT + ["--out", "{w}/existing.onnx"], 2, "already exists; choose another name or pass --overwrite"),
+    ("export-out-unwritable", EXPORT + ["--out", "/proc/hypood-nowhere/m.onnx"], 2, "cannot write there"),
+    ("export-out-suffix", EXPORT + ["--out", "model.pt"], 2, "must end in .onnx"),
+    ("export-out-trailing-slash", EXPORT + ["--out", "newdir/"], 2, "is a folder; give a file name"),
+    ("convert-out-is-folder", CONVERT + ["--out", "{w}/full"], 2, "is a folder; give a file name"),
+    ("convert-out-exists", CONVERT + ["--out", "{w}/existing.pt"], 2, "already exists"),
+    ("convert-out-unwritable", CONVERT + ["--out", "/proc/hypood-nowhere/m.pt"], 2, "cannot write there"),
+    ("eval-out-is-file", EVAL + ["--data-root", "{w}/empty", "--out", "{w}/plain.txt"], 2, "is a file; it must be"),
+    ("calibrate-out-is-folder", CALIB + ["--images", "{w}/images", "--out", "{w}/full"], 2, "is a folder"),
+    ("calibrate-out-exists", CALIB + ["--images", "{w}/images", "--out", "{w}/existing.yaml"], 2, "already exists"),
+    ("calibrate-out-unwritable", CALIB + ["--images", "{w}/images", "--out", "/proc/hypood-nowhere/p.yaml"], 2,
+     "cannot write there"),
+    ("calibrate-out-suffix", CALIB + ["--images", "{w}/images", "--out", "params.json"], 2, "must end in .yaml"),
+    ("fit-sml-out-is-folder", FIT + ["--images", "{w}/images", "--out", "{w}/full"], 2, "is a folder"),
+    ("fit-sml-out-exists", FIT + ["--images", "{w}/images", "--out", "{w}/existing.json"], 2, "already exists"),
+    ("fit-sml-out-unwritable", FIT + ["--images", "{w}/images", "--out", "/proc/hypood-nowhere/s.json"], 2,
+     "cannot write there"),
+    ("fit-sml-out-suffix", FIT + ["--images", "{w}/images", "--out", "stats.yaml"], 2, "must end in .json"),
+    ("engine-out-is-folder", ENGINE + ["--out", "{w}/full"], 2, "is a folder"),
+    ("engine-out-exists", ENGINE + ["--out", "{w}/existing.engine"], 2, "already exists"),
+    ("engine-out-unwritable", ENGINE + ["--out", "/proc/hypood-nowhere/m.engine"], 2, "cannot write there"),
+    ("engine-out-suffix", ENGINE + ["--out", "m.onnx"], 2, "must end in .engine or .plan"),
+    ("replay-record-unwritable", REPLAY + ["--record", "/proc/hypood-nowhere/rec"], 2, "cannot write there"),
+    ("replay-record-not-empty", REPLAY + ["--record", "{w}/full"], 2, "already exists and is not empty"),
+    ("replay-record-is-file", REPLAY + ["--record", "{w}/plain.txt"], 2, "is a file"),
+    # devices
+    ("run-device-gpu", RUN + ["--device", "gpu", "--out", "o"], 2, "unknown device 'gpu'; use cuda"),
+    ("run-device-gpu1", RUN + ["--device", "gpu:1", "--out", "o"], 2, "use cuda:1"),
+    ("run-device-tpu", RUN + ["--device", "tpu", "--out", "o"], 2, "unknown device 'tpu'"),
+    ("run-device-cuda-x", RUN + ["--device", "cuda:x", "--out", "o"], 2, "unknown device"),
+    ("fit-sml-device-gpu", FIT + ["--images", "{w}/images", "--device", "gpu", "--out", "s.json"], 2, "use cuda"),
+    ("eval-device-gpu", EVAL + ["--data-root", "{w}/empty", "--device", "gpu", "--out", "o"], 2, "use cuda"),
+    *([("run-device-cuda-absent", RUN + ["--device", "cuda", "--out", "o"], 1, "no CUDA device is available")]
+      if NO_CUDA else []),
+    # numbers out of range
+    ("export-batch-0", EXPORT + ["--batch", "0", "--out", "m.onnx"], 2, "--batch: must be at least 1, got 0"),
+    ("export-batch-negative", EXPORT + ["--batch", "-1", "--out", "m.onnx"], 2, "--batch: must be at least 1"),
+    ("export-batch-text", EXPORT + ["--batch", "two", "--out", "m.onnx"], 2, "expected an integer, got 'two'"),
+    ("export-height-not-14", EXPORT + ["--input-height", "50", "--out", "m.onnx"], 2, "must be a multiple of 14"),
+    ("export-height-old-spelling", EXPORT + ["--height", "0", "--out", "m.onnx"], 2, "--input-height: must be in"),
+    ("eval-max-pixels-0", EVAL + ["--data-root", "{w}/empty", "--max-pixels", "0", "--out", "o"], 2,
+     "--metric-pixels: must be at least 2"),
+    ("eval-heatmaps-negative", EVAL + ["--data-root", "{w}/empty", "--heatmaps", "-1", "--out", "o"], 2,
+     "--heatmaps: must be at least 0"),
+    ("replay-duration-negative", REPLAY + ["--duration", "-1"], 2, "--duration: must be in (0, inf], got -1"),
+    ("replay-duration-zero", REPLAY + ["--duration", "0"], 2, "--duration: must be in (0"),
+    ("replay-rate-zero", REPLAY + ["--rate", "0"], 2, "--rate: must be in (0"),
+    ("replay-start-negative", REPLAY + ["--start", "-2"], 2, "--start: must be in [0"),
+    ("replay-timeout-text", REPLAY + ["--frame-timeout", "soon"], 2, "expected a number, got 'soon'"),
+    ("calibrate-target-0", CALIB + ["--images", "{w}/images", "--target-fpr", "0", "--out", "p.yaml"], 2,
+     "--target-fpr: must be in (0, 1)"),
+    ("calibrate-target-1.5", CALIB + ["--images", "{w}/images", "--target-fpr", "1.5", "--out", "p.yaml"], 2,
+     "--target-fpr: must be in (0, 1)"),
+    ("calibrate-target-percent", CALIB + ["--images", "{w}/images", "--target-fpr", "1%", "--out", "p.yaml"], 2,
+     "expected a number, got '1%'"),
+    ("run-threshold-text", RUN + ["--threshold", "high", "--out", "o"], 2, "--threshold: expected a number"),
+    ("run-threshold-nan", RUN + ["--threshold", "nan", "--out", "o"], 2, "expected a finite number"),
+    ("run-eta-range", RUN + ["--eta", "10", "--out", "o"], 2, "--eta: must be in [-5, 5], got 10"),
+    ("run-lam-negative", RUN + ["--lam", "-1", "--out", "o"], 2, "--lam: must be in [0, 100]"),
+    ("run-delta-range", RUN + ["--delta", "2", "--out", "o"], 2, "--delta: must be in [0, 1]"),
+    ("run-min-area-negative", RUN + ["--min-area", "-5", "--out", "o"], 2, "--min-area: must be in"),
+    ("run-opening-float", RUN + ["--opening", "2.5", "--out", "o"], 2, "--opening: expected an integer"),
+    ("run-road-radius-negative", RUN + ["--road-radius", "-1", "--out", "o"], 2, "--road-radius: must be in"),
+    ("run-height-0", RUN + ["--input-height", "0", "--out", "o"], 2, "--input-height: must be in [14, 4032]"),
+    ("run-pixel-limit-0", RUN + ["--max-image-pixels", "0", "--out", "o"], 2, "--max-image-pixels: must be at least"),
+    ("engine-workspace-0", ENGINE + ["--workspace", "0", "--out", "m.engine"], 2, "--workspace: must be in (0"),
+    # names that do not exist
+    ("run-unknown-score", RUN + ["--score", "magic", "--out", "o"], 2, "argument --score: invalid choice: 'magic'"),
+    ("run-unknown-resolution", RUN + ["--score-resolution", "full", "--out", "o"], 2,
+     "--score-resolution: invalid choice"),
+    ("run-unknown-backend", RUN + ["--backend", "tflite", "--out", "o"], 2, "--backend: invalid choice"),
+    ("eval-unknown-scores", EVAL + ["--data-root", "{w}/empty", "--scores", "energy,magic", "--out", "o"], 2,
+     "unknown score 'magic'"),
+    ("eval-unknown-dataset", ["eval", "--dataset", "cityscapes", "--data-root", "{w}/empty", "--model",
+                              "{w}/models/tiny.pt", "--out", "o"], 2, "--dataset: invalid choice"),
+    ("convert-unknown-kind", ["convert", "--kind", "timm", "--model", "{w}/models/tiny.pt", "--out", "o.pt"], 2,
+     "--kind: invalid choice"),
+    ("unknown-command", ["rnu"], 2, "invalid choice: 'rnu'"),
+    ("no-command", [], 2, "required: COMMAND"),
+    ("unknown-option", RUN + ["--out", "o", "--treshold", "1"], 2, "unrecognized arguments: --treshold"),
+    ("missing-out", RUN, 2, "required: --out"),
+    ("train-unknown-stage", ["train", "decoder"], 2, "invalid choice: 'decoder'"),
+    ("engine-int8-no-images", ENGINE + ["--int8", "--out", "m.engine"], 2, "--int8 needs --calib-images"),
+    ("engine-two-precisions", ENGINE + ["--fp16", "--int8", "--out", "m.engine"], 2, "not allowed with argument"),
+    # input files and folders that are missing or of the wrong kind
+    ("run-images-missing", ["run", "--model", "{w}/models/tiny.pt", "--images", "{w}/nowhere", "--out", "o"], 2,
+     "--images {w}/nowhere: no such folder"),
+    ("run-images-is-file", ["run", "--model", "{w}/models/tiny.pt", "--images", "{w}/plain.txt", "--out", "o"], 2,
+     "is a file; it must be a folder"),
+    ("run-images-empty", ["run", "--model", "{w}/models/tiny.pt", "--images", "{w}/empty", "--out", "o"], 2,
+     "the folder has no files"),
+    ("run-model-missing", ["run", "--model", "{w}/models/none.pt", "--images", "{w}/images", "--out", "o"], 2,
+     "no such model file"),
+    ("run-model-is-folder", ["run", "--model", "{w}/models/folder.pt", "--images", "{w}/images", "--out", "o"], 2,
+     "is a folder; it must be a model file"),
+    ("run-model-wrong-suffix", ["run", "--model", "{w}/models/notes.txt", "--images", "{w}/images", "--out", "o"],
+     2, "the file name must end in .pt or .pth or .onnx"),
+    ("run-model-truncated", ["run", "--model", "{w}/models/corrupt.pt", "--images", "{w}/images", "--out", "o"], 1,
+     "not a readable PyTorch checkpoint"),
+    ("run-model-pickle-code", ["run", "--model", "{w}/models/evil.pt", "--images", "{w}/images", "--out", "o"], 1,
+     "refused by the safe loader"),
+    ("run-model-keyerror", ["run", "--model", "{w}/models/keyerror.pt", "--images", "{w}/images", "--out", "o"], 1,
+     "not a readable PyTorch checkpoint (corrupt or truncated?): KeyError"),
+    ("run-model-indexerror", ["run", "--model", "{w}/models/indexerror.pt", "--images", "{w}/images", "--out", "o"],
+     1, "not a readable PyTorch checkpoint (corrupt or truncated?): IndexError"),
+    ("run-onnx-junk", ["run", "--model", "{w}/models/junk.onnx", "--images", "{w}/images", "--out", "o"], 1,
+     "cannot load ONNX model"),
+    ("run-onnx-size-fixed", ["run", "--model", "{w}/models/tiny.onnx", "--images", "{w}/images",
+                             "--input-height", "28", "--out", "o"], 2, "has a fixed input size of 42x56"),
+    ("run-engine-sidecar-list", ["run", "--model", "{w}/models/list.engine", "--images", "{w}/images", "--out", "o"],
+     1, "the JSON is a list, not an object"),
+    ("run-engine-missing", ["run", "--model", "{w}/models/gone.engine", "--images", "{w}/images", "--out", "o"], 2,
+     "gone.engine: no such model file"),
+    ("run-backend-mismatch", RUN + ["--backend", "onnxruntime", "--out", "o"], 1, "cannot load ONNX model"),
+    ("run-sml-without-stats", RUN + ["--score", "sml", "--out", "o"], 2, "needs SML statistics"),
+    ("run-sml-stats-missing", RUN + ["--score", "sml", "--sml-stats", "{w}/none.json", "--out", "o"], 2,
+     "--sml-stats {w}/none.json: no such JSON file"),
+    ("run-sml-stats-bad", RUN + ["--score", "sml", "--sml-stats", "{w}/bad_stats.json", "--out", "o"], 2,
+     "cannot read SML statistics"),
+    ("export-model-is-onnx", ["export", "--model", "{w}/models/tiny.onnx", "--out", "m.onnx"], 2,
+     "the file name must end in .pt or .pth"),
+    ("export-model-truncated", ["export", "--model", "{w}/models/corrupt.pt", "--out", "sub/dir/m.onnx"], 1,
+     "not a readable PyTorch checkpoint"),
+    ("convert-truncated", CONVERT + ["--out", "sub/o.pt"], 1, "corrupt.pt"),
+    ("convert-old-spelling", ["convert", "--kind", "uem", "--input", "{w}/models/evil.pt", "--out", "o.pt"], 1,
+     "refused by the safe loader"),
+    ("convert-model-missing", ["convert", "--kind", "uem", "--model", "{w}/none.ckpt", "--out", "o.pt"], 2,
+     "no such checkpoint file"),
+    ("convert-dinov2-no-preset", ["convert", "--kind", "dinov2", "--model", "{w}/models/tiny.pt", "--out", "o.pt"],
+     2, "--kind dinov2 needs --preset"),
+    ("engine-onnx-missing", ["build-engine", "--model", "{w}/none.onnx", "--out", "m.engine"], 2,
+     "no such ONNX file"),
+    ("engine-onnx-positional", ["build-engine", "{w}/none.onnx", "--out", "m.engine"], 2, "no such ONNX file"),
+    ("engine-not-onnx", ["build-engine", "--model", "{w}/models/tiny.pt", "--out", "m.engine"], 2,
+     "the file name must end in .onnx"),
+    ("engine-calib-missing", ENGINE + ["--int8", "--calib-images", "{w}/none", "--out", "m.engine"], 2,
+     "--calib-images {w}/none: no such folder"),
+    ("calibrate-bag-no-topic", ["calibrate", "--model", "{w}/models/tiny.pt", "--bag", "{w}/bag", "--out", "p.yaml"],
+     2, "--bag needs --topic"),
+    ("calibrate-bag-missing", CALIB + ["--bag", "{w}/nobag", "--topic", "/c", "--out", "p.yaml"], 2, "no such bag"),
+    ("calibrate-bag-and-images", CALIB + ["--bag", "{w}/bag", "--images", "{w}/images", "--out", "p.yaml"], 2,
+     "not allowed with argument"),
+    ("calibrate-no-source", CALIB + ["--out", "p.yaml"], 2, "one of the arguments --bag --images is required"),
+    ("calibrate-topic-with-images", CALIB + ["--images", "{w}/images", "--topic", "/c", "--out", "p.yaml"], 2,
+     "--topic applies to --bag only"),
+    ("calibrate-junk-images", CALIB + ["--images", "{w}/junk", "--out", "p.yaml"], 1, "no usable frames in images"),
+    ("calibrate-broken-bag", CALIB + ["--bag", "{w}/bag", "--topic", "/c", "--out", "p.yaml"], 1, "cannot read bag"),
+    ("fit-sml-junk-images", FIT + ["--images", "{w}/junk", "--out", "s.json"], 1, "no usable frames in images"),
+    ("eval-root-missing", EVAL + ["--data-root", "{w}/nowhere", "--out", "o"], 2, "--data-root {w}/nowhere: no such"),
+    ("eval-root-old-spelling", EVAL + ["--root", "{w}/nowhere", "--out", "o"], 2, "--data-root {w}/nowhere: no such"),
+    ("eval-root-empty", EVAL + ["--data-root", "{w}/empty", "--out", "o"], 1, "Fishyscapes Static labels not found"),
+    ("replay-bag-missing", ["replay", "--bag", "{w}/nobag", "--topic", "/c"], 2, "bag not found"),
+    ("replay-bag-positional-missing", ["replay", "{w}/nobag", "--topic", "/c"], 2, "bag not found"),
+    ("replay-no-bag", ["replay", "--topic", "/c"], 2, "required: --bag"),
+    ("replay-launch-no-model", REPLAY + ["--launch-node"], 2, "--launch-node needs --model"),
+    ("replay-model-no-launch", REPLAY + ["--model", "{w}/models/tiny.pt"], 2, "apply to --launch-node only"),
+    ("replay-launch-model-missing", REPLAY + ["--launch-node", "--model", "{w}/none.pt"], 2, "no such model file"),
+    ("train-no-data-root", ["train", "segmentor"], 2, "training needs the Cityscapes folder: pass --data-root"),
+    ("train-data-root-missing", ["train", "segmentor", "--data-root", "{w}/nowhere"], 2, "no such folder"),
+    ("train-data-root-layout", ["train", "segmentor", "--data-root", "{w}/cityscapes"], 2, "no leftImg8bit/ folder"),
+    ("train-bad-override", ["train", "segmentor", "--set", "steps=many"], 2, "steps must be an integer, got 'many'"),
+    ("train-bad-list", ["train", "segmentor", "--set", "crop=518"], 2, "crop must be a list, got 518"),
+    ("train-override-no-equals", ["train", "segmentor", "--set", "steps"], 2, "is not key=value"),
+    ("train-unknown-key", ["train", "segmentor", "--set", "speed=3"], 2, "unknown config keys ['speed']"),
+    ("train-config-missing", ["train", "segmentor", "--config", "{w}/none.yaml"], 2, "no such YAML file"),
+    ("train-uem-no-init", ["train", "uem", "--data-root", "{w}/cityscapes"], 2, "needs init"),
+]
+
+
+def test_cases_are_unique_and_many():
+    ids = [c[0] for c in CASES]
+    assert len(ids) == len(set(ids)) and len(ids) >= 100
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_mistake_gives_one_line_and_leaves_nothing(case, world, server, tmp_path):
+    name, argv, code, words = case
+    before = tree(world)
+    argv = [a.replace("{w}", str(world)) for a in argv]
+    result = server.run(argv, cwd=tmp_path)
+    lines = result.stderr.splitlines()
+    assert result.code == code, (argv, result)
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith("hypood: error: "), lines[0]
+    assert words.replace("{w}", str(world)) in lines[0], lines[0]
+    assert "\x1b[" not in result.stderr
+    assert tree(tmp_path) == [], "left behind: " + ", ".join(tree(tmp_path))
+    assert tree(world) == before, "left beside the inputs: " + ", ".join(set(tree(world)) - set(before))
+
+
+def test_shared_stems_keep_their_own_outputs(world, server, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    img = cv2.imread(str(world / "images" / "a.png"))
+    cv2.imwrite(str(folder / "a.png"), img)
+    cv2.imwrite(str(folder / "a.jpg"), img[:, ::-1])
+    cv2.imwrite(str(folder / "b.png"), img)
+    result = server.run(["run", "--model", world / "models" / "tiny.pt", "--images", folder, *SIZE, "--out",
+                         tmp_path / "out"], cwd=tmp_path)
+    assert result.code == 0, result.stderr
+    assert "a.jpg, a.png share a stem" in result.stderr
+    names = {p.name for p in (tmp_path / "out").iterdir()}
+    assert {"a.png_labels.png", "a.jpg_labels.png", "b_labels.png"} <= names and "a_labels.png" not in names
+    assert len(names) == 3 * 6
+    # The same folder again: the finished output is not overwritten, and nothing is half-written beside it.
+    again = server.run(["run", "--model", world / "models" / "tiny.pt", "--images", folder, "--out",
+                        tmp_path / "out"], cwd=tmp_path)
+    assert again.code == 2 and "already exists and is not empty" in again.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"]
+
+
+def test_output_of_a_failed_run_is_removed_with_the_folders_it_made(world, server, tmp_path):
+    """Nothing usable in the folder: exit 1, and neither the output folder nor its new parents remain."""
+    result = server.run(["run", "--model", world / "models" / "tiny.pt", "--images", world / "junk", *SIZE,
+                         "--out", tmp_path / "new" / "deeper" / "out"], cwd=tmp_path)
+    assert result.code == 1 and "processed 0 of 1" in result.stdout
+    assert tree(tmp_path) == []
+
+
+def test_export_writes_through_a_temporary_name_and_overwrite_replaces(world, server, tmp_path):
+    out = tmp_path / "models" / "m.onnx"
+    args = ["export", "--model", world / "models" / "tiny.pt", "--height", "42", "--width", "56", "--out", out]
+    assert server.run(args, cwd=tmp_path).code == 0
+    first = out.stat().st_mtime_ns
+    assert sorted(p.name for p in out.parent.iterdir()) == ["m.onnx"]
+    assert server.run(args, cwd=tmp_path).code == 2 and out.stat().st_mtime_ns == first
+    assert server.run(args + ["--overwrite"], cwd=tmp_path).code == 0
+    assert sorted(p.name for p in out.parent.iterdir()) == ["m.onnx"]
+
+
+def test_build_engine_without_tensorrt_leaves_nothing(world, server, tmp_path):
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("TensorRT is installed here")
+    except ImportError:
+        pass
+    result = server.run(["build-engine", world / "models" / "tiny.onnx", "--out", tmp_path / "e" / "m.engine"],
+                        cwd=tmp_path)
+    assert result.code == 1 and result.stderr.startswith("hypood: error: TensorRT is not installed")
+    assert len(result.stderr.splitlines()) == 1 and tree(tmp_path) == []
+
+
+def test_pixel_limit_is_one_option(world, server, tmp_path):
+    """An image above the limit is skipped with the limit named; the option raises it for that command."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "wide.png"), np.zeros((40, 60, 3), np.uint8))
+    args = ["run", "--model", world / "models" / "tiny.pt", "--images", folder, *SIZE]
+    low = server.run(args + ["--max-image-pixels", "2000", "--out", tmp_path / "a"], cwd=tmp_path)
+    assert low.code == 1 and "above the pixel limit of 2000" in low.stderr and "--max-image-pixels" in low.stderr
+    ok = server.run(args + ["--max-image-pixels", "2400", "--out", tmp_path / "b"], cwd=tmp_path)
+    assert ok.code == 0, ok.stderr
+
+
+def test_version_and_help(server, tmp_path):
+    from hypood_ros import __version__
+
+    version = server.run(["--version"], cwd=tmp_path)
+    assert version.code == 0 and version.stdout.strip() == f"hypood_ros {__version__}"
+    for command in ("run", "eval", "replay", "build-engine", "train"):
+        shown = server.run([command, "--help"], cwd=tmp_path)
+        assert shown.code == 0 and shown.stderr == "" and "usage: hypood " + command in shown.stdout
+        assert "Traceback" not in shown.stdout
+
+
+def test_every_option_has_help_and_shows_its_default():
+    import argparse
+
+    from hypood_ros.cli import COMMANDS, build_parser
+    from hypood_ros.cli.parser import HelpFormatter
+
+    parser = build_parser(None)
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert sorted(commands) == sorted(c.replace("_", "-") for c in COMMANDS)
+    formatter = HelpFormatter("hypood")
+    for name, sub in commands.items():
+        for action in sub._actions:
+            if action.help == argparse.SUPPRESS or isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help, (name, action.option_strings)
+            text = formatter._get_help_string(action)
+            default = getattr(action, "shown_default", action.default)
+            if action.option_strings and action.nargs != 0 and default not in (None, "", []) and not action.required:
+                assert "default" in text, (name, action.option_strings, text)
+            if action.required:
+                assert "(required)" in text
+
+
+def test_pipeline_options_take_the_parameter_table():
+    """Every CLI option named like a table parameter has the table's default; --score-resolution included."""
+    import argparse
+
+    from hypood_ros.cli import build_parser
+    from hypood_ros.defaults import BY_NAME
+
+    parser = build_parser(None)
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    seen = set()
+    for name, sub in commands.items():
+        for action in sub._actions:
+            if action.dest in BY_NAME and action.option_strings and action.dest != "model":
+                seen.add((name, action.dest))
+                assert getattr(action, "shown_default", action.default) == BY_NAME[action.dest].default, \
+                    (name, action.dest)
+    for command in ("run", "calibrate", "eval"):
+        assert (command, "score_resolution") in seen
+    for command in ("run", "calibrate"):
+        for param in ("score", "threshold", "eta", "lam", "delta", "min_area", "opening", "road_gating",
+                      "road_radius", "device", "input_height", "input_width"):
+            assert (command, param) in seen, (command, param)
+
+
+def test_score_resolution_reaches_the_pipeline(tiny_checkpoint):
+    from hypood_ros.cli import build_parser
+    from hypood_ros.cli.run import pipeline_from_args
+
+    args = build_parser(["run"]).parse_args(["run", "--model", str(tiny_checkpoint), "--images", ".", "--out", "o",
+                                             *SIZE, "--score-resolution", "network", "--eta", "0.5"])
+    config = pipeline_from_args(args).config
+    assert config.score_resolution == "network" and config.eta == 0.5
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["run", "--device", "gpu"]])
+def test_the_installed_entry_point_behaves_the_same(argv, tmp_path):
+    """Two command lines through a real `python -m hypood_ros.cli` process, not the fork server."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "hypood_ros.cli", *argv], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path, env={**os.environ})
+    if argv == ["--version"]:
+        assert proc.returncode == 0 and proc.stdout.startswith("hypood_ros ")
+    else:
+        assert proc.returncode == 2 and proc.stderr.startswith("hypood: error: argument --device: unknown device")
+        assert len(proc.stderr.splitlines()) == 1
