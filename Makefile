@@ -1,11 +1,12 @@
 # Entry points for a fresh machine: `make demo` (the embedded demo) and `make test` (the suite) build .venv
 # from pinned wheels first; `make demo-model` retrains the shipped demo model (models/demo/).
+# `make test-fast` leaves out the slow, DDS and GPU tests (markers in setup.cfg); `make lint` runs ruff.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo demo-model clean
+.PHONY: venv test test-fast lint demo demo-model clean
 
 $(STAMP): requirements.txt setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +19,12 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow and not ros and not gpu" tests
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
 
 # A generated drive through the node with the shipped model; pictures and summary.json in demo_out/.
 demo: $(STAMP)

@@ -5,8 +5,14 @@ import argparse
 import inspect
 from pathlib import Path
 
-from hypood_ros.cli.parser import (add_model_options, add_option, add_pixel_limit, add_score_params, add_sml_stats,
-                                   int_at_least)
+from hypood_ros.cli.parser import (
+    add_model_options,
+    add_option,
+    add_pixel_limit,
+    add_score_params,
+    add_sml_stats,
+    int_at_least,
+)
 from hypood_ros.cli.paths import Output, existing_folder
 from hypood_ros.errors import UsageError
 

@@ -67,7 +67,8 @@ def _number(text: str, kind: type):
     try:
         value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+        what = "an integer" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
     if kind is float and not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value
@@ -208,7 +209,8 @@ def add_pipeline_options(parser) -> None:
 
 
 def add_sml_stats(parser) -> None:
-    add_param(parser, "sml_stats", metavar="FILE", help="JSON statistics from `hypood fit-sml` (needed by the score sml)")
+    add_param(parser, "sml_stats", metavar="FILE",
+              help="JSON statistics from `hypood fit-sml` (needed by the score sml)")
 
 
 def add_pixel_limit(parser) -> None:

@@ -14,7 +14,8 @@ HELP = "train the segmentor (stage 1) or the UEM (stage 2) on Cityscapes"
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("stage", choices=["segmentor", "uem"],
-                        help="segmentor: FPN + linear head on the frozen backbone; uem: the UEM on the frozen segmentor")
+                        help="segmentor: FPN + linear head on the frozen backbone; "
+                             "uem: the UEM on the frozen segmentor")
     add_option(parser, "--data-root", default=None, metavar="DIR",
                help="Cityscapes root with leftImg8bit/ and gtFine/ (required here or as data_root in --config)")
     add_option(parser, "--config", default=None, metavar="FILE", help="YAML with TrainConfig fields")

@@ -125,7 +125,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             hint = " (an official DINOv2 or UEM checkpoint? convert it first with `hypood convert`)"
         raise CheckpointError(f"{path}: not a hypood_ros checkpoint{hint}")
     if payload.get("version") != VERSION:
-        raise CheckpointError(f"{path}: checkpoint version {payload.get('version')!r} is not supported (expected {VERSION})")
+        raise CheckpointError(f"{path}: checkpoint version {payload.get('version')!r} is not supported "
+                              f"(expected {VERSION})")
     config = payload.get("config")
     if not isinstance(config, dict):
         raise CheckpointError(f"{path}: checkpoint has no model configuration")

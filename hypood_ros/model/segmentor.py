@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hypood_ros.head import HeadParams
 from hypood_ros.model.fpn import FPNDecoder
 from hypood_ros.model.uem import UnknownEstimationModule
 from hypood_ros.model.vision_transformer import build_dinov2
-from hypood_ros.head import HeadParams
 
 #: Presets are data: constructor keywords of `Segmentor`.
 PRESETS: Dict[str, dict] = {

@@ -53,7 +53,8 @@ class OnnxRuntimeBackend(Backend):
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
         if [i.name for i in inputs] != [INPUT_NAME] or sorted(o.name for o in outputs) != sorted(OUTPUT_NAMES):
             raise BackendError(f"{path}: expected input '{INPUT_NAME}' and outputs {list(OUTPUT_NAMES)}, got "
-                               f"{[i.name for i in inputs]} -> {[o.name for o in outputs]}; export with `hypood export`")
+                               f"{[i.name for i in inputs]} -> {[o.name for o in outputs]}; "
+                               "export with `hypood export`")
         shape = inputs[0].shape
         if not all(isinstance(d, int) for d in shape):
             raise BackendError(f"{path}: input shape {shape} is not static")
