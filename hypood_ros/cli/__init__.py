@@ -18,7 +18,7 @@ import sys
 from typing import List, Optional
 
 from hypood_ros import __version__
-from hypood_ros.cli.extras import COMMAND_EXTRAS, extra_modules, install_hint, missing, missing_message
+from hypood_ros.cli.extras import COMMAND_EXTRAS, extra_modules, install_hint, missing, missing_message, pip_name
 from hypood_ros.cli.parser import HelpFormatter, Parser
 from hypood_ros.errors import HypoodError, MissingDependencyError, exit_code
 
@@ -37,17 +37,13 @@ def _command_in(argv: List[str]) -> Optional[str]:
     return None
 
 
-def _unavailable(parser: argparse.ArgumentParser, command: str, absent: List[str]) -> None:
+def _unavailable(parser: argparse.ArgumentParser, command: str, absent: List[str]) -> str:
     """A command whose optional dependencies are missing: its help and its run say what to install."""
     hint = install_hint(COMMAND_EXTRAS[command])
     parser.description = (f"{parser.description}\n\nNot available here: needs {', '.join(absent)}, which "
                           f"{'is' if len(absent) == 1 else 'are'} not installed. Install with: {hint}")
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-
-    def refuse(args) -> int:
-        raise MissingDependencyError(f"hypood {command} needs {', '.join(absent)}, not installed: {hint}")
-
-    parser.set_defaults(func=refuse)
+    return f"hypood {command} needs {', '.join(absent)}, which {'is' if len(absent) == 1 else 'are'} not " \
+           f"installed: {hint}"
 
 
 def build_parser(argv: Optional[List[str]] = None) -> Parser:
@@ -67,9 +63,9 @@ def build_parser(argv: Optional[List[str]] = None) -> Parser:
                                     .replace("`", "") + f"\n\nNeeds the optional dependencies: {install_hint(extra)}",
                                     formatter_class=HelpFormatter)
         if argv is None or name == chosen:
-            absent = missing(extra_modules(extra))
+            absent = [pip_name(m) for m in missing(extra_modules(extra))]
             if absent:
-                _unavailable(sub, name, absent)
+                parser.unavailable = _unavailable(sub, name, absent)
             else:
                 module.configure(sub)
     return parser
@@ -88,7 +84,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = _command_in(argv)
     try:
-        args = build_parser(argv).parse_args(argv)
+        parser = build_parser(argv)
+        unavailable = getattr(parser, "unavailable", None)
+        if unavailable and not {"-h", "--help"} & set(argv):
+            raise MissingDependencyError(unavailable)
+        args = parser.parse_args(argv)
         limit = getattr(args, "max_image_pixels", None)
         if limit is not None:
             from hypood_ros.images import set_max_pixels

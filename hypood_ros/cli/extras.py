@@ -77,5 +77,10 @@ def missing_message(module: str, command: Optional[str] = None) -> Optional[str]
     return f"{who} needs {top}, which is not installed: {install_hint(extra)}"
 
 
+def pip_name(module: str) -> str:
+    """The pip package that provides `module` (the module's own name when it is not in MODULES)."""
+    return next((pip for pip, mod in MODULES.items() if mod == module), module)
+
+
 def missing(modules) -> List[str]:
     return [m for m in modules if importlib.util.find_spec(m) is None]
