@@ -190,3 +190,19 @@ def test_ci_runs_ruff_and_the_tests():
     text = (REPO / ".ci" / "run").read_text()
     assert "ruff check" in text and "make test" in text
     assert os.access(REPO / ".ci" / "run", os.X_OK)
+
+
+def test_read_only_frames_are_preprocessed_without_a_warning():
+    """Frames that view a message's bytes are read-only; torch must not be handed them (it warns)."""
+    import warnings
+
+    import numpy as np
+
+    from hypood_ros.preprocess import preprocess
+
+    frame = np.frombuffer(bytes(range(256)) * 10, np.uint8)[: 28 * 28 * 3].reshape(28, 28, 3)
+    assert not frame.flags.writeable
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = preprocess([frame], (14, 14), "cpu")
+    assert out.shape == (1, 3, 14, 14) and torch.isfinite(out).all()

@@ -17,10 +17,10 @@ from hypood_ros.runtimes.tensorrt_backend import import_tensorrt, running_gpu
 
 def calibration_batches(folder: Path, shape, limit: int = 64) -> List[torch.Tensor]:
     """ImageNet-normalized CUDA batches from an image folder, preprocessed as the pipeline does."""
-    from hypood_ros.images import IMAGE_SUFFIXES, read_image
+    from hypood_ros.images import is_image_file, read_image
     from hypood_ros.preprocess import preprocess
 
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+    files = sorted(p for p in folder.iterdir() if is_image_file(p))[:limit]
     if not files:
         raise BackendError(f"no calibration images in {folder}")
     frames = [read_image(p) for p in files]
