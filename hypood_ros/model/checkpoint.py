@@ -109,8 +109,12 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: Optiona
         "metadata": metadata,
     }
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

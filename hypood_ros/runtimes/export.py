@@ -39,20 +39,32 @@ def export_onnx(model: torch.nn.Module, out: str | os.PathLike, height: int, wid
     """fp16: weights, activations, input and outputs in half precision (for GPU runtimes); fp32 otherwise."""
     if height % 14 or width % 14 or height <= 0 or width <= 0:
         raise BackendError(f"input size {height}x{width} must be positive multiples of 14")
-    import onnx
-
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval().cpu().float()
-    dtype = torch.float16 if fp16 else torch.float32
     torch.manual_seed(0)
     example = torch.randn(batch, 3, height, width)
     tmp = out.with_name(out.name + ".tmp")
+    try:
+        report = _export_to(model, tmp, example, fp16, verify)
+    except BaseException:
+        model.float()
+        tmp.unlink(missing_ok=True)  # never a half-written file beside the destination
+        raise
+    report.path = out
+    os.replace(tmp, out)
+    return report
+
+
+def _export_to(model: torch.nn.Module, tmp: Path, example: torch.Tensor, fp16: bool, verify: bool) -> ExportReport:
+    """Export, add the metadata, check and (optionally) compare with PyTorch, all at `tmp`."""
+    import onnx
+
     traced = model.half() if fp16 else model
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer notes about Python ints taken from shapes
-        torch.onnx.export(traced, (example.to(dtype),), str(tmp), input_names=[INPUT_NAME],
-                          output_names=list(OUTPUT_NAMES), opset_version=OPSET, dynamo=False)
+        torch.onnx.export(traced, (example.to(torch.float16 if fp16 else torch.float32),), str(tmp),
+                          input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES), opset_version=OPSET, dynamo=False)
     model.float()
     proto = onnx.load(str(tmp))
     classes = getattr(model, "classes", None) or default_classes(int(model.head_params().weight_norm.shape[0]))
@@ -62,13 +74,11 @@ def export_onnx(model: torch.nn.Module, out: str | os.PathLike, height: int, wid
         entry.key, entry.value = key, value
     onnx.checker.check_model(proto)
     onnx.save(proto, str(tmp))
-    report = ExportReport(out, {}, 5e-2 if fp16 else 1e-4)
+    report = ExportReport(tmp, {}, 5e-2 if fp16 else 1e-4)
     if verify:
         report.max_abs = compare_with_torch(model, tmp, example)
         if not report.ok:
-            tmp.unlink()
             raise BackendError(f"exported graph disagrees with PyTorch: max-abs {report.max_abs} > {report.tolerance}")
-    os.replace(tmp, out)
     return report
 
 
