@@ -4,7 +4,8 @@
 
 Throughput: the node runs in its own process; the benchmark publishes frames at three times the bare
 pipeline's rate (the node keeps only the newest) and counts the frames the node answers per second, after
-a one-second settling time. The bare pipeline processes the same frame in-process. Conversion: `image_to_rgb` per encoding and the packing of outputs.
+a one-second settling time. The bare pipeline processes the same frame in-process. Conversion: `image_to_rgb`
+per encoding and the packing of outputs.
 Prints two tables.
 """
 from __future__ import annotations

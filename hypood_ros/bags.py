@@ -55,7 +55,8 @@ def _open(path):
         reader = AnyReader([path], default_typestore=typestore())
         reader.open()
     except Exception as exc:  # rosbags raises several reader-specific errors for damaged files
-        raise BagError(f"{path}: cannot read bag (corrupt, truncated or not a rosbag2 bag?): {_first_line(exc)}") from None
+        raise BagError(f"{path}: cannot read bag (corrupt, truncated or not a rosbag2 bag?): "
+                       f"{_first_line(exc)}") from None
     return reader
 
 
@@ -69,7 +70,8 @@ def read_frames(path: str | os.PathLike, topic: str, start: Optional[float] = No
             listed = ", ".join(f"{t} ({m})" for t, m in sorted(topics.items())) or "none"
             raise BagError(f"{path}: no topic {topic!r}; topics in the bag: {listed}")
         if topics[topic] not in IMAGE_TYPES:
-            raise BagError(f"{path}: topic {topic!r} has type {topics[topic]}, not an image type ({', '.join(IMAGE_TYPES)})")
+            raise BagError(f"{path}: topic {topic!r} has type {topics[topic]}, not an image type "
+                           f"({', '.join(IMAGE_TYPES)})")
         connections = [c for c in reader.connections if c.topic == topic]
         begin = reader.start_time
         lo = None if start is None else begin + int(start * 1e9)

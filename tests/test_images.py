@@ -7,13 +7,7 @@ import numpy as np
 import pytest
 
 from hypood_ros.errors import FrameError
-from hypood_ros.images import (
-    MAX_PIXELS,
-    MIN_SIDE,
-    decode_image,
-    read_image,
-    write_image,
-)
+from hypood_ros.images import MAX_PIXELS, MIN_SIDE, decode_image, read_image, write_image
 
 
 def encode(ext, image):

@@ -9,14 +9,16 @@ CORE = ["hypood_ros.model", "hypood_ros.scores", "hypood_ros.kernels", "hypood_r
 
 def test_core_imports_without_ros():
     code = ("import sys\n" + "".join(f"import {m}\n" for m in CORE)
-            + "leaked = sorted(m for m in sys.modules if m.split('.')[0] in {'rclpy', 'sensor_msgs', 'rcl_interfaces'})\n"
+            + "leaked = sorted(m for m in sys.modules\n"
+            + "                if m.split('.')[0] in {'rclpy', 'sensor_msgs', 'rcl_interfaces'})\n"
             + "assert not leaked, leaked\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
 
 
 def test_cli_lists_every_command():
-    proc = subprocess.run([sys.executable, "-m", "hypood_ros.cli", "--help"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-m", "hypood_ros.cli", "--help"], capture_output=True, text=True,
+                          timeout=60)
     assert proc.returncode == 0
     for command in ("run", "convert", "export", "build-engine", "replay", "calibrate", "fit-sml", "eval", "train"):
         assert command in proc.stdout, command

@@ -8,7 +8,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from sensor_msgs.msg import CompressedImage
 
 from ros_harness import OUTPUTS, NodeProcess, Peer, random_domain, ros_env

@@ -13,7 +13,13 @@ from hypood_ros.model import build_segmentor
 from hypood_ros.pipeline import FramePipeline
 from hypood_ros.runtimes import load_backend
 from hypood_ros.runtimes.engine_metadata import (
-    EngineMetadata, check_compatible, check_engine_file, file_sha256, read_sidecar, sidecar_path, write_sidecar,
+    EngineMetadata,
+    check_compatible,
+    check_engine_file,
+    file_sha256,
+    read_sidecar,
+    sidecar_path,
+    write_sidecar,
 )
 from hypood_ros.runtimes.export import export_onnx
 from hypood_ros.runtimes.onnxruntime_backend import OnnxRuntimeBackend

@@ -40,8 +40,8 @@ def fixed_loss(model, root):
     """Cross-entropy of a model on the val images: the same data before and after training."""
     model.eval()
     with torch.no_grad():
-        losses = [segmentation_loss(model(normalize(scene_rgb)[None]), torch.from_numpy(lab.astype(np.int64))[None], 255)
-                  for scene_rgb, lab in (scene(i) for i in range(4))]
+        losses = [segmentation_loss(model(normalize(scene_rgb)[None]), torch.from_numpy(lab.astype(np.int64))[None],
+                                    255) for scene_rgb, lab in (scene(i) for i in range(4))]
     return float(torch.stack(losses).mean())
 
 
@@ -89,7 +89,8 @@ def test_uem_training_reduces_the_llr_loss(tmp_path, cityscapes):
 def test_two_process_torchrun_on_cpu(tmp_path, cityscapes):
     run = tmp_path / "ddp"
     proc = hypood("--standalone", "--nproc_per_node=2", "--module", "hypood_ros.cli", "train", "segmentor",
-                  "--data-root", cityscapes, "--out", run, *SMALL[:2], *SMALL[4:], "--set", "steps=4", "--set", "batch_size=1",
+                  "--data-root", cityscapes, "--out", run, *SMALL[:2], *SMALL[4:], "--set", "steps=4",
+                  "--set", "batch_size=1",
                   "--set", "log_every=2", "--set", "val_every=0",
                   launcher=("-m", "torch.distributed.run"))
     assert proc.returncode == 0, proc.stderr

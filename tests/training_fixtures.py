@@ -38,8 +38,8 @@ def make_cityscapes(root, n_train=4, n_val=2, label_ids_for=("val",)):
             cv2.imwrite(str(img_dir / f"{stem}_leftImg8bit.png"), rgb[:, :, ::-1])
             if split in label_ids_for:
                 label_ids = np.zeros_like(train_ids)  # 0 = unlabeled -> ignored
-                for t, l in TRAIN_TO_LABEL.items():
-                    label_ids[train_ids == t] = l
+                for train_id, label_id in TRAIN_TO_LABEL.items():
+                    label_ids[train_ids == train_id] = label_id
                 cv2.imwrite(str(gt_dir / f"{stem}_gtFine_labelIds.png"), label_ids)
             else:
                 cv2.imwrite(str(gt_dir / f"{stem}_gtFine_labelTrainIds.png"), train_ids)

@@ -123,7 +123,8 @@ def _road_anomaly(root: Path) -> List[Sample]:
         names = json.loads(_require(root / "frame_list.json", "frame_list.json").read_text())
     except ValueError as exc:
         raise DatasetError(f"{root / 'frame_list.json'}: invalid JSON: {exc}") from None
-    return [Sample(Path(n).stem, frames / n, frames / (Path(n).stem + ".labels") / "labels_semantic.png") for n in names]
+    return [Sample(Path(n).stem, frames / n, frames / (Path(n).stem + ".labels") / "labels_semantic.png")
+            for n in names]
 
 
 def _fs_lostandfound(root: Path) -> List[Sample]:

@@ -23,7 +23,6 @@ from hypood_ros.errors import CheckpointError
 from hypood_ros.model.checkpoint import check_state_dict, read_torch_file, save_checkpoint
 from hypood_ros.model.segmentor import PRESETS, Segmentor, preset_config
 
-
 _CONFIG_CONTAINERS = [
     "easydict.EasyDict",
     "pytorch_lightning.utilities.parsing.AttributeDict",

@@ -73,7 +73,8 @@ class FPNDecoder(nn.Module):
         ]
         laterals = [conv(f) for conv, f in zip(self.lateral_convs, features)]
         for i in range(len(laterals) - 1, 0, -1):
-            laterals[i - 1] = laterals[i - 1] + F.interpolate(laterals[i], size=laterals[i - 1].shape[2:], mode="nearest")
+            upsampled = F.interpolate(laterals[i], size=laterals[i - 1].shape[2:], mode="nearest")
+            laterals[i - 1] = laterals[i - 1] + upsampled
         outs = [conv(lat) for conv, lat in zip(self.fpn_convs, laterals)]
         output = self.heads[0](outs[0])
         for head, out in zip(self.heads[1:], outs[1:]):
