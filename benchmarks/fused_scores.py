@@ -28,8 +28,8 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from hypood_ros.kernels import FusedScores, fused_scores
 from hypood_ros.head import HeadParams
+from hypood_ros.kernels import FusedScores, fused_scores
 from hypood_ros.scores import ScoreInputs
 from hypood_ros.scores.registry import score_map
 
@@ -178,7 +178,8 @@ def network_table(args, copy_gbs, compiled) -> int:
             wfac = head.weight_norm.pow(ETA - 1)
             k_ms = time_ms(lambda: fused_scores(emb, logits, head, ETA, uem, LAM, THRESHOLD, out=out), args.iters)
             e_ms = time_ms(lambda: eager(emb, logits, wfac, head.bias, uem), args.iters)
-            c_ms = time_ms(lambda: compiled(emb, logits, wfac, head.bias, uem), args.iters) if compiled else float("nan")
+            c_ms = (time_ms(lambda: compiled(emb, logits, wfac, head.bias, uem), args.iters) if compiled
+                    else float("nan"))
             size = torch.finfo(dtype).bits // 8
             moved = b * h * w * ((D + K) * size + 1 + 4 + 4 + 1) + uem.numel() * size
             gbs = moved / (k_ms * 1e-3) / 1e9

@@ -5,10 +5,10 @@ import subprocess
 import pytest
 import torch
 
+from hypood_ros.head import HeadParams
 from hypood_ros.kernels import fused_scores
 from hypood_ros.kernels.compile import SOURCE_PATH, compile_kernel
 from hypood_ros.kernels.launch import KERNELS
-from hypood_ros.head import HeadParams
 from hypood_ros.scores import ScoreInputs, compute_score
 
 
@@ -56,7 +56,8 @@ def test_kernel_compiles_with_nvrtc(arch, tmp_path, monkeypatch):
     assert cubin[:4] == b"\x7fELF"
     # NVRTC fills buffers in place: it must never have written into an interned bytes object.
     assert bytes([32]) == b" " and b" " * 1 == b"\x20"
-    assert (tmp_path / f"fused_scores-{__import__('hashlib').sha256(SOURCE_PATH.read_bytes()).hexdigest()[:16]}-{arch}.cubin").is_file()
+    digest = __import__("hashlib").sha256(SOURCE_PATH.read_bytes()).hexdigest()[:16]
+    assert (tmp_path / f"fused_scores-{digest}-{arch}.cubin").is_file()
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")

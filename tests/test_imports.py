@@ -43,7 +43,8 @@ def import_graph() -> Dict[str, Set[str]]:
                 if node.level:
                     anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                     base = ".".join(anchor + ([base] if base else []))
-                names = [base] + [f"{base}.{alias.name}" for alias in node.names]
+                # `from pkg import sub` imports the module pkg.sub; `from pkg import name` reads pkg/__init__.py
+                names = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in mods else base for alias in node.names]
             else:
                 continue
             for name in names:

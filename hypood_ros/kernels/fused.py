@@ -13,9 +13,9 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import torch
 
 from hypood_ros.errors import ConfigError
+from hypood_ros.head import HeadParams
 from hypood_ros.kernels import launch
 from hypood_ros.kernels.launch import KernelLaunch
-from hypood_ros.head import HeadParams
 from hypood_ros.scores import ScoreInputs, compute_score
 from hypood_ros.scores.registry import score_maps
 
