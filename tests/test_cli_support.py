@@ -206,3 +206,28 @@ def test_read_only_frames_are_preprocessed_without_a_warning():
         warnings.simplefilter("error")
         out = preprocess([frame], (14, 14), "cpu")
     assert out.shape == (1, 3, 14, 14) and torch.isfinite(out).all()
+
+
+def test_one_pixel_limit_for_files_and_raw_frames():
+    """set_max_pixels moves the limit of every reader at once: encoded files and raw message fields."""
+    import cv2
+    import numpy as np
+
+    from hypood_ros.conversion import image_to_rgb
+    from hypood_ros.images import MAX_PIXELS, decode_image, max_pixels, set_max_pixels
+
+    png = cv2.imencode(".png", np.zeros((20, 30, 3), np.uint8))[1].tobytes()
+    raw = bytes(20 * 30 * 3)
+    assert max_pixels() == MAX_PIXELS
+    try:
+        set_max_pixels(599)
+        with pytest.raises(FrameError, match="above the pixel limit of 599"):
+            decode_image(png)
+        with pytest.raises(FrameError, match="above the pixel limit of 599"):
+            image_to_rgb(20, 30, "rgb8", 90, raw)
+        set_max_pixels(600)
+        assert decode_image(png).shape == (20, 30, 3) and image_to_rgb(20, 30, "rgb8", 90, raw).shape == (20, 30, 3)
+        with pytest.raises(ValueError):
+            set_max_pixels(0)
+    finally:
+        set_max_pixels(MAX_PIXELS)

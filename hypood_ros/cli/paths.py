@@ -20,10 +20,6 @@ MODEL_SUFFIXES = (".pt", ".pth", ".onnx", ".engine", ".plan")
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
 
-def _describe(path: Path) -> str:
-    return "a folder" if path.is_dir() else "a file" if path.exists() else "missing"
-
-
 def existing_file(value, option: str, suffixes: Sequence[str] = (), what: str = "file") -> Path:
     """A path to a readable file (with one of `suffixes`, if given); UsageError naming `option` otherwise."""
     path = Path(value)
