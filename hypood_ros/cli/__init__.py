@@ -55,6 +55,8 @@ def build_parser(argv: Optional[List[str]] = None) -> Parser:
                         help="print the version and exit")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
     chosen = _command_in(argv) if argv is not None else None
+    if chosen in [c.replace("_", "-") for c in COMMANDS]:
+        parser.command = chosen
     for module_name in COMMANDS:
         module = importlib.import_module(f"hypood_ros.cli.{module_name}")
         name = module_name.replace("_", "-")

@@ -14,7 +14,7 @@ from hypood_ros.cli.parser import (
     int_at_least,
 )
 from hypood_ros.cli.paths import Output, existing_folder
-from hypood_ros.errors import UsageError
+from hypood_ros.errors import ConfigError, UsageError
 
 HELP = "AP / AUROC / FPR95 of every score on a benchmark, with curves and histograms"
 
@@ -45,12 +45,17 @@ def run(args: argparse.Namespace) -> int:
     from hypood_ros.cli.run import load_model, sml_stats_from_args
     from hypood_ros.evaluation.datasets import open_dataset
     from hypood_ros.evaluation.evaluate import evaluate, select_scores
+    from hypood_ros.scores import SCORES
 
     root = existing_folder(args.data_root, "--data-root")
     stats = sml_stats_from_args(args)
     names = select_scores(args.scores, stats is not None)
     if not names:
         raise UsageError("--scores names no score")
+    needs_stats = [n for n in names if SCORES[n].needs_sml]
+    if needs_stats and stats is None:
+        raise ConfigError(f"score {needs_stats[0]!r} needs SML statistics: fit them with `hypood fit-sml` and pass "
+                          "--sml-stats")
     options = {}
     if "score_resolution" in inspect.signature(evaluate).parameters:
         options["score_resolution"] = args.score_resolution

@@ -51,7 +51,9 @@ class Parser(argparse.ArgumentParser):
             hidden = getattr(action, "hidden_aliases", ())
             if hidden:
                 message = message.replace("/".join(action.option_strings), action.option_strings[0])
-        raise UsageError(f"{message} (see `{self.prog} --help`)")
+        # unrecognized options of a command are reported by the top parser: point at the command's help
+        prog = f"{self.prog} {self.command}" if getattr(self, "command", None) else self.prog
+        raise UsageError(f"{message} (see `{prog} --help`)")
 
 
 def add_option(parser, *names: str, aliases: Sequence[str] = (), **kwargs) -> argparse.Action:
