@@ -108,7 +108,7 @@ def test_sidecar_from_another_gpu_or_tensorrt_is_refused(tmp_path):
         check_compatible(engine, meta, "10.3.0", "NVIDIA H100 80GB HBM3", "9.0")
     message = str(err.value)
     assert "built for GPU Orin sm_87" in message and "H100" in message
-    assert "hypood build-engine engines/model.onnx --fp16 --out" in message and "\n" not in message
+    assert "hypood build-engine --model engines/model.onnx --fp16 --out" in message and "\n" not in message
     with pytest.raises(BackendError, match=r"TensorRT 10.3.0 \(this machine: 10.5.0\)"):
         check_compatible(engine, meta, "10.5.0", "Orin", "8.7")
 

@@ -4,7 +4,7 @@ Every reader yields (name, image path, label path) and maps the dataset's label 
 0 = in-distribution, 1 = OOD, 255 = void. A missing file or an unexpected label value is an error
 that names the file.
 
-| name | layout under --root | label values |
+| name | layout under --data-root | label values |
 |---|---|---|
 | smiyc-anomaly | dataset_AnomalyTrack/images/X.jpg, labels_masks/X_labels_semantic.png | 0 / 1 / 255 |
 | smiyc-obstacle | dataset_ObstacleTrack/images/X.webp, labels_masks/X_labels_semantic.png | 0 / 1 / 255 |

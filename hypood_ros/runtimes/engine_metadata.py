@@ -83,7 +83,7 @@ def rebuild_hint(engine_path, meta: Optional[EngineMetadata] = None) -> str:
                 f"--out {engine_path}")
     onnx = meta.source_file if meta and meta.source_file else "model.onnx"
     precision = f"--{meta.precision}" if meta else "--fp16"
-    return f"rebuild it on this machine: hypood build-engine {onnx} {precision} --out {engine_path}"
+    return f"rebuild it on this machine: hypood build-engine --model {onnx} {precision} --out {engine_path}"
 
 
 def read_sidecar(engine_path: str | os.PathLike) -> EngineMetadata:
