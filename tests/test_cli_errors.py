@@ -169,6 +169,9 @@ CASES = [
     ("run-opening-float", RUN + ["--opening", "2.5", "--out", "o"], 2, "--opening: expected an integer"),
     ("run-road-radius-negative", RUN + ["--road-radius", "-1", "--out", "o"], 2, "--road-radius: must be in"),
     ("run-height-0", RUN + ["--input-height", "0", "--out", "o"], 2, "--input-height: must be in [14, 4032]"),
+    ("run-fp16-on-cpu", RUN + ["--fp16", "--out", "o"], 2, "--fp16 needs a CUDA device"),
+    ("run-overlay-alpha-range", RUN + ["--overlay-alpha", "1.5", "--out", "o"], 2,
+     "--overlay-alpha: must be in [0, 1]"),
     ("run-pixel-limit-0", RUN + ["--max-image-pixels", "0", "--out", "o"], 2, "--max-image-pixels: must be at least"),
     ("engine-workspace-0", ENGINE + ["--workspace", "0", "--out", "m.engine"], 2, "--workspace: must be in (0"),
     # names that do not exist
@@ -416,7 +419,8 @@ def test_pipeline_options_take_the_parameter_table():
         assert (command, "score_resolution") in seen
     for command in ("run", "calibrate"):
         for param in ("score", "threshold", "eta", "lam", "delta", "min_area", "opening", "road_gating",
-                      "road_radius", "device", "input_height", "input_width"):
+                      "road_radius", "overlay_alpha", "device", "fp16", "input_height", "input_width", "backend",
+                      "sml_stats"):
             assert (command, param) in seen, (command, param)
 
 

@@ -185,6 +185,7 @@ def add_model_options(parser, model_help: str = "model file: checkpoint (.pt), O
     add_param(parser, "backend", help="runtime: torch, onnxruntime or tensorrt (default: from the model file's "
                                       "extension: .pt torch, .onnx onnxruntime, .engine tensorrt)")
     add_param(parser, "device")
+    add_param(parser, "fp16")
     if input_size:
         add_input_size(parser, "network input {} for a checkpoint (multiple of 14); ONNX models and engines keep "
                                "the size they were exported with", explicit=True)
@@ -204,7 +205,7 @@ def add_pipeline_options(parser) -> None:
     """Options of the commands that drive a FramePipeline (run, calibrate)."""
     add_model_options(parser)
     add_score_params(parser, ("score", "score_resolution", "threshold", "eta", "lam", "delta"))
-    for name in ("min_area", "opening", "road_gating", "road_radius"):
+    for name in ("min_area", "opening", "road_gating", "road_radius", "overlay_alpha"):
         add_param(parser, name)
     add_sml_stats(parser)
     add_pixel_limit(parser)

@@ -47,11 +47,17 @@ def check_fixed_size(args: argparse.Namespace, backend) -> None:
 def load_model(args: argparse.Namespace):
     """The backend for --model/--backend/--device and the input size, after cheap checks of each."""
     from hypood_ros.devices import check_device
-    from hypood_ros.runtimes import load_backend
+    from hypood_ros.runtimes import backend_for_path, load_backend
 
     path = model_file(args.model, backend=args.backend)
     device = check_device(args.device)
-    backend = load_backend(path, backend=args.backend or None, device=device, input_hw=input_size(args))
+    if args.fp16 and not device.startswith("cuda"):
+        raise UsageError("--fp16 needs a CUDA device (--device cuda)")
+    if args.fp16 and backend_for_path(path, args.backend or None) != "torch":
+        raise UsageError(f"--fp16 applies to checkpoints (.pt); {path.name} has the precision it was exported or "
+                         "built with")
+    backend = load_backend(path, backend=args.backend or None, device=device, input_hw=input_size(args),
+                           fp16=args.fp16)
     check_fixed_size(args, backend)
     return backend
 
@@ -61,7 +67,7 @@ def config_from_args(args: argparse.Namespace):
 
     return PipelineConfig(score=args.score, score_resolution=args.score_resolution, threshold=args.threshold,
                           eta=args.eta, lam=args.lam, delta=args.delta, min_area=args.min_area, opening=args.opening,
-                          road_gating=args.road_gating, road_radius=args.road_radius)
+                          road_gating=args.road_gating, road_radius=args.road_radius, overlay_alpha=args.overlay_alpha)
 
 
 def sml_stats_from_args(args: argparse.Namespace):
