@@ -447,3 +447,16 @@ def test_the_installed_entry_point_behaves_the_same(argv, tmp_path):
     else:
         assert proc.returncode == 2 and proc.stderr.startswith("hypood: error: argument --device: unknown device")
         assert len(proc.stderr.splitlines()) == 1
+
+
+def test_convert_writes_the_checkpoint_and_nothing_else(server, tmp_path):
+    from hypood_ros.model import build_dinov2, load_checkpoint
+
+    vit = build_dinov2("dinov2_vits14", embed_dim=64, depth=4, num_heads=2, img_size=224).eval()
+    torch.save(vit.state_dict(), tmp_path / "dinov2_tiny_pretrain.pth")
+    out = tmp_path / "models" / "init.pt"
+    result = server.run(["convert", "--kind", "dinov2", "--model", tmp_path / "dinov2_tiny_pretrain.pth",
+                         "--preset", "tiny", "--out", out], cwd=tmp_path)
+    assert result.code == 0 and result.stdout.strip() == f"wrote {out}", result.stderr
+    assert load_checkpoint(out).config["backbone"] == "dinov2_vits14"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["init.pt"]
