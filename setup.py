@@ -7,6 +7,7 @@ them but the shell does not; so everywhere but in a wheel the launcher scripts/h
 too, which colcon's setup.bash puts on PATH. In a wheel it would collide with the `hypood` console script.
 """
 import os
+import re
 import runpy
 import sys
 from glob import glob
@@ -18,10 +19,12 @@ WHEEL = any(command in sys.argv[1:] for command in ("bdist_wheel", "editable_whe
 HERE = os.path.dirname(os.path.abspath(__file__))
 # The extras live beside the messages that name them (stdlib-only module, read without importing the package).
 EXTRAS = runpy.run_path(os.path.join(HERE, PACKAGE, "cli", "extras.py"))["EXTRAS"]
+with open(os.path.join(HERE, PACKAGE, "__init__.py")) as init:
+    VERSION = re.search(r'^__version__ = "([^"]+)"', init.read(), re.M).group(1)  # `hypood --version` prints it
 
 setup(
     name=PACKAGE,
-    version="0.1.0",
+    version=VERSION,
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
     package_data={f"{PACKAGE}.kernels": ["*.cu", "*.h", "*.cpp"]},
     data_files=[
