@@ -24,8 +24,6 @@ def frame_source(args: argparse.Namespace):
     Everything about the source is checked here, before any model loads: the paths, the topic, and
     that at least one frame is usable. Unusable frames are skipped.
     """
-    from hypood_ros.cli.paths import existing_folder
-
     if args.bag is not None:
         from pathlib import Path
 
@@ -52,7 +50,6 @@ def frame_source(args: argparse.Namespace):
 
         if args.topic:
             raise UsageError("--topic applies to --bag only")
-        existing_folder(args.images, "--images")
         files = image_files(args.images)
 
         def frames():
@@ -62,8 +59,12 @@ def frame_source(args: argparse.Namespace):
                 except FrameError:
                     continue
         source = f"images {args.images}"
-    if next(iter(frames()), None) is None:
-        raise HypoodError(f"no usable frames in {source}")
+    probe = frames()
+    try:
+        if next(probe, None) is None:
+            raise HypoodError(f"no usable frames in {source}")
+    finally:
+        probe.close()  # closes the bag reader
     return frames, source
 
 
