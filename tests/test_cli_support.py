@@ -231,3 +231,16 @@ def test_one_pixel_limit_for_files_and_raw_frames():
             set_max_pixels(0)
     finally:
         set_max_pixels(MAX_PIXELS)
+
+
+def test_top_level_help_imports_no_optional_package():
+    """`hypood --help` builds the command list without torch, OpenCV or any other extra (fast check;
+    test_base_install.py proves it in a fresh environment)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom hypood_ros.cli import build_parser\nbuild_parser(['--help']).format_help()\n"
+            "loaded = {'torch', 'cv2', 'tqdm', 'onnx', 'onnxruntime', 'matplotlib', 'rosbags'} & set(sys.modules)\n"
+            "assert not loaded, loaded\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
