@@ -56,9 +56,8 @@ def run(args: argparse.Namespace) -> int:
     if needs_stats and stats is None:
         raise ConfigError(f"score {needs_stats[0]!r} needs SML statistics: fit them with `hypood fit-sml` and pass "
                           "--sml-stats")
-    options = {}
-    if "score_resolution" in inspect.signature(evaluate).parameters:
-        options["score_resolution"] = args.score_resolution
+    accepted = inspect.signature(evaluate).parameters
+    options = {key: args.score_resolution for key in ("resolution", "score_resolution") if key in accepted}
     with Output(args.out, "--out", kind="folder") as tmp:
         dataset = open_dataset(args.dataset, root)
         backend = load_model(args)
