@@ -1,7 +1,7 @@
 """Every place that states a parameter default agrees with the one table (hypood_ros/defaults.py).
 
 Each place is one entry of SOURCES: a function returning {name: default} for the names it states.
-Add the CLI options and the launch files' arguments here as further entries.
+Add the launch files' arguments here as a further entry.
 """
 import dataclasses
 import re
@@ -52,12 +52,29 @@ def node_defaults():
         rclpy.try_shutdown(context=context)
 
 
+def cli_defaults():
+    """Every `hypood` option named after a table parameter, over all commands (one default per name)."""
+    import argparse
+
+    from hypood_ros.cli import build_parser
+
+    commands = next(a for a in build_parser(None)._actions if isinstance(a, argparse._SubParsersAction)).choices
+    stated = {}
+    for command in commands.values():
+        for action in command._actions:
+            if action.option_strings and action.dest in BY_NAME and action.dest != "model":  # --model is required
+                value = getattr(action, "shown_default", action.default)
+                assert stated.setdefault(action.dest, value) == value, action.dest
+    return stated
+
+
 #: name -> (function, whether it states every parameter, pytest marks)
 SOURCES = {
     "PipelineConfig": (pipeline_defaults, False, ()),
     "GridConfig": (grid_defaults, False, ()),
     "config/hypood.yaml": (yaml_defaults, True, ()),
     "node": (node_defaults, True, (pytest.mark.ros,)),
+    "hypood CLI": (cli_defaults, False, ()),
 }
 
 
