@@ -60,12 +60,16 @@ def build_parser(argv: Optional[List[str]] = None) -> Parser:
     for module_name in COMMANDS:
         module = importlib.import_module(f"hypood_ros.cli.{module_name}")
         name = module_name.replace("_", "-")
-        extra = COMMAND_EXTRAS[name]
-        sub = subparsers.add_parser(name, help=module.HELP, description=module.__doc__.strip().split("\n")[0]
-                                    .replace("`", "") + f"\n\nNeeds the optional dependencies: {install_hint(extra)}",
-                                    formatter_class=HelpFormatter)
+        if not hasattr(module, "configure"):  # a command in the earlier form: register(subparsers) adds it all
+            module.register(subparsers)
+            continue
+        extra = COMMAND_EXTRAS.get(name)
+        description = module.__doc__.strip().split("\n")[0].replace("`", "")
+        if extra:
+            description += f"\n\nNeeds the optional dependencies: {install_hint(extra)}"
+        sub = subparsers.add_parser(name, help=module.HELP, description=description, formatter_class=HelpFormatter)
         if argv is None or name == chosen:
-            absent = [pip_name(m) for m in missing(extra_modules(extra))]
+            absent = [pip_name(m) for m in missing(extra_modules(extra))] if extra else []
             if absent:
                 parser.unavailable = _unavailable(sub, name, absent)
             else:
