@@ -9,9 +9,10 @@ the publisher sends `--frames` rgb8 Images at `--rate` Hz once it has matched th
 subscriber counts the frames that arrived whole (taken serialized, so Python's decoding does not count).
 Prints a table (or JSON with --json). `none` is Fast DDS's built-in configuration; `shipped` is
 config/fastdds_large_frames.xml; `shipped-udp` is the same without its shared-memory transport (the path to
-peers on other hosts, measured here over loopback); any other value is an XML file. ROS_AUTOMATIC_DISCOVERY_RANGE is LOCALHOST (as in the tests) unless --discovery-range says
-otherwise; with LOCALHOST, rmw_fastrtps configures its own localhost UDP transport, so `shipped-udp` only
-means something with SUBNET.
+peers on other hosts, measured here over loopback); any other value is an XML file.
+ROS_AUTOMATIC_DISCOVERY_RANGE is LOCALHOST (as in the tests) unless --discovery-range says otherwise; with
+LOCALHOST, rmw_fastrtps configures its own localhost UDP transport, so `shipped-udp` only means something
+with SUBNET.
 """
 from __future__ import annotations
 

@@ -69,14 +69,6 @@ def check_args(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     check_args(args)
     record = Output(args.record, "--record", kind="folder", create=False) if args.record else None
-    try:
-        from hypood_ros.bags import RecorderThread
-        from hypood_ros.cli.console import progress
-        from hypood_ros.node.replay import NodeLauncher, Replayer, node_arguments
-    except BaseException:
-        if record is not None:
-            record.discard()
-        raise
     launcher = recorder = None
     ok = False
     try:

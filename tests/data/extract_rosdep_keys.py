@@ -72,7 +72,8 @@ def main() -> None:
     table = {k: {d: [p for p in platforms[d] if ok[(k, d, p)]] for d in DISTROS if any(ok[(k, d, p)]
                                                                                        for p in platforms[d])}
              for k in keys}
-    header = (f"# Which ROS distributions and platforms resolve each rosdep key (key names only, nothing else copied).\n"
+    header = ("# Which ROS distributions and platforms resolve each rosdep key (key names only, nothing else "
+              "copied).\n"
               f"# Source: https://github.com/ros/rosdistro commit {args.commit} ({args.date}): rosdep/base.yaml,\n"
               f"# rosdep/python.yaml, {{humble,jazzy,kilted}}/distribution.yaml, resolved with `rosdep resolve`.\n"
               f"# Regenerate with tests/data/extract_rosdep_keys.py. A key with {{}} resolves nowhere.\n")
