@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCES = ["setup.py", "setup.cfg", "package.xml", "resource", "launch", "config", "rviz", "hypood_ros"]
+SOURCES = ["setup.py", "setup.cfg", "package.xml", "resource", "launch", "config", "rviz", "scripts", "LICENSE",
+           "hypood_ros"]
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +25,8 @@ def base_venv(tmp_path_factory):
     src.mkdir()
     for name in SOURCES:  # a copy, so pip's build files never land in the repository
         path = REPO / name
+        if not path.exists():
+            continue
         if path.is_dir():
             shutil.copytree(path, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         else:
