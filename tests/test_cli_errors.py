@@ -147,6 +147,8 @@ CASES = [
     ("export-height-old-spelling", EXPORT + ["--height", "0", "--out", "m.onnx"], 2, "--input-height: must be in"),
     ("eval-max-pixels-0", EVAL + ["--data-root", "{w}/empty", "--max-pixels", "0", "--out", "o"], 2,
      "--metric-pixels: must be at least 2"),
+    ("eval-unknown-protocol", EVAL + ["--data-root", "{w}/empty", "--protocol", "tiles", "--out", "o"], 2,
+     "--protocol: invalid choice: 'tiles'"),
     ("eval-heatmaps-negative", EVAL + ["--data-root", "{w}/empty", "--heatmaps", "-1", "--out", "o"], 2,
      "--heatmaps: must be at least 0"),
     ("replay-duration-negative", REPLAY + ["--duration", "-1"], 2, "--duration: must be in (0, inf], got -1"),

@@ -21,7 +21,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--segmentor", default=None, metavar="FILE",
                help="segmentor checkpoint, for a UEM checkpoint that does not contain it")
     add_option(parser, "--preset", choices=sorted(PRESETS), default=None,
-               help="model preset (required for dinov2; otherwise read from the checkpoint)")
+               help="model preset: required for dinov2; for uem / uem-segmentor the checkpoint's own "
+                    "hyper-parameters name the model, and --preset overrides them")
     add_option(parser, "--out", required=True, metavar="FILE", help="project checkpoint to write (.pt)")
     add_overwrite(parser)
     parser.set_defaults(func=run)

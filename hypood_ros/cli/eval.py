@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 from pathlib import Path
 
 from hypood_ros.cli.parser import (
@@ -21,6 +20,7 @@ HELP = "AP / AUROC / FPR95 of every score on a benchmark, with curves and histog
 
 def configure(parser: argparse.ArgumentParser) -> None:
     from hypood_ros.evaluation.datasets import READERS
+    from hypood_ros.evaluation.evaluate import PROTOCOLS
 
     add_option(parser, "--dataset", required=True, choices=sorted(READERS), help="benchmark and track")
     add_option(parser, "--data-root", aliases=["--root"], required=True, metavar="DIR",
@@ -32,6 +32,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_sml_stats(parser)
     add_option(parser, "--metric-pixels", aliases=["--max-pixels"], type=int_at_least(2), default=4_000_000,
                metavar="N", help="pixels kept for the metrics (a uniform sample per class beyond this)")
+    add_option(parser, "--protocol", choices=PROTOCOLS, default="single",
+               help="single: one pass at the network input size (fast); sliding: windows of the network input size "
+                    "over the native image, stride 140x140, overlaps averaged")
     add_option(parser, "--heatmaps", type=int_at_least(0), default=3, metavar="N",
                help="number of images for which heat maps are written")
     add_option(parser, "--out", required=True, metavar="DIR",
@@ -56,13 +59,12 @@ def run(args: argparse.Namespace) -> int:
     if needs_stats and stats is None:
         raise ConfigError(f"score {needs_stats[0]!r} needs SML statistics: fit them with `hypood fit-sml` and pass "
                           "--sml-stats")
-    accepted = inspect.signature(evaluate).parameters
-    options = {key: args.score_resolution for key in ("resolution", "score_resolution") if key in accepted}
     with Output(args.out, "--out", kind="folder") as tmp:
         dataset = open_dataset(args.dataset, root)
         backend = load_model(args)
         params = {"eta": args.eta, "lam": args.lam, "delta": args.delta}
         with progress(total=len(dataset.samples), desc=f"hypood eval {args.dataset}", unit="img") as bar:
-            evaluate(backend, dataset, names, tmp, params, stats, args.metric_pixels, args.heatmaps, bar, **options)
+            evaluate(backend, dataset, names, tmp, params, stats, args.metric_pixels, args.heatmaps, bar,
+                     resolution=args.score_resolution, protocol=args.protocol)
     print((Path(args.out) / "results.md").read_text())
     return 0
