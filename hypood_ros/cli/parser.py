@@ -208,6 +208,8 @@ def add_pipeline_options(parser) -> None:
     for name in ("min_area", "opening", "road_gating", "road_radius", "overlay_alpha"):
         add_param(parser, name)
     add_sml_stats(parser)
+    add_param(parser, "engine", metavar="FILE")
+    add_param(parser, "rebuild_engine")
     add_pixel_limit(parser)
 
 

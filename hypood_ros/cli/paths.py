@@ -16,7 +16,7 @@ from typing import List, Optional, Sequence
 
 from hypood_ros.errors import UsageError
 
-MODEL_SUFFIXES = (".pt", ".pth", ".onnx", ".engine", ".plan")
+MODEL_SUFFIXES = (".pt", ".pth", ".onnx", ".engine", ".plan", ".pt2")
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
 

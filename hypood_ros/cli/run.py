@@ -53,11 +53,18 @@ def load_model(args: argparse.Namespace):
     device = check_device(args.device)
     if args.fp16 and not device.startswith("cuda"):
         raise UsageError("--fp16 needs a CUDA device (--device cuda)")
-    if args.fp16 and backend_for_path(path, args.backend or None) != "torch":
+    if args.fp16 and backend_for_path(path, args.backend or None) != "torch" and not getattr(args, "engine", ""):
         raise UsageError(f"--fp16 applies to checkpoints (.pt); {path.name} has the precision it was exported or "
                          "built with")
-    backend = load_backend(path, backend=args.backend or None, device=device, input_hw=input_size(args),
-                           fp16=args.fp16)
+    engine = getattr(args, "engine", "")
+    if engine:  # an AOTInductor package of the checkpoint, built when missing or stale
+        from hypood_ros.runtimes.engine_cache import load_or_build
+
+        backend = load_or_build(path, engine, args.rebuild_engine, backend=args.backend or None, device=device,
+                                input_hw=input_size(args), fp16=args.fp16)
+    else:
+        backend = load_backend(path, backend=args.backend or None, device=device, input_hw=input_size(args),
+                               fp16=args.fp16)
     check_fixed_size(args, backend)
     return backend
 

@@ -19,7 +19,13 @@ from hypood_ros.errors import BackendError
 from hypood_ros.runtimes.aoti_build import first_line
 from hypood_ros.runtimes.base import OUTPUT_NAMES, Backend
 from hypood_ros.runtimes.engine_metadata import (
-    check_compatible, read_sidecar, rebuild_hint, running_machine, sidecar_head, sidecar_path, verified_bytes,
+    check_compatible,
+    read_sidecar,
+    rebuild_hint,
+    running_machine,
+    sidecar_head,
+    sidecar_path,
+    verified_bytes,
 )
 
 

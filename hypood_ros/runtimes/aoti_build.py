@@ -22,9 +22,7 @@ import torch
 from hypood_ros.classes import default_classes
 from hypood_ros.errors import BackendError
 from hypood_ros.runtimes.base import OUTPUT_NAMES
-from hypood_ros.runtimes.engine_metadata import (
-    EngineMetadata, file_sha256, head_entry, running_machine, write_sidecar,
-)
+from hypood_ros.runtimes.engine_metadata import EngineMetadata, file_sha256, head_entry, running_machine, write_sidecar
 
 SUFFIX = ".pt2"
 Log = Callable[[str], None]

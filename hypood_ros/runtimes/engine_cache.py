@@ -17,9 +17,7 @@ import torch
 from hypood_ros.errors import BackendError
 from hypood_ros.runtimes import DEFAULT_INPUT_HW, load_backend
 from hypood_ros.runtimes.aoti_build import SUFFIX, Log, build_aoti, stderr_log
-from hypood_ros.runtimes.engine_metadata import (
-    file_sha256, incompatibilities, read_sidecar, running_machine,
-)
+from hypood_ros.runtimes.engine_metadata import file_sha256, incompatibilities, read_sidecar, running_machine
 
 
 def stale_reasons(engine: Path, checkpoint: Path, height: int, width: int, device: str = "cpu",

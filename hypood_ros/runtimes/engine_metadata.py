@@ -87,12 +87,20 @@ def rebuild_hint(engine_path, meta: Optional[EngineMetadata] = None) -> str:
 
 
 def read_sidecar(engine_path: str | os.PathLike) -> EngineMetadata:
+    """The sidecar of an existing engine; a missing engine is reported as such, before its sidecar."""
+    engine = Path(engine_path)
+    if not engine.exists():
+        raise BackendError(f"engine not found: {engine_path}")
+    if not engine.is_file():
+        raise BackendError(f"{engine_path} is not a file (an engine is one file beside its .json sidecar)")
     path = sidecar_path(engine_path)
     if not path.is_file():
         raise BackendError(f"{engine_path}: metadata sidecar {path.name} is missing; {rebuild_hint(engine_path)}")
     try:
         data = json.loads(path.read_text())
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
+        if not isinstance(data, dict):
+            raise ValueError(f"the JSON is a {type(data).__name__}, not an object")
+        if data.get("format") != FORMAT:
             raise ValueError("not a hypood_ros engine sidecar")
         if not isinstance(data.get("version", 1), int) or data.get("version", 1) > VERSION:
             raise ValueError(f"sidecar version {data.get('version')} is newer than this package reads ({VERSION})")
@@ -101,7 +109,7 @@ def read_sidecar(engine_path: str | os.PathLike) -> EngineMetadata:
         meta = EngineMetadata(**{k: v for k, v in data.items() if k in known})
         if meta.kind not in KINDS:
             raise ValueError(f"unknown engine kind {meta.kind!r}")
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OSError) as exc:
         raise BackendError(f"{path}: unreadable engine metadata ({exc}); {rebuild_hint(engine_path)}") from None
     return meta
 
@@ -181,13 +189,13 @@ def check_compatible(engine_path, meta: EngineMetadata, tensorrt_version: str = 
 
 def head_entry(head) -> Dict[str, List[float]]:
     """HeadParams as stored in the sidecar (the same JSON the ONNX metadata carries)."""
-    from hypood_ros.runtimes.export import head_to_json
+    from hypood_ros.head import head_to_dict
 
-    return json.loads(head_to_json(head))
+    return head_to_dict(head)
 
 
 def sidecar_head(engine_path, meta: EngineMetadata):
     """HeadParams from the sidecar, validated like the ONNX metadata."""
-    from hypood_ros.runtimes.export import head_from_json
+    from hypood_ros.head import head_from_dict
 
-    return head_from_json(json.dumps(meta.head), str(sidecar_path(engine_path)))
+    return head_from_dict(meta.head, str(sidecar_path(engine_path)))

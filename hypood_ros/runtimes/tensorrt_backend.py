@@ -15,7 +15,11 @@ import torch
 from hypood_ros.errors import BackendError
 from hypood_ros.runtimes.base import INPUT_NAME, OUTPUT_NAMES, Backend
 from hypood_ros.runtimes.engine_metadata import (
-    check_compatible, check_engine_file, read_sidecar, rebuild_hint, sidecar_head,
+    check_compatible,
+    check_engine_file,
+    read_sidecar,
+    rebuild_hint,
+    sidecar_head,
 )
 
 
