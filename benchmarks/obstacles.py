@@ -21,9 +21,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from road_scene import POSE, Box, render  # noqa: E402
+
 from hypood_ros.defaults import default  # noqa: E402
 from hypood_ros.geometry import CameraModel, CameraPose, GridConfig, LocalGrid, find_obstacles, to_frame  # noqa: E402
-from road_scene import POSE, Box, render  # noqa: E402
 
 BOXES = [Box(5.0, -1.0), Box(10.0, 1.5), Box(20.0, -2.5), Box(30.0, 3.0), Box(38.0, -0.5)]
 

@@ -159,7 +159,7 @@ def run_demo(s: DemoSettings) -> dict:
     from hypood_ros.runtimes import load_backend
     from hypood_ros.synthetic import writers
     from hypood_ros.training.validate import confusion, miou
-    from hypood_ros.visualize import color_map, heat_map, overlay
+    from hypood_ros.visualize import heat_map
 
     started = time.monotonic()
     stages: Dict[str, float] = {}

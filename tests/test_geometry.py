@@ -4,10 +4,10 @@ import math
 import cv2
 import numpy as np
 import pytest
+from road_scene import POSE, Box, cameras, nearest_point, pixel_rays, render
 
 from hypood_ros.errors import ConfigError
 from hypood_ros.geometry import CameraError, CameraModel, CameraPose, GridConfig, LocalGrid, find_obstacles, to_frame
-from road_scene import POSE, Box, cameras, nearest_point, pixel_rays, render
 
 SCENE = [Box(5.0, -1.0), Box(10.0, 1.5), Box(20.0, -2.5), Box(30.0, 3.0), Box(40.0, -0.5)]
 

@@ -19,7 +19,7 @@ def register(subparsers) -> None:
     parser.add_argument("--anomalies", type=int, default=d.anomalies, help="anomalies on the road")
     parser.add_argument("--rate", type=float, default=None,
                         help="replay at this factor of the recorded 10 Hz (default: each frame once answered)")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
 

@@ -26,8 +26,16 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from hypood_ros.defaults import BY_NAME, GEOMETRY_OUTPUTS
 from hypood_ros.errors import ConfigError, HypoodError
-from hypood_ros.geometry import (CameraError, CameraModel, CameraPose, GridConfig, LocalGrid, Obstacles, find_obstacles,
-                                 to_frame)
+from hypood_ros.geometry import (
+    CameraError,
+    CameraModel,
+    CameraPose,
+    GridConfig,
+    LocalGrid,
+    Obstacles,
+    find_obstacles,
+    to_frame,
+)
 
 TOPICS = {"obstacles": "ood/obstacles", "grid": "ood/grid", "markers": "ood/markers"}
 POSE_PARAMS = ("camera_height", "camera_roll", "camera_pitch", "camera_yaw", "camera_x", "camera_y")
