@@ -20,19 +20,21 @@ EXTRAS: Dict[str, List[str]] = {
     "replay": _ML + ["rosbags"],  # `hypood replay` (rclpy comes from the ROS 2 installation)
     "eval": _ML + ["matplotlib"],  # benchmark tables and plots
     "kernel": ["cuda-python", "nvidia-cuda-nvrtc"],  # run-time compilation of the fused CUDA kernel
+    "demo": _ML + ["rosbags", "pillow"],  # `hypood demo` and `hypood generate`
 }
 EXTRAS["all"] = sorted({p for name, pkgs in EXTRAS.items() for p in pkgs})
 
 #: The module each pip package provides (what `import` needs).
 MODULES: Dict[str, str] = {
     "torch": "torch", "opencv-python-headless": "cv2", "tqdm": "tqdm", "onnx": "onnx", "onnxruntime": "onnxruntime",
-    "rosbags": "rosbags", "matplotlib": "matplotlib", "cuda-python": "cuda", "nvidia-cuda-nvrtc": "nvidia",
+    "rosbags": "rosbags", "matplotlib": "matplotlib", "pillow": "PIL", "cuda-python": "cuda",
+    "nvidia-cuda-nvrtc": "nvidia",
 }
 
 #: The extra each command needs.
 COMMAND_EXTRAS: Dict[str, str] = {
     "run": "ml", "convert": "ml", "export": "onnx", "build-engine": "onnx", "replay": "replay",
-    "calibrate": "ml", "fit-sml": "ml", "eval": "eval", "train": "ml",
+    "calibrate": "ml", "fit-sml": "ml", "eval": "eval", "train": "ml", "demo": "demo", "generate": "demo",
 }
 
 #: Modules that no pip extra provides, with where they come from.
