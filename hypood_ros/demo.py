@@ -79,7 +79,8 @@ def message_array(msg) -> np.ndarray:
         raise HypoodError(f"unexpected output encoding {msg.encoding!r}")
     dtype = dtype.newbyteorder(">" if msg.is_bigendian else "<")
     rows = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.step)
-    return rows[:, : msg.width * dtype.itemsize].copy().view(dtype).reshape(msg.height, msg.width).astype(dtype.newbyteorder("="))
+    pixels = rows[:, : msg.width * dtype.itemsize].copy().view(dtype).reshape(msg.height, msg.width)
+    return pixels.astype(dtype.newbyteorder("="))
 
 
 def recorded_outputs(bag: Path) -> Dict[str, Dict[int, np.ndarray]]:
@@ -237,7 +238,6 @@ def run_demo(s: DemoSettings) -> dict:
         mask = outputs["ood/mask"][stamp] > 0
         matrix += confusion(labels.astype(np.int64), f.label, 19)
         gt = f.ood_label
-        valid = gt != 255
         mask_hits += [int((mask & (gt == 1)).sum()), int((gt == 1).sum())]
         id_flagged += [int((mask & (gt == 0)).sum()), int((gt == 0).sum())]
         if f.ood.any():
@@ -321,7 +321,8 @@ def table(result: dict) -> str:
     lines = [
         f"hypood demo: {r['answered'].get('ood/mask', 0)}/{r['sent']} frames answered by the node "
         f"({result['node']})",
-        f"  throughput {r['throughput_fps']:.1f} frames/s ({r['mode']}), latency ms p50 {lat.get('p50', float('nan')):.0f}"
+        f"  throughput {r['throughput_fps']:.1f} frames/s ({r['mode']}), "
+        f"latency ms p50 {lat.get('p50', float('nan')):.0f}"
         f" p90 {lat.get('p90', float('nan')):.0f} p99 {lat.get('p99', float('nan')):.0f}",
         f"  mIoU of the node's semantic map: {100 * result['segmentation']['mIoU']:.1f}%",
         f"  OOD on {result['drive']['anomaly_frames']} frames with anomalies never seen in training:",
@@ -342,7 +343,9 @@ def table(result: dict) -> str:
               f"pixels flagged, {100 * node['mask_false_positive_rate']:.2f}% of other pixels",
               "  generated scenes and a small model: a demonstration of the pipeline, not the paper's numbers", ""]
     files = result["files"]
-    lines += [f"  pictures: {files['contact_sheet']}  {files['overlay_gif']}  {Path(files['pr_smiyc-anomaly']).parent.parent}/*/pr.png, roc.png",
-              f"  recorded outputs: {files['output_bag']}   summary: {Path(files['contact_sheet']).parent / 'summary.json'}",
+    plots = Path(files['pr_smiyc-anomaly']).parent.parent
+    summary = Path(files['contact_sheet']).parent / 'summary.json'
+    lines += [f"  pictures: {files['contact_sheet']}  {files['overlay_gif']}  {plots}/*/pr.png, roc.png",
+              f"  recorded outputs: {files['output_bag']}   summary: {summary}",
               f"  ({result['seconds']:.0f} s)"]
     return "\n".join(lines)

@@ -21,11 +21,13 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("generate", help="generated street scenes: training set, anomaly set or bag")
     parser.add_argument("kind", choices=["cityscapes", "smiyc", "bag"],
                         help="cityscapes: anomaly-free train/val splits; smiyc: scenes with evaluation-family "
-                             "anomalies (dataset_AnomalyTrack and dataset_ObstacleTrack); bag: one drive as an MCAP bag (Image + CameraInfo)")
+                             "anomalies (dataset_AnomalyTrack and dataset_ObstacleTrack); "
+                             "bag: one drive as an MCAP bag (Image + CameraInfo)")
     parser.add_argument("out", type=Path, help="output folder (bag: the bag directory, must not exist)")
     parser.add_argument("--seed", type=int, default=0, help="first scene seed (scene i uses seed + i)")
     parser.add_argument("--count", type=int, default=100, help="cityscapes: train images; smiyc: images; bag: frames")
-    parser.add_argument("--val", type=int, default=0, help="cityscapes: held-out val images (seeds after the train ones)")
+    parser.add_argument("--val", type=int, default=0,
+                        help="cityscapes: held-out val images (seeds after the train ones)")
     parser.add_argument("--size", type=_size, default=(240, 480), help="HEIGHTxWIDTH (default 240x480)")
     parser.add_argument("--family", choices=["evaluation", "training", "none"], default="evaluation",
                         help="anomaly family of smiyc/bag scenes (default: evaluation, never used in training)")

@@ -1,9 +1,10 @@
 """Objects of no Cityscapes class, in two disjoint families.
 
-`training`: lost cargo (boxes, barrels, sacks, planks, suitcases; plain, shaded, blotched, dotted or labelled) -- only ever pasted as training outliers
-(the AnomalyMix stand-in of stage 2). `evaluation`: animal-like shapes, tyres and debris with random
-textures (stripes, checks, noise) -- only ever placed in evaluation scenes and demo drives. The demo therefore measures how the
-model flags obstacles it never saw in training, not how it recalls the training shapes.
+`training`: lost cargo (boxes, barrels, sacks, planks, suitcases; plain, shaded, blotched, dotted or labelled) --
+only ever pasted as training outliers (the AnomalyMix stand-in of stage 2). `evaluation`: animal-like shapes,
+tyres and debris with random textures (stripes, checks, noise) -- only ever placed in evaluation scenes and
+demo drives. The demo therefore measures how the model flags obstacles it never saw in training, not how it
+recalls the training shapes.
 
 Every kind draws into a `Canvas` at a bottom-centre point with a height in pixels and labels its pixels
 `OOD`. `sprite` renders one object alone (RGB + mask) for pasting.

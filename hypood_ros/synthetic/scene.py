@@ -71,7 +71,8 @@ def make_street(seed: int, length: float = 400.0, anomalies: Optional[str] = Non
     rng = np.random.default_rng(seed)
     road_half = float(rng.uniform(3.5, 6.0))
     sidewalk = (float(rng.uniform(1.5, 4.0)), float(rng.uniform(1.5, 4.0)))
-    building_x = (road_half + sidewalk[0] + float(rng.uniform(0, 6)), road_half + sidewalk[1] + float(rng.uniform(0, 6)))
+    building_x = (road_half + sidewalk[0] + float(rng.uniform(0, 6)),
+                  road_half + sidewalk[1] + float(rng.uniform(0, 6)))
     st = Street(
         seed=seed, road_half=road_half, sidewalk=sidewalk, building_x=building_x,
         camera_x=road_half / 2 + float(rng.uniform(-0.4, 0.4)), camera_h=float(rng.uniform(1.2, 1.7)),
@@ -300,29 +301,30 @@ def _vehicle(c: Canvas, st: Street, cam: Camera, t: Thing, z: float) -> None:
     _shadow(c, st, cam, Thing(t.kind, t.x, z, t.size, t.color), w * 1.05, length)
     if t.kind == "truck":  # cargo box behind a lower cab
         body = _box(c, cam, t.x, z, w, h, length * 0.72, t.color, cls, 0.4)
-        cab = _box(c, cam, t.x, z + length * 0.72, w * 0.95, h * 0.75, length * 0.28, t.color * 0.7 + 40, cls, 0.4)
+        _box(c, cam, t.x, z + length * 0.72, w * 0.95, h * 0.75, length * 0.28, t.color * 0.7 + 40, cls, 0.4)
     else:
         body = _box(c, cam, t.x, z, w, h * (0.55 if t.kind == "car" else 1.0), length, t.color, cls,
                     0.25 if t.kind == "car" else 0.3)
     if body is None:
         return
     c.fill(body, t.color, cls)
-    (l, top_), (r, bottom) = body.min(0), body.max(0)
-    bw, bh = r - l, bottom - top_
+    (left, top_), (r, bottom) = body.min(0), body.max(0)
+    bw, bh = r - left, bottom - top_
     if t.kind == "car":  # cabin with windows above the body
         cab_top = top_ - bh * 0.75
-        c.fill(np.array([[l + bw * 0.1, top_], [r - bw * 0.1, top_], [r - bw * 0.2, cab_top], [l + bw * 0.2, cab_top]]),
+        cabin = [[left + bw * 0.1, top_], [r - bw * 0.1, top_], [r - bw * 0.2, cab_top], [left + bw * 0.2, cab_top]]
+        c.fill(np.array(cabin),
                t.color * 0.95, cls)
-        c.fill(np.array([[l + bw * 0.16, top_ - bh * 0.08], [r - bw * 0.16, top_ - bh * 0.08],
-                         [r - bw * 0.23, cab_top + bh * 0.08], [l + bw * 0.23, cab_top + bh * 0.08]]),
+        c.fill(np.array([[left + bw * 0.16, top_ - bh * 0.08], [r - bw * 0.16, top_ - bh * 0.08],
+                         [r - bw * 0.23, cab_top + bh * 0.08], [left + bw * 0.23, cab_top + bh * 0.08]]),
                (40, 50, 60), cls)
     elif t.kind == "bus":
-        c.fill(rect(l + bw * 0.08, top_ + bh * 0.1, r - bw * 0.08, top_ + bh * 0.45), (40, 55, 70), cls)
+        c.fill(rect(left + bw * 0.08, top_ + bh * 0.1, r - bw * 0.08, top_ + bh * 0.45), (40, 55, 70), cls)
     lamp = (200, 20, 20) if t.speed >= 0 else (250, 245, 210)
-    for lx in (l + bw * 0.05, r - bw * 0.2):
+    for lx in (left + bw * 0.05, r - bw * 0.2):
         c.fill(rect(lx, top_ + bh * 0.35, lx + bw * 0.15, top_ + bh * 0.55), lamp, cls)
     wheel = max(bh * 0.28, 1.5)
-    for lx in (l + bw * 0.08, r - bw * 0.08 - wheel):
+    for lx in (left + bw * 0.08, r - bw * 0.08 - wheel):
         c.fill(rect(lx, bottom - 1, lx + wheel, bottom + wheel * 0.6), (20, 20, 20), cls)
 
 

@@ -5,7 +5,7 @@ generated scenes; AP / AUROC / FPR95 of every score on scenes with evaluation-fa
 used in training, and for comparison on scenes with training-family ones) and `params.yaml` (the node's
 score and its threshold, calibrated on the held-out anomaly-free scenes).
 
-    python -m hypood_ros.synthetic.model_card --model RUN/uem/model.pt --data WORK --out models/demo
+    python -m hypood_ros.model_card --model RUN/uem/model.pt --data WORK --out models/demo
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     from hypood_ros.training.cityscapes import val_pairs
     from hypood_ros.training.validate import evaluate_miou
 
-    parser = argparse.ArgumentParser(prog="python -m hypood_ros.synthetic.model_card", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m hypood_ros.model_card", description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, type=Path, help="trained stage-2 checkpoint")
     parser.add_argument("--data", required=True, type=Path,
                         help="folder with cityscapes/ (val split held out), eval-family/ and training-family/")
