@@ -27,7 +27,7 @@ def inputs_from(M, b, z, u=None, stats=None):
 
 
 def np_reference(name, M, b, z, u, stats=None, eta=1.5, delta=0.3, lam=0.7):
-    """The DESIGN section 5 formulas, written again in float64 NumPy, pixels last."""
+    """The formulas of docs/SCORES.md, written again in float64 NumPy, pixels last."""
     M, b, z = M.numpy(), b.numpy(), z.numpy()
     f = np.einsum("kd,bdhw->bkhw", M, z)
     logits = f + b[None, :, None, None]

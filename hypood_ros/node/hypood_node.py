@@ -32,6 +32,7 @@ from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
+from hypood_ros import topics
 from hypood_ros.conversion import check_image_fields, image_to_rgb, rgb_fields
 from hypood_ros.devices import check_device
 from hypood_ros.errors import BackendError, ConfigError, FrameError, HypoodError
@@ -50,11 +51,8 @@ from hypood_ros.pipeline import FramePipeline
 from hypood_ros.runtimes.engine_cache import load_or_build
 from hypood_ros.scores import load_sml_stats
 
-OUTPUT_TOPICS = {
-    "labels": "semantic/labels", "color": "semantic/color", "score": "ood/score", "mask": "ood/mask",
-    "overlay": "ood/overlay",
-}
-CLASSES_TOPIC = "classes"
+OUTPUT_TOPICS = topics.IMAGE_OUTPUTS
+CLASSES_TOPIC = topics.CLASSES
 LOG_THROTTLE_S = 5.0
 STOP_WAIT_S = 10.0  # how long shutdown waits for the frame in hand before dropping it
 
@@ -126,9 +124,9 @@ class HypoodNode(Node):
 
         input_qos = qos("reliable" if values["input_qos"] == "reliable" else "best_effort", values["input_depth"])
         if values["input_type"] == "raw":
-            self._subscription = self.create_subscription(Image, "image", self._on_image, input_qos)
+            self._subscription = self.create_subscription(Image, topics.IMAGE, self._on_image, input_qos)
         else:
-            self._subscription = self.create_subscription(CompressedImage, "image/compressed", self._on_compressed,
+            self._subscription = self.create_subscription(CompressedImage, topics.IMAGE_COMPRESSED, self._on_compressed,
                                                           input_qos)
         self.add_pre_set_parameters_callback(lambda params: prepare_request(params, self._values, self._thresholds))
         self.add_on_set_parameters_callback(self._on_set_parameters)

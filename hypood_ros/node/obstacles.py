@@ -24,6 +24,7 @@ from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, PointCloud2, PointField
 from visualization_msgs.msg import Marker, MarkerArray
 
+from hypood_ros import topics
 from hypood_ros.defaults import BY_NAME, GEOMETRY_OUTPUTS
 from hypood_ros.errors import ConfigError, HypoodError
 from hypood_ros.geometry import (
@@ -37,7 +38,7 @@ from hypood_ros.geometry import (
     to_frame,
 )
 
-TOPICS = {"obstacles": "ood/obstacles", "grid": "ood/grid", "markers": "ood/markers"}
+TOPICS = topics.OBSTACLE_OUTPUTS
 POSE_PARAMS = ("camera_height", "camera_roll", "camera_pitch", "camera_yaw", "camera_x", "camera_y")
 GRID_PARAMS = ("grid_size", "grid_resolution", "grid_hit", "grid_miss", "grid_decay", "grid_occupied", "grid_free")
 HISTORY = 50  # camera_info and odometry messages kept for stamp matching
@@ -112,8 +113,9 @@ class ObstacleOutputs:
             "grid": node.create_publisher(OccupancyGrid, TOPICS["grid"], qos),
             "markers": node.create_publisher(MarkerArray, TOPICS["markers"], qos),
         }
-        self._info_sub = node.create_subscription(CameraInfo, "camera_info", self._on_info, qos_profile_sensor_data)
-        self._odom_sub = node.create_subscription(Odometry, "odom", self._on_odom, qos_profile_sensor_data)
+        self._info_sub = node.create_subscription(CameraInfo, topics.CAMERA_INFO, self._on_info,
+                                                  qos_profile_sensor_data)
+        self._odom_sub = node.create_subscription(Odometry, topics.ODOM, self._on_odom, qos_profile_sensor_data)
         node.add_on_set_parameters_callback(self._on_set_parameters)
 
     # -- configuration -------------------------------------------------------------------------------

@@ -25,12 +25,13 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CompressedImage, Image
 
+from hypood_ros import topics
 from hypood_ros.bags import COMPRESSED, RecorderThread, read_frames
 from hypood_ros.errors import HypoodError
 from hypood_ros.node.ledger import ReplayLedger
 
-OUTPUT_TOPICS = ("semantic/labels", "semantic/color", "ood/score", "ood/mask", "ood/overlay")
-PRIMARY = "ood/mask"
+OUTPUT_TOPICS = tuple(topics.IMAGE_OUTPUTS.values())
+PRIMARY = topics.PRIMARY
 #: How replay publishes frames; the same name is the node's `input_qos` when replay starts the node, so
 #: both ends match (reliable: nothing lost in transport; sensor_data: best effort, as a camera driver).
 REPLAY_QOS = ("reliable", "sensor_data")

@@ -39,7 +39,8 @@ def energy(x: ScoreInputs) -> torch.Tensor:
 def sml(x: ScoreInputs) -> torch.Tensor:
     """-(max_k (f+b)_k - mu_c) / sigma_c with c the predicted class, statistics from ID data."""
     if x.sml_stats is None:
-        raise ConfigError("score 'sml' needs per-class statistics (fit them with SMLFitter on ID data)")
+        raise ConfigError("score 'sml' needs per-class statistics "
+                          "(fit them on in-distribution data with `hypood fit-sml`)")
     values, classes = x.full_logits().max(dim=1)
     mean = x.sml_stats.mean.to(values.device)
     std = x.sml_stats.std.to(values.device)

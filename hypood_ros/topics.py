@@ -1,0 +1,27 @@
+"""The node's topic names, once (relative, so namespaces and remaps compose). ROS-free.
+
+The node, replay, the demo and the obstacle glue read them from here; the README's topic table
+documents the same names.
+"""
+from __future__ import annotations
+
+from typing import Dict
+
+IMAGE = "image"  # sensor_msgs/Image in
+IMAGE_COMPRESSED = "image/compressed"  # sensor_msgs/CompressedImage in (input_type: compressed)
+CAMERA_INFO = "camera_info"  # sensor_msgs/CameraInfo in, for the obstacle outputs
+ODOM = "odom"  # nav_msgs/Odometry in, optional, keeps the grid in the odometry frame
+CLASSES = "classes"  # std_msgs/String (JSON) out, latched
+
+#: Image outputs by pipeline output name.
+IMAGE_OUTPUTS: Dict[str, str] = {
+    "labels": "semantic/labels",
+    "color": "semantic/color",
+    "score": "ood/score",
+    "mask": "ood/mask",
+    "overlay": "ood/overlay",
+}
+#: Obstacle outputs by name (PointCloud2, OccupancyGrid, MarkerArray).
+OBSTACLE_OUTPUTS: Dict[str, str] = {"obstacles": "ood/obstacles", "grid": "ood/grid", "markers": "ood/markers"}
+#: The output that answers every processed frame (replay counts answers on it).
+PRIMARY = IMAGE_OUTPUTS["mask"]
