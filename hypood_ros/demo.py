@@ -24,12 +24,14 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from hypood_ros import topics
 from hypood_ros.defaults import default
 from hypood_ros.errors import HypoodError
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_DIR = REPO / "models" / "demo"
 TOPIC = "/front/image_raw"
+T = topics.IMAGE_OUTPUTS  # the node's image outputs by name
 #: Outputs of the demo folder that a new run replaces.
 PRODUCTS = ("drive", "outputs", "anomaly_frames", "eval", "contact_sheet.png", "overlay.gif", "summary.json")
 #: Evaluator layouts of the anomaly frames: the whole picture, and the road only.
@@ -234,18 +236,18 @@ def run_demo(s: DemoSettings) -> dict:
         if any(stamp not in got for got in outputs.values()):
             continue  # a frame the node did not answer on every output (counted in the replay summary)
         complete += 1
-        labels, score = outputs["semantic/labels"][stamp], outputs["ood/score"][stamp]
-        mask = outputs["ood/mask"][stamp] > 0
+        labels, score = outputs[T["labels"]][stamp], outputs[T["score"]][stamp]
+        mask = outputs[T["mask"]][stamp] > 0
         matrix += confusion(labels.astype(np.int64), f.label, 19)
         gt = f.ood_label
         mask_hits += [int((mask & (gt == 1)).sum()), int((gt == 1).sum())]
         id_flagged += [int((mask & (gt == 0)).sum()), int((gt == 0).sum())]
         if f.ood.any():
             node_sample.add(score, gt)
-        gif.append(outputs["ood/overlay"].get(stamp, f.rgb))
+        gif.append(outputs[T["overlay"]].get(stamp, f.rgb))
         if f.index in picks:
-            rows[f.index] = {"index": f.index, "camera": f.rgb, "color": outputs["semantic/color"][stamp],
-                             "heat": heat_map(score), "overlay": outputs["ood/overlay"][stamp]}
+            rows[f.index] = {"index": f.index, "camera": f.rgb, "color": outputs[T["color"]][stamp],
+                             "heat": heat_map(score), "overlay": outputs[T["overlay"]][stamp]}
     contact_sheet([rows[i] for i in sorted(rows)], out / "contact_sheet.png")
     write_gif(gif, out / "overlay.gif", s.fps)
     miou_value, ious = miou(matrix)
@@ -265,7 +267,7 @@ def run_demo(s: DemoSettings) -> dict:
     lap("evaluator")
 
     lat = np.asarray(summary.latencies) * 1e3
-    answered = summary.answered.get("ood/mask", 0)
+    answered = summary.answered.get(topics.PRIMARY, 0)
     best = {track: max(scores[track], key=lambda n: scores[track][n]["AP"]) for track in TRACKS}
     from hypood_ros.visualize import CLASS_NAMES
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hypood_ros import topics
 from hypood_ros.cli.parser import add_option, float_in
 from hypood_ros.cli.paths import Output, existing_file, model_file
 from hypood_ros.errors import UsageError
@@ -104,4 +105,4 @@ def run(args: argparse.Namespace) -> int:
     if recorder is not None:
         summary.record = summary_record
     print("\n".join(summary.lines()))
-    return 0 if summary.answered.get("ood/mask", 0) > 0 else 1
+    return 0 if summary.answered.get(topics.PRIMARY, 0) > 0 else 1
