@@ -12,6 +12,9 @@ from sensor_msgs.msg import CompressedImage
 
 from ros_harness import OUTPUTS, NodeProcess, Peer, random_domain, ros_env
 
+#: Every test here runs the node in its own process and talks to it over DDS.
+pytestmark = pytest.mark.ros
+
 REPO = Path(__file__).resolve().parents[1]
 
 
