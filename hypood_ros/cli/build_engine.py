@@ -17,6 +17,7 @@ from hypood_ros.cli.parser import (
     add_pixel_limit,
     float_in,
     int_at_least,
+    merge_positional,
 )
 from hypood_ros.cli.paths import Output, existing_file, existing_folder
 from hypood_ros.errors import UsageError
@@ -92,11 +93,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.onnx and args.model and args.onnx != args.model:
-        raise UsageError("give the ONNX file once, with --model")
-    args.model = args.model or args.onnx
-    if not args.model:
-        raise UsageError("the following arguments are required: --model (see `hypood build-engine --help`)")
+    args.model = merge_positional(args.model, args.onnx, "--model", "the ONNX file", "build-engine")
     builder, model_suffixes, suffixes, companions = BUILDERS[args.runtime]
     args.model = existing_file(args.model, "--model", model_suffixes,
                                "ONNX file" if args.runtime == "tensorrt" else "checkpoint file")

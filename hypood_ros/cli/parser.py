@@ -65,6 +65,16 @@ def add_option(parser, *names: str, aliases: Sequence[str] = (), **kwargs) -> ar
 
 # ---- value types: each raises ArgumentTypeError, which the parser reports as one line ----
 
+def merge_positional(option_value, positional_value, option: str, what: str, command: str):
+    """One value from an option and its older positional spelling: given once, or refused in one line."""
+    if option_value and positional_value and option_value != positional_value:
+        raise UsageError(f"give {what} once, with {option}")
+    value = option_value or positional_value
+    if not value:
+        raise UsageError(f"the following arguments are required: {option} (see `hypood {command} --help`)")
+    return value
+
+
 def _number(text: str, kind: type):
     try:
         value = kind(text)

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from hypood_ros import topics
-from hypood_ros.cli.parser import add_option, float_in
+from hypood_ros.cli.parser import add_option, float_in, merge_positional
 from hypood_ros.cli.paths import Output, existing_file, model_file
 from hypood_ros.errors import UsageError
 
@@ -50,11 +50,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def check_args(args: argparse.Namespace) -> None:
     """Everything the command line alone can tell, before the bag is opened or a node started."""
-    if args.bag and args.bag_arg and args.bag != args.bag_arg:
-        raise UsageError("give the bag once, with --bag")
-    args.bag = args.bag or args.bag_arg
-    if not args.bag:
-        raise UsageError("the following arguments are required: --bag (see `hypood replay --help`)")
+    args.bag = merge_positional(args.bag, args.bag_arg, "--bag", "the bag", "replay")
     if not Path(args.bag).exists():
         raise UsageError(f"--bag {args.bag}: bag not found")
     if args.launch_node:
