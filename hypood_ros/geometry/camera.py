@@ -3,7 +3,9 @@
 `CameraModel` holds the intrinsics and lens distortion of a `sensor_msgs/CameraInfo` (plumb_bob,
 rational_polynomial, equidistant) and converts between pixels and normalized rays. Only sparse points
 are undistorted (the ground contacts of obstacles), never whole images: a few hundred points per frame
-instead of a remap of every pixel.
+instead of a remap of every pixel. The contacts sit on the lower edges of whole pixels and fall on the
+same image rows frame after frame, so through a distorted lens each such row is undistorted once and
+kept (`undistort_lower_edges`).
 
 `CameraPose` is the optical frame (z forward, x right, y down) in the vehicle's `base_frame`, whose
 z = 0 plane is the road. It comes either from parameters (REP-103 body angles of the camera) or from a
@@ -112,6 +114,20 @@ class CameraModel:
         out = out.reshape(-1, 2)
         return out[:, 0].reshape(u.shape), out[:, 1].reshape(u.shape)
 
+    def undistort_lower_edges(self, cols: np.ndarray, rows: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """`undistort` at the midpoints of the lower edges of whole pixels (u = col, v = row + 0.5), where
+        obstacles meet the road. Through a distorted lens the iterative inverse costs more than the rest of
+        the obstacle geometry, so each row is undistorted whole when a contact first falls on it and looked
+        up from then on."""
+        cols, rows = np.asarray(cols, dtype=np.int64), np.asarray(rows, dtype=np.int64)
+        if not self.distortion_model:
+            return self.undistort(cols.astype(np.float64), rows + 0.5)
+        table = self.__dict__.get("_lower_edges")
+        if table is None:
+            table = _RowTable(self)
+            object.__setattr__(self, "_lower_edges", table)  # a cache, not a field: equality is unchanged
+        return table.lookup(cols, rows)
+
     def project(self, points: np.ndarray) -> np.ndarray:
         """[N,3] points in the optical frame (z > 0) -> [N,2] distorted pixel coordinates."""
         points = np.asarray(points, dtype=np.float64)
@@ -132,6 +148,34 @@ class CameraModel:
             x, y = (x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x),
                     y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y)
         return np.stack([self.fx * x + self.cx, self.fy * y + self.cy], axis=1)
+
+
+class _RowTable:
+    """Undistorted lower-edge midpoints of a camera's pixels, filled in one whole row at a time on first use
+    (float32: 1e-7 of a normalized coordinate, far below a pixel; untouched rows are never written, so only
+    the rows obstacles stand on take memory)."""
+
+    def __init__(self, camera: CameraModel) -> None:
+        self.camera = camera
+        self.xn = np.empty((camera.height, camera.width), dtype=np.float32)
+        self.yn = np.empty((camera.height, camera.width), dtype=np.float32)
+        self.filled = np.zeros(camera.height, dtype=bool)
+
+    def lookup(self, cols: np.ndarray, rows: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        if cols.size and (cols.min() < 0 or cols.max() >= self.camera.width or rows.min() < 0
+                          or rows.max() >= self.camera.height):
+            raise ValueError("pixel outside the camera image")
+        seen = self.filled[rows]
+        if not seen.all():
+            missing = np.unique(rows[~seen])
+            width = self.camera.width
+            u = np.tile(np.arange(width, dtype=np.float64), len(missing))
+            v = np.repeat(missing + 0.5, width)
+            xn, yn = self.camera.undistort(u, v)
+            self.xn[missing] = xn.reshape(len(missing), width)
+            self.yn[missing] = yn.reshape(len(missing), width)
+            self.filled[missing] = True
+        return self.xn[rows, cols].astype(np.float64), self.yn[rows, cols].astype(np.float64)
 
 
 def rotation_from_quaternion(x: float, y: float, z: float, w: float) -> np.ndarray:

@@ -131,13 +131,14 @@ class LocalGrid:
 
     def occupancy(self) -> np.ndarray:
         """int8 [cells, cells], row-major from the origin corner: 100 occupied, 0 free, -1 unknown."""
-        out = np.full(self.logodds.shape, UNKNOWN, dtype=np.int8)
         if self.accumulating:
-            out[self.logodds <= self.config.free] = FREE
-            out[self.logodds >= self.config.occupied] = OCCUPIED
+            occupied, free = self.logodds >= self.config.occupied, self.logodds <= self.config.free
         else:
-            out[self._labels == 1] = FREE
-            out[self._labels == 2] = OCCUPIED
+            occupied, free = self._labels == 2, self._labels == 1
+        # UNKNOWN + 1 where free, + (OCCUPIED - UNKNOWN) where occupied (free < occupied: never both)
+        out = occupied.view(np.int8) * np.int8(OCCUPIED - UNKNOWN)
+        out += free.view(np.int8)
+        out += np.int8(UNKNOWN)
         return out
 
     def cell_of(self, x: float, y: float) -> Tuple[int, int]:

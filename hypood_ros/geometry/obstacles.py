@@ -58,7 +58,11 @@ def ground_points(camera: CameraModel, pose: CameraPose, u: np.ndarray, v: np.nd
     """Pixels -> ([N,3] rays in base_frame, [N] ray parameter s of the ground hit; NaN at/above the horizon).
 
     The ground point is pose.translation + s * ray."""
-    xn, yn = camera.undistort(u, v)
+    return _to_ground(pose, *camera.undistort(u, v))
+
+
+def _to_ground(pose: CameraPose, xn: np.ndarray, yn: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """`ground_points` from normalized (undistorted) coordinates."""
     rays = np.stack([xn, yn, np.ones_like(xn)], axis=1) @ pose.rotation.T
     down = rays[:, 2] < -MIN_DEPRESSION
     s = np.full(len(rays), np.nan)
@@ -100,7 +104,7 @@ def _contacts(mask: np.ndarray):
     pick = len(key) - 1 - last
     rows, cols, comp = rows[pick], cols[pick], comp[pick]
     keep = ~_slanted_ends(rows, comp)
-    keep |= ~np.isin(comp, comp[keep])  # a component never loses all its contacts
+    keep |= np.bincount(comp[keep], minlength=count)[comp] == 0  # a component never loses all its contacts
     return rows, cols, comp, keep, count, labels, (x0, y0)
 
 
@@ -187,9 +191,7 @@ def find_obstacles(mask: np.ndarray, camera: CameraModel, pose: CameraPose, max_
         return empty
     all_rows, all_cols, all_comp, on_ground, count, labels, (x0, y0) = found
     rows, cols, comp = all_rows[on_ground], all_cols[on_ground], all_comp[on_ground]
-    u = (cols + x0).astype(np.float64)
-    v = (rows + y0).astype(np.float64) + 0.5  # the bottom edge of the lowest pixel
-    rays, s = ground_points(camera, pose, u, v)
+    rays, s = _to_ground(pose, *camera.undistort_lower_edges(cols + x0, rows + y0))  # bottom edge of the pixel
     p = pose.translation[None, :2] + s[:, None] * rays[:, :2]
     rng = np.hypot(p[:, 0], p[:, 1])
     hits = np.isfinite(s)
@@ -293,7 +295,7 @@ def free_polygon(camera: CameraModel, pose: CameraPose, lowest: np.ndarray, max_
     masked = np.flatnonzero(low >= 0)
     if len(masked):
         far = far.copy()
-        rays, s = ground_points(camera, pose, columns[masked].astype(np.float64), low[masked] + 0.5)
+        rays, s = _to_ground(pose, *camera.undistort_lower_edges(columns[masked], low[masked]))
         contact = pose.translation[None, :2] + s[:, None] * rays[:, :2]
         use = np.isfinite(s) & (np.hypot(contact[:, 0], contact[:, 1]) <= max_range)
         far[masked[use]] = contact[use]
