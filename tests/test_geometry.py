@@ -35,6 +35,23 @@ def test_projection_matches_opencv_and_undistortion_inverts_it(camera, pose):
 
 
 @pytest.mark.parametrize("camera", cameras(), ids=lambda c: c.distortion_model or "pinhole")
+def test_lower_edge_table_equals_direct_undistortion(camera):
+    """The per-row table gives what the iterative inverse gives for the same pixels, filled or not."""
+    rng = np.random.default_rng(1)
+    for _ in range(3):  # new rows, then rows already in the table, then a mix
+        cols = rng.integers(0, camera.width, 400)
+        rows = rng.integers(camera.height // 2, camera.height, 400)
+        xn, yn = camera.undistort_lower_edges(cols, rows)
+        want_x, want_y = camera.undistort(cols.astype(np.float64), rows + 0.5)
+        assert np.abs(xn - want_x).max() < 1e-6 and np.abs(yn - want_y).max() < 1e-6
+    assert camera == CameraModel(camera.width, camera.height, camera.fx, camera.fy, camera.cx, camera.cy,
+                                 camera.distortion_model, camera.coeffs)  # the table is not part of equality
+    if camera.distortion_model:
+        with pytest.raises(ValueError, match="outside"):
+            camera.undistort_lower_edges(np.array([camera.width]), np.array([0]))
+
+
+@pytest.mark.parametrize("camera", cameras(), ids=lambda c: c.distortion_model or "pinhole")
 def test_boxes_on_the_road_are_found_within_3_percent_of_range(camera, pose):
     ids = render(camera, pose, SCENE)
     score = np.where(ids > 0, 10.0 * ids, -1.0).astype(np.float32)
