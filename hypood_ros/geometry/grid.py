@@ -82,7 +82,7 @@ class LocalGrid:
         if not accumulate:
             self.reset()
         self.accumulating = accumulate
-        self._recenter(center)
+        decayed = self._recenter(center, np.float32(self.config.decay))
         res, ox, oy = self.config.resolution, self.origin[0], self.origin[1]
         labels = self._labels
         labels.fill(0)
@@ -101,7 +101,8 @@ class LocalGrid:
         if accumulate:
             import cv2
 
-            self.logodds *= np.float32(self.config.decay)  # shrinks every value: no clamp needed outside the ROI
+            if not decayed:  # decay shrinks every value: no clamp needed outside the ROI
+                self.logodds *= np.float32(self.config.decay)
             x, y, w, h = cv2.boundingRect(labels)  # the cells this frame touched
             roi = self.logodds[y:y + h, x:x + w]
             roi += self._delta[labels[y:y + h, x:x + w]]
@@ -109,25 +110,27 @@ class LocalGrid:
         else:
             np.take(self._delta, labels, out=self.logodds)
 
-    def _recenter(self, center: Tuple[float, float]) -> None:
-        """Scroll by whole cells so that `center` is in the middle; cells that enter are unknown."""
+    def _recenter(self, center: Tuple[float, float], decay: np.float32) -> bool:
+        """Scroll by whole cells so that `center` is in the middle; cells that enter are unknown. A scroll
+        copies every cell anyway, so it applies `decay` on the way (returns True when it did)."""
         res, half = self.config.resolution, self.cells // 2
         want = (math.floor(center[0] / res) - half, math.floor(center[1] / res) - half)  # in cells
         if self.origin is None:
             self.origin = (want[0] * res, want[1] * res)
-            return
+            return False
         have = (round(self.origin[0] / res), round(self.origin[1] / res))
         dx, dy = want[0] - have[0], want[1] - have[1]
         if dx == 0 and dy == 0:
-            return
+            return False
         old = self.logodds
         new = np.zeros_like(old)
         n = self.cells
         if abs(dx) < n and abs(dy) < n:
-            new[max(0, -dy):n - max(0, dy), max(0, -dx):n - max(0, dx)] = \
-                old[max(0, dy):n - max(0, -dy), max(0, dx):n - max(0, -dx)]
+            np.multiply(old[max(0, dy):n - max(0, -dy), max(0, dx):n - max(0, -dx)], decay,
+                        out=new[max(0, -dy):n - max(0, dy), max(0, -dx):n - max(0, dx)])
         self.logodds = new
         self.origin = (want[0] * res, want[1] * res)
+        return True
 
     def occupancy(self) -> np.ndarray:
         """int8 [cells, cells], row-major from the origin corner: 100 occupied, 0 free, -1 unknown."""
