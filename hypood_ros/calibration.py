@@ -14,7 +14,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator
+from typing import Callable, Dict, Iterable, Iterator, Optional, Tuple
 
 import numpy as np
 
@@ -74,8 +74,12 @@ def calibrate(pipeline, frames: Callable[[], Iterator[np.ndarray]], target: floa
     return threshold_for_fraction((pipeline.process(f).score for f in frames()), total, target)
 
 
-def write_params(path: str | os.PathLike, result: Calibration, config, source: str, model: str) -> Path:
-    """A params YAML for the node; provenance in comments (the node only reads ros__parameters)."""
+def write_params(path: str | os.PathLike, result: Calibration, config, source: str, model: str,
+                 input_hw: Optional[Tuple[int, int]] = None) -> Path:
+    """A params YAML for the node; provenance in comments (the node only reads ros__parameters).
+
+    A threshold holds for the network input size it was calibrated at (the scores of a resized frame
+    differ), so that size goes into the file with it when known."""
     path = Path(path)
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     lines = [
@@ -96,6 +100,8 @@ def write_params(path: str | os.PathLike, result: Calibration, config, source: s
         f"    lam: {float(config.lam)!r}",
         f"    delta: {float(config.delta)!r}",
     ]
+    if input_hw is not None:
+        lines += [f"    input_height: {int(input_hw[0])}", f"    input_width: {int(input_hw[1])}"]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -23,8 +23,10 @@ def test_calibration_follows_the_score_resolution(tmp_path, tiny_checkpoint):
         scores = np.concatenate([check.process(f).score.ravel() for f in frames()])
         flagged = int((scores > result.threshold).sum())
         assert flagged <= 0.05 * scores.size and flagged >= int(0.05 * scores.size) - 1
-        path = write_params(tmp_path / f"{resolution}.yaml", result, pipeline.config, "test frames", "tiny.pt")
+        path = write_params(tmp_path / f"{resolution}.yaml", result, pipeline.config, "test frames", "tiny.pt",
+                            backend.input_shape[2:])
         values = yaml.safe_load(path.read_text())["/**"]["ros__parameters"]
         assert values["score_resolution"] == resolution and values["threshold"] == result.threshold
+        assert (values["input_height"], values["input_width"]) == (42, 56)
         thresholds[resolution] = result.threshold
     assert thresholds["image"] != thresholds["network"]

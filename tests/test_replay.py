@@ -164,6 +164,7 @@ def test_calibrate_then_replay_reproduces_the_fraction(tmp_path, tiny_checkpoint
     assert proc.returncode == 0, proc.stderr
     values = yaml.safe_load(params.read_text())["/**"]["ros__parameters"]
     assert values["score"] == "hyperspherical_llr" and "id_drive" in params.read_text()
+    assert (values["input_height"], values["input_width"]) == (56, 112)  # the size the threshold holds for
     threshold = values["threshold"]
     # Independent check with the pipeline: at most 5% flagged, and no more than one pixel short of it.
     pipeline = FramePipeline(load_backend(tiny_checkpoint, input_hw=(56, 112)), PipelineConfig(outputs={"score"}))

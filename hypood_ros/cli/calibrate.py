@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
                 yield from bar
 
         result = calibrate(pipeline, with_progress, args.target_fpr)
-        write_params(tmp, result, pipeline.config, source, str(args.model))
+        write_params(tmp, result, pipeline.config, source, str(args.model), pipeline.backend.input_shape[2:])
     print(f"threshold {result.threshold:.6g} for score {pipeline.config.score}: flags "
           f"{result.flagged_fraction:.4%} of {result.pixels} pixels in {result.frames} frames "
           f"(target {args.target_fpr:.4%}); wrote {args.out}")
