@@ -12,6 +12,7 @@ Generated scenes and a small model: a demonstration of the pipeline, not a claim
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -54,7 +55,9 @@ class DemoSettings:
     speed: float = 8.0
     anomalies: int = 3
     size: Sequence[int] = (240, 480)
-    input_size: Sequence[int] = (238, 476)  # network input: the frame size rounded to multiples of 14
+    #: network input; None: input_height/input_width of the params file (the size its threshold was
+    #: calibrated at), else the frame size rounded down to multiples of 14
+    input_size: Optional[Sequence[int]] = None
     rate: Optional[float] = None  # None: each frame once the node answered the previous one
     sheet_rows: int = 4
     progress: bool = True
@@ -172,6 +175,9 @@ def run_demo(s: DemoSettings) -> dict:
     if not Path(s.model).is_file():
         raise HypoodError(f"model not found: {s.model} (the shipped one is {MODEL_DIR / 'model.pt'})")
     params = node_params(s.params)
+    if s.input_size is None:
+        s = dataclasses.replace(s, input_size=(int(params.get("input_height", s.size[0] // 14 * 14)),
+                                               int(params.get("input_width", s.size[1] // 14 * 14))))
     out = Path(s.out)
     out.mkdir(parents=True, exist_ok=True)
     for name in PRODUCTS:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-INPUT = (238, 476)
-TRACKS = ("smiyc-anomaly", "smiyc-obstacle")  # network input of the demo (240x480 frames, multiples of 14)
+INPUT = (238, 476)  # default network input: the demo's 240x480 frames rounded to multiples of 14
+TRACKS = ("smiyc-anomaly", "smiyc-obstacle")
 
 
 def main(argv=None) -> int:
@@ -31,8 +31,8 @@ def main(argv=None) -> int:
     from hypood_ros.model import load_checkpoint
     from hypood_ros.pipeline import FramePipeline, PipelineConfig
     from hypood_ros.runtimes import load_backend
-    from hypood_ros.training.cityscapes import val_pairs
-    from hypood_ros.training.validate import evaluate_miou
+    from hypood_ros.training.cityscapes import read_label, val_pairs
+    from hypood_ros.training.validate import confusion, miou as miou_of
 
     parser = argparse.ArgumentParser(prog="python -m hypood_ros.model_card", description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, type=Path, help="trained stage-2 checkpoint")
@@ -41,15 +41,23 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--score", default="hyperspherical_llr", help="score the node uses")
     parser.add_argument("--target-fpr", type=float, default=0.01, help="fraction of held-out ID pixels flagged")
+    parser.add_argument("--input-size", type=int, nargs=2, default=list(INPUT), metavar=("H", "W"),
+                        help="network input (multiples of 14); frames are resized to it, as in the node")
     args = parser.parse_args(argv)
+    size = tuple(args.input_size)
 
     torch.manual_seed(0)
-    model = load_checkpoint(args.model)
+    load_checkpoint(args.model)  # refuses a file that is not a project checkpoint before anything runs
     pairs = val_pairs(args.data / "cityscapes")
-    miou = evaluate_miou(model, tqdm(pairs, desc="mIoU", file=sys.stderr), list(INPUT), [140, 140],
-                         torch.device("cpu"))
-    backend = load_backend(str(args.model), device="cpu", input_hw=INPUT)
+    backend = load_backend(str(args.model), device="cpu", input_hw=size)
     params = {"eta": 1.5, "lam": 1.0, "delta": 0.0}
+    # mIoU the way the node labels a frame: resized to the input, labels at the frame's size
+    labeller = FramePipeline(backend, PipelineConfig(**params, outputs=frozenset({"labels"})))
+    matrix = 0
+    for image, label in tqdm(pairs, desc="mIoU", file=sys.stderr):
+        labels = labeller.process(read_image(image)).labels
+        matrix = matrix + confusion(labels.astype("int64"), read_label(label), 19)
+    miou = float(miou_of(matrix)[0])
     names = select_scores("all", False)
     ood = {}
     for family in ("eval-family", "training-family"):
@@ -71,8 +79,8 @@ def main(argv=None) -> int:
     if args.model.resolve() != (args.out / "model.pt").resolve():
         shutil.copyfile(args.model, args.out / "model.pt")
     write_params(args.out / "params.yaml", calibration, config,
-                 f"{len(pairs)} held-out generated scenes without anomalies", "models/demo/model.pt")
-    meta = {"input_size": list(INPUT), "params": params, "mIoU_heldout": miou, "heldout_images": len(pairs),
+                 f"{len(pairs)} held-out generated scenes without anomalies", "models/demo/model.pt", size)
+    meta = {"input_size": list(size), "params": params, "mIoU_heldout": miou, "heldout_images": len(pairs),
             "ood": ood, "node_score": args.score, "threshold": calibration.threshold,
             "threshold_target_fpr": args.target_fpr,
             "note": "generated scenes and a small model trained on them, not the paper's numbers"}
@@ -82,7 +90,7 @@ def main(argv=None) -> int:
              "random weights on generated street scenes (no pretrained DINOv2 exists here; the paper keeps a",
              "pretrained one frozen), then the UEM on the same scenes with generated training-family outliers",
              "pasted in. Generated scenes and a small model: these are not the paper's numbers.", "",
-             f"- mIoU on {len(pairs)} held-out generated scenes (input {INPUT[0]}x{INPUT[1]}): {100 * miou:.1f}%",
+             f"- mIoU on {len(pairs)} held-out generated scenes (input {size[0]}x{size[1]}): {100 * miou:.1f}%",
              f"- node score `{args.score}`, threshold {calibration.threshold:.4g} (flags "
              f"{100 * calibration.flagged_fraction:.2f}% of held-out in-distribution pixels; `params.yaml`)", "",
              "AP / AUROC / FPR95 in %; *whole*: every pixel scored (SMIYC anomaly-track layout), *road*: only",
