@@ -32,7 +32,8 @@ def main(argv=None) -> int:
     from hypood_ros.pipeline import FramePipeline, PipelineConfig
     from hypood_ros.runtimes import load_backend
     from hypood_ros.training.cityscapes import read_label, val_pairs
-    from hypood_ros.training.validate import confusion, miou as miou_of
+    from hypood_ros.training.validate import confusion
+    from hypood_ros.training.validate import miou as miou_of
 
     parser = argparse.ArgumentParser(prog="python -m hypood_ros.model_card", description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, type=Path, help="trained stage-2 checkpoint")

@@ -1,7 +1,9 @@
 """The node's obstacle outputs over real DDS: camera_info + image (+ odometry) in; cloud, grid, markers out."""
 import contextlib
 import importlib.util
+import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,26 +99,29 @@ def geometry_node(tiny_checkpoint):
         node.stop()
 
 
-def test_a_tf_transform_message_gives_the_parameter_pose():
-    """The message the TF lookup returns (built here: tf2_ros itself is not installable on this machine)."""
+def camera_transform(x, height, pitch, sec=0, parent="base_link", child="front_camera_optical"):
+    """base_link <- optical frame of a camera `height` m up, `x` m forward, pitched `pitch` rad down, as TF
+    gives it: the body pitch composed with the optical axes (z forward, x right, y down)."""
     from geometry_msgs.msg import TransformStamped
 
-    from hypood_ros.geometry import CameraPose
-    from hypood_ros.node.obstacles import pose_from_transform
-
-    # camera 1.4 m up, 0.3 m forward, pitched 0.2 rad down: optical frame = body pitch * (z fwd, x right, y down)
-    s, c = np.sin(0.1), np.cos(0.1)
-    pitch = (0.0, s, 0.0, c)
-    optical = (-0.5, 0.5, -0.5, 0.5)
-    x1, y1, z1, w1 = pitch
-    x2, y2, z2, w2 = optical
+    x1, y1, z1, w1 = (0.0, np.sin(pitch / 2), 0.0, np.cos(pitch / 2))
+    x2, y2, z2, w2 = (-0.5, 0.5, -0.5, 0.5)
     q = (w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2, w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
          w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2, w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2)
     msg = TransformStamped()
-    msg.transform.translation.x, msg.transform.translation.z = 0.3, 1.4
+    msg.header.stamp.sec, msg.header.frame_id, msg.child_frame_id = sec, parent, child
+    msg.transform.translation.x, msg.transform.translation.z = float(x), float(height)
     r = msg.transform.rotation
-    r.x, r.y, r.z, r.w = q
-    pose = pose_from_transform(msg)
+    r.x, r.y, r.z, r.w = (float(v) for v in q)
+    return msg
+
+
+def test_a_tf_transform_message_gives_the_parameter_pose():
+    """The message the TF lookup returns (built here: tf2_ros itself is not installable on this machine)."""
+    from hypood_ros.geometry import CameraPose
+    from hypood_ros.node.obstacles import pose_from_transform
+
+    pose = pose_from_transform(camera_transform(0.3, 1.4, 0.2))
     expected = CameraPose.from_parameters(height=1.4, pitch=0.2, x=0.3)
     assert np.allclose(pose.rotation, expected.rotation) and np.allclose(pose.translation, expected.translation)
 
@@ -216,3 +221,60 @@ def test_obstacle_outputs_and_camera_info_problems(tiny_checkpoint):
         assert "ood/grid" not in peer.geometry_for(16)
         (result,) = peer.set_parameters(grid_resolution=0.5)
         assert not result.successful  # fixed at start
+
+
+STAND_IN = Path(__file__).resolve().parent / "tf2_stand_in"
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("tf2_ros") is not None, reason="the real tf2_ros is installed here")
+def test_pose_source_tf_looks_up_the_pose_at_the_image_stamp(tiny_checkpoint, tmp_path):
+    """pose_source:=tf through the tf2_ros API (tests/tf2_stand_in: tf2_ros is not on PyPI): the node asks for
+    base_frame <- the image's frame at the image's stamp, uses that pose, and reports a failed lookup while the
+    masks keep coming."""
+    from geometry_msgs.msg import TransformStamped
+    from rclpy.qos import DurabilityPolicy
+
+    log = tmp_path / "lookups.txt"
+    domain = random_domain()
+    path = os.pathsep.join(p for p in (str(STAND_IN), os.environ.get("PYTHONPATH", "")) if p)
+    node = NodeProcess(["-p", f"model:={tiny_checkpoint}", "-p", "input_height:=56", "-p", "input_width:=112",
+                        "-p", "diagnostics_period:=0.2", "-p", "threshold:=-10000.0", "-p", "base_frame:=base_link",
+                        "-p", "pose_source:=tf", "-p", "publish_grid:=false"], domain,
+                       env={"PYTHONPATH": path, "HYPOOD_TF_LOG": str(log)})
+    peer = None
+    try:
+        node.wait_ready()
+        peer = GeometryPeer(domain)
+        tf = peer.node.create_publisher(TransformStamped, "/tf_stand_in",
+                                        QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                                                   durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        peer.wait_connected(peer.raw)
+        want = ("ood/obstacles", "ood/markers", "ood/mask")
+
+        # no transform yet: the masks come, the obstacle status names the failed lookup
+        peer.send(30, info=camera_info(30), want=("ood/mask",))
+        status = peer.obstacle_status(lambda s: "LookupException" in s.message)
+        assert status.level == b"\x01" and "base_link" in status.message
+
+        # the camera 1.5 m up, 2 m ahead, pitched 0.3 rad: the parameter test's pose, now from TF
+        tf.publish(camera_transform(2.0, 1.5, 0.3, sec=31))
+        time.sleep(0.5)
+        points = cloud_points(peer.send(31, info=camera_info(31), want=want)["ood/obstacles"])
+        near = 1.5 / np.tan(0.3 + np.arctan(0.6))
+        assert np.median(points[:, 0]) == pytest.approx(2.0 + near, rel=0.05)
+
+        # raised to 3 m from stamp 32 on: that frame's bottom row lands twice as far from the camera
+        tf.publish(camera_transform(2.0, 3.0, 0.3, sec=32))
+        time.sleep(0.5)
+        points = cloud_points(peer.send(32, info=camera_info(32), want=want)["ood/obstacles"])
+        assert np.median(points[:, 0]) == pytest.approx(2.0 + 2 * near, rel=0.05)
+        assert node.proc.poll() is None
+    finally:
+        if peer is not None:
+            peer.close()
+        node.stop()
+    lookups = [line.split() for line in log.read_text().splitlines()]
+    assert ["base_link", "front_camera_optical", str(31 * 10**9)] in lookups
+    assert ["base_link", "front_camera_optical", str(32 * 10**9)] in lookups
