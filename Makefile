@@ -34,7 +34,7 @@ demo: $(STAMP)
 DEMO_WORK ?= build/demo-model
 demo-model: $(STAMP)
 	rm -rf $(DEMO_WORK)
-	$(PY) -m hypood_ros.cli generate cityscapes $(DEMO_WORK)/cityscapes --count 1000 --val 100 --seed 0
+	$(PY) -m hypood_ros.cli generate cityscapes $(DEMO_WORK)/cityscapes --count 2000 --val 100 --seed 0
 	$(PY) -m hypood_ros.cli generate smiyc $(DEMO_WORK)/eval-family --count 100 --seed 900000 --family evaluation
 	$(PY) -m hypood_ros.cli generate smiyc $(DEMO_WORK)/training-family --count 100 --seed 900000 --family training
 	$(PY) -m hypood_ros.cli train segmentor --config config/demo/segmentor.yaml --data-root $(DEMO_WORK)/cityscapes \
