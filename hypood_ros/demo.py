@@ -158,6 +158,7 @@ def _pick_rows(anomaly_frames: List[int], all_frames: int, count: int) -> List[i
 
 def run_demo(s: DemoSettings) -> dict:
     from hypood_ros.bags import RecorderThread
+    from hypood_ros.dds import AUTO, profile_env, resolve_profile, use_profile
     from hypood_ros.evaluation.datasets import open_dataset
     from hypood_ros.evaluation.evaluate import evaluate, select_scores
     from hypood_ros.evaluation.metrics import PixelSample
@@ -205,11 +206,15 @@ def run_demo(s: DemoSettings) -> dict:
     say(f"[2/4] starting hypood_node ({Path(s.model).name}) in its own process and replaying the bag over DDS")
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid() ^ time.time_ns()).randint(10, 200)))
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    # The node answers each frame with about 1.4 MB of images, more than Fast DDS's default shared-memory
+    # segment: without the shipped profile reliable samples wait for a retransmission (seconds per stall).
+    profile = resolve_profile(AUTO)
+    use_profile(profile)  # before this process's first DDS participant
     replayer = Replayer(out / "drive", TOPIC, rate=s.rate or 1.0, max_speed=s.rate is None, frame_timeout=30.0)
     extra = ["-p", f"input_height:={s.input_size[0]}", "-p", f"input_width:={s.input_size[1]}"]
     launcher = NodeLauncher(node_arguments(str(s.model), TOPIC, False, params_file=s.params, extra=extra,
                                            qos=replayer.qos),  # the node subscribes as the replay publishes
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                            env=profile_env(profile, dict(os.environ, PYTHONUNBUFFERED="1")))
     recorder = None
     ok = False
     try:
@@ -281,6 +286,7 @@ def run_demo(s: DemoSettings) -> dict:
         "note": "generated scenes and a small model trained on them: a demonstration of the pipeline, "
                 "not the paper's numbers",
         "model": str(s.model), "params": str(s.params) if s.params else None, "node": ready.split("ready: ", 1)[-1],
+        "dds_profile": str(profile) if profile else None,
         "drive": {"seed": s.seed, "frames": s.frames, "fps": s.fps, "speed_mps": s.speed, "size": list(s.size),
                   "anomaly_family": "evaluation", "anomaly_frames": len(anomaly_idx)},
         "replay": {"sent": summary.sent, "answered": summary.answered, "dropped": summary.dropped,
