@@ -18,6 +18,7 @@ from hypood_ros.classes import ClassInfo
 from hypood_ros.errors import BackendError
 from hypood_ros.runtimes.aoti_build import first_line
 from hypood_ros.runtimes.base import OUTPUT_NAMES, Backend
+from hypood_ros.runtimes.cuda_graph import replay
 from hypood_ros.runtimes.engine_metadata import (
     check_compatible,
     read_sidecar,
@@ -83,11 +84,7 @@ class AOTIBackend(Backend):
         if self._model is None:
             raise BackendError("backend is closed")
         if self._graph is not None:
-            if tuple(batch.shape) != self._shape:
-                raise BackendError(f"a CUDA graph replays batch size {self._shape[0]} only, got {batch.shape[0]}")
-            self._static_input.copy_(batch)
-            self._graph.replay()
-            return dict(self._static_output)
+            return replay(self._graph, self._static_input, self._static_output, batch)
         outputs = self._model(batch.to(self._device, self._dtype).contiguous())
         return {name: outputs[name] for name in OUTPUT_NAMES}
 

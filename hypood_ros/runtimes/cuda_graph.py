@@ -9,6 +9,8 @@ from typing import Callable, Dict, Tuple
 
 import torch
 
+from hypood_ros.errors import BackendError
+
 
 @torch.inference_mode()
 def capture(forward: Callable[[torch.Tensor], Dict[str, torch.Tensor]], static_input: torch.Tensor,
@@ -25,3 +27,13 @@ def capture(forward: Callable[[torch.Tensor], Dict[str, torch.Tensor]], static_i
     with torch.cuda.graph(graph):
         static_output = forward(static_input)
     return graph, static_output
+
+
+def replay(graph: torch.cuda.CUDAGraph, static_input: torch.Tensor, static_output: Dict[str, torch.Tensor],
+           batch: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """Copy `batch` into the captured input and replay; the outputs are overwritten by the next replay."""
+    if batch.shape != static_input.shape:
+        raise BackendError(f"a CUDA graph replays batch size {static_input.shape[0]} only, got {batch.shape[0]}")
+    static_input.copy_(batch)
+    graph.replay()
+    return dict(static_output)

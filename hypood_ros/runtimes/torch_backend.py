@@ -7,6 +7,7 @@ import torch
 
 from hypood_ros.errors import BackendError
 from hypood_ros.runtimes.base import Backend, HeadParams
+from hypood_ros.runtimes.cuda_graph import replay
 
 
 class TorchBackend(Backend):
@@ -59,11 +60,7 @@ class TorchBackend(Backend):
         self.check_input(batch)
         # Outputs keep the model's dtype: the fused score op reads fp16 in place.
         if self._graph is not None:
-            if tuple(batch.shape) != self._shape:
-                raise BackendError(f"a CUDA graph replays batch size {self._shape[0]} only, got {batch.shape[0]}")
-            self._static_input.copy_(batch)
-            self._graph.replay()
-            return dict(self._static_output)
+            return replay(self._graph, self._static_input, self._static_output, batch)
         return dict(self._model(batch.to(self._device, self._dtype)))
 
     def close(self) -> None:
