@@ -5,6 +5,9 @@ generated scenes; AP / AUROC / FPR95 of every score on scenes with evaluation-fa
 used in training, and for comparison on scenes with training-family ones) and `params.yaml` (the node's
 score and its threshold, calibrated on the held-out anomaly-free scenes).
 
+With `--input-sizes` the network input is chosen here, among the candidates, by the node score's road AP on
+the training-family scenes: the evaluation family stays out of every choice.
+
     python -m hypood_ros.model_card --model RUN/uem/model.pt --data WORK --out models/demo
 """
 from __future__ import annotations
@@ -19,6 +22,38 @@ import torch
 
 INPUT = (238, 476)  # default network input: the demo's 240x480 frames rounded to multiples of 14
 TRACKS = ("smiyc-anomaly", "smiyc-obstacle")
+
+
+def input_size(text: str):
+    """'HxW' -> (H, W), both multiples of 14."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected HxW, e.g. 280x560") from None
+    if h <= 0 or w <= 0 or h % 14 or w % 14:
+        raise argparse.ArgumentTypeError(f"{text!r}: both sides must be positive multiples of 14")
+    return h, w
+
+
+def choose_input_size(model: Path, data: Path, score: str, candidates, params):
+    """The candidate whose `score` has the best AP on the training-family scenes' road (SMIYC obstacle
+    layout), and every candidate's AP."""
+    from tqdm import tqdm
+
+    from hypood_ros.evaluation.datasets import open_dataset
+    from hypood_ros.evaluation.evaluate import evaluate
+    from hypood_ros.runtimes import load_backend
+
+    dataset = open_dataset("smiyc-obstacle", data / "training-family")
+    sweep = {}
+    for size in candidates:
+        backend = load_backend(str(model), device="cpu", input_hw=size)
+        with tqdm(total=len(dataset.samples), desc=f"input {size[0]}x{size[1]}", file=sys.stderr) as bar:
+            result = evaluate(backend, dataset, [score], data / "results" / "input-sizes" / f"{size[0]}x{size[1]}",
+                              params, heatmaps=0, progress=bar)
+        sweep[f"{size[0]}x{size[1]}"] = result[score]["AP"]
+    best = max(candidates, key=lambda hw: sweep[f"{hw[0]}x{hw[1]}"])
+    return best, sweep
 
 
 def main(argv=None) -> int:
@@ -42,16 +77,22 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--score", default="hyperspherical_llr", help="score the node uses")
     parser.add_argument("--target-fpr", type=float, default=0.01, help="fraction of held-out ID pixels flagged")
-    parser.add_argument("--input-size", type=int, nargs=2, default=list(INPUT), metavar=("H", "W"),
-                        help="network input (multiples of 14); frames are resized to it, as in the node")
+    sizes = parser.add_mutually_exclusive_group()
+    sizes.add_argument("--input-size", type=int, nargs=2, default=list(INPUT), metavar=("H", "W"),
+                       help="network input (multiples of 14); frames are resized to it, as in the node")
+    sizes.add_argument("--input-sizes", type=input_size, nargs="+", default=None, metavar="HxW",
+                       help="candidate inputs: the one with the node score's best road AP on the training family")
     args = parser.parse_args(argv)
     size = tuple(args.input_size)
 
     torch.manual_seed(0)
     load_checkpoint(args.model)  # refuses a file that is not a project checkpoint before anything runs
     pairs = val_pairs(args.data / "cityscapes")
-    backend = load_backend(str(args.model), device="cpu", input_hw=size)
     params = {"eta": 1.5, "lam": 1.0, "delta": 0.0}
+    sweep = None
+    if args.input_sizes:
+        size, sweep = choose_input_size(args.model, args.data, args.score, args.input_sizes, params)
+    backend = load_backend(str(args.model), device="cpu", input_hw=size)
     # mIoU the way the node labels a frame: resized to the input, labels at the frame's size
     labeller = FramePipeline(backend, PipelineConfig(**params, outputs=frozenset({"labels"})))
     matrix = 0
@@ -81,7 +122,8 @@ def main(argv=None) -> int:
         shutil.copyfile(args.model, args.out / "model.pt")
     write_params(args.out / "params.yaml", calibration, config,
                  f"{len(pairs)} held-out generated scenes without anomalies", "models/demo/model.pt", size)
-    meta = {"input_size": list(size), "params": params, "mIoU_heldout": miou, "heldout_images": len(pairs),
+    meta = {"input_size": list(size), "input_size_sweep": sweep, "params": params, "mIoU_heldout": miou,
+            "heldout_images": len(pairs),
             "ood": ood, "node_score": args.score, "threshold": calibration.threshold,
             "threshold_target_fpr": args.target_fpr,
             "note": "generated scenes and a small model trained on them, not the paper's numbers"}
@@ -109,6 +151,11 @@ def main(argv=None) -> int:
               "(boxes, barrels, sacks, planks, suitcases): the kinds pasted as outliers in stage 2, placed here in",
               "unseen scenes. 100 scenes each (`hypood generate smiyc --seed 900000`), every registry score through",
               "`hypood eval`'s evaluator at the input size above."]
+    if sweep:
+        lines += ["", f"Input size chosen among {len(sweep)} candidates by the AP of `{args.score}` on the road of the",
+                  "training-family scenes (the evaluation family plays no part in the choice):", "",
+                  "| input | " + " | ".join(sweep) + " |", "|---|" + "---:|" * len(sweep),
+                  f"| `{args.score}` AP % | " + " | ".join(f"{100 * ap:.1f}" for ap in sweep.values()) + " |"]
     (args.out / "README.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

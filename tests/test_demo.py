@@ -35,6 +35,41 @@ def test_shipped_model_loads_safely_and_has_its_numbers():
     # the threshold holds for the input size it was calibrated at, and the demo runs the node at that size
     assert [params["input_height"], params["input_width"]] == metrics["input_size"]
 
+    # an input size chosen by model_card --input-sizes is the training family's best, and is the one shipped
+    if metrics.get("input_size_sweep"):
+        sweep = metrics["input_size_sweep"]
+        assert "x".join(map(str, metrics["input_size"])) == max(sweep, key=sweep.get)
+
+
+def test_model_card_chooses_the_input_size_on_the_training_family_alone(tmp_path):
+    """The input size is picked by the node score's road AP on training-family scenes; the folder here holds no
+    evaluation-family scenes at all, so they cannot take part. The chosen size is the one `hypood eval` scores best."""
+    import argparse
+
+    from hypood_ros.evaluation.datasets import open_dataset
+    from hypood_ros.evaluation.evaluate import evaluate
+    from hypood_ros.model_card import choose_input_size, input_size
+    from hypood_ros.runtimes import load_backend
+    from hypood_ros.synthetic import writers
+
+    for i in range(3):
+        f = writers.scene(900000 + i, family="training", anomalies=2)
+        f.index = i
+        writers.write_smiyc(tmp_path / "training-family", [f], track="ObstacleTrack")
+    params = {"eta": 1.5, "lam": 1.0, "delta": 0.0}
+    candidates = [(126, 252), (238, 476)]
+    best, sweep = choose_input_size(MODEL_DIR / "model.pt", tmp_path, "normalized_max_logit", candidates, params)
+    dataset = open_dataset("smiyc-obstacle", tmp_path / "training-family")
+    direct = {f"{h}x{w}": evaluate(load_backend(str(MODEL_DIR / "model.pt"), device="cpu", input_hw=(h, w)), dataset,
+                                   ["normalized_max_logit"], tmp_path / f"direct{h}", params,
+                                   heatmaps=0)["normalized_max_logit"]["AP"] for h, w in candidates}
+    assert sweep == pytest.approx(direct) and len(set(sweep.values())) == 2
+    assert best == max(candidates, key=lambda hw: direct[f"{hw[0]}x{hw[1]}"])
+    assert input_size("280x560") == (280, 560)
+    for bad in ("280x561", "280", "0x14", "axb"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            input_size(bad)
+
 
 def test_output_messages_decode():
     from hypood_ros.bags import typestore
