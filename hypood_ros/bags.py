@@ -11,7 +11,7 @@ import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, Optional
+from typing import Dict, Iterator, List, Optional
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from hypood_ros.errors import HypoodError
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
 IMAGE_TYPES = (IMAGE, COMPRESSED)
+CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 
 
 class BagError(HypoodError):
@@ -87,6 +88,37 @@ def read_frames(path: str | os.PathLike, topic: str, start: Optional[float] = No
             raise BagError(f"{path}: reading failed after {count} messages (truncated?): {_first_line(exc)}") from None
         if count == 0:
             raise BagError(f"{path}: no messages on {topic!r} in the selected time range")
+    finally:
+        reader.close()
+
+
+def bag_topics(path: str | os.PathLike) -> Dict[str, str]:
+    """topic -> message type, for every topic in the bag."""
+    reader = _open(path)
+    try:
+        return {c.topic: c.msgtype for c in reader.connections}
+    finally:
+        reader.close()
+
+
+def read_camera_infos(path: str | os.PathLike, topic: str) -> List[BagFrame]:
+    """Every CameraInfo message of `topic`, in recorded order (small: replay keeps them all at hand)."""
+    reader = _open(path)
+    try:
+        topics = {c.topic: c.msgtype for c in reader.connections}
+        if topics.get(topic) != CAMERA_INFO:
+            listed = ", ".join(f"{t} ({m})" for t, m in sorted(topics.items())) or "none"
+            found = f"has type {topics[topic]}" if topic in topics else "is not in the bag"
+            raise BagError(f"{path}: camera info topic {topic!r} {found}; topics in the bag: {listed}")
+        connections = [c for c in reader.connections if c.topic == topic]
+        out = []
+        try:
+            for conn, timestamp, raw in reader.messages(connections=connections):
+                out.append(BagFrame(timestamp, conn.msgtype, bytes(raw), reader.deserialize(raw, conn.msgtype)))
+        except Exception as exc:
+            raise BagError(f"{path}: reading {topic!r} failed after {len(out)} messages (truncated?): "
+                           f"{_first_line(exc)}") from None
+        return out
     finally:
         reader.close()
 

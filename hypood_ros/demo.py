@@ -210,7 +210,9 @@ def run_demo(s: DemoSettings) -> dict:
     # segment: without the shipped profile reliable samples wait for a retransmission (seconds per stall).
     profile = resolve_profile(AUTO)
     use_profile(profile)  # before this process's first DDS participant
-    replayer = Replayer(out / "drive", TOPIC, rate=s.rate or 1.0, max_speed=s.rate is None, frame_timeout=30.0)
+    # camera_info stays in the bag: the demo shows the masks; the obstacle outputs need the camera's pose
+    replayer = Replayer(out / "drive", TOPIC, rate=s.rate or 1.0, max_speed=s.rate is None, frame_timeout=30.0,
+                        camera_info=None)
     extra = ["-p", f"input_height:={s.input_size[0]}", "-p", f"input_width:={s.input_size[1]}"]
     launcher = NodeLauncher(node_arguments(str(s.model), TOPIC, False, params_file=s.params, extra=extra,
                                            qos=replayer.qos),  # the node subscribes as the replay publishes

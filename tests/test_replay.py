@@ -292,3 +292,91 @@ def test_launch_node_delivers_every_large_frame_with_the_profile(tmp_path, tiny_
     assert all(values[f"answered on {topic}"] == "5" for topic in ("ood/mask", "ood/overlay", "ood/score"))
     got = recorded(tmp_path / "out", "/ood/overlay")
     assert len(got) == 5 and all((m.height, m.width) == (h, w) for _, _, m in got)
+
+
+def test_camera_info_for_each_frame():
+    from hypood_ros.node.replay import CameraInfos, camera_info_topic
+
+    assert camera_info_topic("/front/image_raw") == "/front/camera_info"
+    assert camera_info_topic("/front/image_raw/compressed") == "/front/camera_info"
+    assert camera_info_topic("/image") == "/camera_info" and camera_info_topic("image") == "camera_info"
+    Info = TS.types["sensor_msgs/msg/CameraInfo"]
+
+    class Recorded:  # a BagFrame's fields that CameraInfos reads
+        def __init__(self, received, sec, width):
+            info = Info(header=Header(stamp=Time(sec=sec, nanosec=0), frame_id="cam"), height=1, width=width,
+                        distortion_model="plumb_bob", d=np.zeros(5), k=np.zeros(9), r=np.zeros(9), p=np.zeros(12),
+                        binning_x=0, binning_y=0, roi=TS.types["sensor_msgs/msg/RegionOfInterest"](
+                            x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
+            self.timestamp_ns, self.rawdata = received, bytes(TS.serialize_cdr(info, "sensor_msgs/msg/CameraInfo"))
+
+    infos = CameraInfos([Recorded(100, 10, 1), Recorded(200, 20, 2), Recorded(300, 0, 3)])
+    width = {r: TS.deserialize_cdr(r, "sensor_msgs/msg/CameraInfo").width for r in infos.raw}
+    assert width[infos.for_frame((20, 0), 150)] == 2  # the frame's own stamp, even if recorded later
+    assert width[infos.for_frame((15, 0), 250)] == 2  # else the latest recorded before the frame
+    assert width[infos.for_frame((0, 0), 350)] == 3  # a zero stamp matches by time only
+    assert infos.for_frame((5, 0), 50) is None
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_replay_sends_camera_info_and_records_the_obstacle_outputs(tmp_path, tiny_checkpoint):
+    """A bag from a camera driver (Image + CameraInfo): the node also answers on ood/obstacles, ood/grid and
+    ood/markers, each recorded with the frame's stamp; `--camera-info none` leaves them out."""
+    from rosbags.highlevel import AnyReader
+
+    from hypood_ros.synthetic import writers
+
+    bag = tmp_path / "drive"
+    writers.write_bag(bag, writers.drive(3, 5))  # /front/image_raw and /front/camera_info
+    stamps = sorted((f.msg.header.stamp.sec, f.msg.header.stamp.nanosec) for f in read_frames(bag, "/front/image_raw"))
+    # threshold below every score: the whole frame is one obstacle, so every frame has obstacle outputs
+    node_args = NODE_ARGS + ["--node-arg=-p", "--node-arg=threshold:=-10000.0"]
+    proc = hypood("replay", bag, "--topic", "/front/image_raw", "--launch-node", "--model", tiny_checkpoint,
+                  "--max-speed", *node_args, "--record", tmp_path / "out")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "camera_info replayed from: /front/camera_info" in proc.stdout
+    with AnyReader([tmp_path / "out"], default_typestore=TS) as reader:
+        kinds = {c.topic: c.msgtype for c in reader.connections}
+        got = {}
+        for conn, _, raw in reader.messages():
+            msg = reader.deserialize(raw, conn.msgtype)
+            header = msg.markers[0].header if conn.topic == "/ood/markers" else msg.header
+            got.setdefault(conn.topic, []).append((header.stamp.sec, header.stamp.nanosec))
+    assert kinds["/ood/obstacles"] == "sensor_msgs/msg/PointCloud2"
+    assert kinds["/ood/grid"] == "nav_msgs/msg/OccupancyGrid"
+    assert kinds["/ood/markers"] == "visualization_msgs/msg/MarkerArray"
+    for topic in ("/ood/obstacles", "/ood/grid", "/ood/markers", "/ood/mask"):
+        assert sorted(got[topic]) == stamps, topic
+        if topic != "/ood/mask":
+            assert f"answered on {topic[1:]}: 5" in proc.stdout
+
+    proc = hypood("replay", bag, "--topic", "/front/image_raw", "--launch-node", "--model", tiny_checkpoint,
+                  "--max-speed", *node_args, "--camera-info", "none", "--record", tmp_path / "plain")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "camera_info replayed" not in proc.stdout and "answered on ood/mask: 5" in proc.stdout
+    with AnyReader([tmp_path / "plain"], default_typestore=TS) as reader:
+        assert not {c.topic for c in reader.connections} & {"/ood/obstacles", "/ood/grid", "/ood/markers"}
+
+    proc = hypood("replay", bag, "--topic", "/front/image_raw", "--camera-info", "/rear/camera_info", timeout=60)
+    assert proc.returncode == 1 and "camera info topic '/rear/camera_info' is not in the bag" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+    # a node started without the camera_info remap: the frames still go out, and the summary says why no
+    # camera_info did
+    from hypood_ros.node.replay import NodeLauncher, node_arguments
+
+    domain = random_domain()
+    node = NodeLauncher(node_arguments(str(tiny_checkpoint), "/front/image_raw", False, qos="reliable",
+                                       extra=["-p", "input_height:=56", "-p", "input_width:=112"]),
+                        env=ros_env(domain))
+    try:
+        node.wait_ready()
+        proc = subprocess.run([sys.executable, "-m", "hypood_ros.cli", "replay", str(bag), "--topic",
+                               "/front/image_raw", "--max-speed"], capture_output=True, text=True, timeout=120,
+                              env=ros_env(domain))
+    finally:
+        node.stop()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "answered on ood/mask: 5" in proc.stdout
+    assert "camera_info not replayed: nothing listens on /front/camera_info" in proc.stdout

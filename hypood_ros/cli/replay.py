@@ -17,6 +17,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bag_arg", nargs="?", default=None, help=argparse.SUPPRESS)  # earlier spelling: positional
     add_option(parser, "--topic", required=True, help="image topic in the bag (Image or CompressedImage)")
     add_option(parser, "--publish-topic", default=None, help="topic to publish on (default: --topic)")
+    add_option(parser, "--camera-info", default="auto", metavar="TOPIC",
+               help="CameraInfo topic in the bag, replayed beside the frames so that the node also publishes its "
+                    "obstacle outputs (recorded too); 'auto': the image topic's sibling camera_info when the bag "
+                    "has it, 'none': not replayed")
     speed = parser.add_mutually_exclusive_group()
     add_option(speed, "--rate", type=float_in(0.0, None, low_open=True), default=1.0, metavar="FACTOR",
                help="playback speed factor of the recorded timing")
@@ -80,11 +84,13 @@ def run(args: argparse.Namespace) -> int:
         replayer = Replayer(args.bag, args.topic, args.publish_topic, args.namespace, rate=args.rate,
                             max_speed=args.max_speed, start=args.start, duration=args.duration,
                             frame_timeout=args.frame_timeout, qos=args.qos, clock=args.clock,
-                            clock_subscribers=1 if args.launch_node and args.clock is not None else 0)
+                            clock_subscribers=1 if args.launch_node and args.clock is not None else 0,
+                            camera_info=args.camera_info)
         if args.launch_node:
             launcher = NodeLauncher(node_arguments(args.model, replayer.publish_topic, replayer.compressed,
                                                    args.namespace, args.params_file, args.node_arg, qos=args.qos,
-                                                   use_sim_time=args.clock is not None),
+                                                   use_sim_time=args.clock is not None,
+                                                   camera_info=replayer.publish_info_topic),
                                     env=profile_env(profile))
             launcher.wait_ready()
         if record is not None:

@@ -5,6 +5,8 @@ Messages are published as the recorded CDR bytes (no decode/encode), at the reco
 answered or timed out). Outputs are received serialized and written to the new bag unchanged. Which
 frame an output answers is decided by message order and receipt (`ReplayLedger`), so bags with zero or
 repeated stamps count correctly. With `clock`, /clock follows the bag's recorded time for sim-time nodes.
+A CameraInfo topic of the bag is replayed beside the frames (each frame's own, or the latest recorded before
+it, goes out just ahead of the frame), so the node also publishes, and replay records, its obstacle outputs.
 """
 from __future__ import annotations
 
@@ -14,23 +16,30 @@ import subprocess
 import sys
 import threading
 import time
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import rclpy
+from nav_msgs.msg import OccupancyGrid
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from visualization_msgs.msg import MarkerArray
 
 from hypood_ros import topics
-from hypood_ros.bags import COMPRESSED, RecorderThread, read_frames
+from hypood_ros.bags import CAMERA_INFO, COMPRESSED, RecorderThread, bag_topics, read_camera_infos, read_frames
 from hypood_ros.errors import HypoodError
 from hypood_ros.node.ledger import ReplayLedger
 
 OUTPUT_TOPICS = tuple(topics.IMAGE_OUTPUTS.values())
+#: The obstacle outputs (published by the node for frames with a usable camera_info): recorded and counted.
+GEOMETRY_TYPES = {topics.OBSTACLE_OUTPUTS["obstacles"]: (PointCloud2, "sensor_msgs/msg/PointCloud2"),
+                  topics.OBSTACLE_OUTPUTS["grid"]: (OccupancyGrid, "nav_msgs/msg/OccupancyGrid"),
+                  topics.OBSTACLE_OUTPUTS["markers"]: (MarkerArray, "visualization_msgs/msg/MarkerArray")}
 PRIMARY = topics.PRIMARY
 #: How replay publishes frames; the same name is the node's `input_qos` when replay starts the node, so
 #: both ends match (reliable: nothing lost in transport; sensor_data: best effort, as a camera driver).
@@ -46,10 +55,32 @@ def frame_qos(name: str) -> QoSProfile:
     return QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
+def camera_info_topic(image_topic: str) -> str:
+    """Where a camera driver (image_transport) puts the CameraInfo of `image_topic`: beside its base topic,
+    e.g. /front/image_raw and /front/image_raw/compressed -> /front/camera_info."""
+    base = image_topic[: -len("/compressed")] if image_topic.endswith("/compressed") else image_topic
+    return base.rsplit("/", 1)[0] + "/camera_info" if "/" in base else "camera_info"
+
+
 def cdr_stamp(raw: bytes) -> Tuple[int, int]:
     """(sec, nanosec) of a serialized message whose first field is a std_msgs/Header."""
     little = raw[1] == 1  # CDR encapsulation: 0x0001 little endian, 0x0000 big endian
     return struct.unpack_from("<iI" if little else ">iI", raw, 4)
+
+
+class CameraInfos:
+    """The bag's CameraInfo messages: for a frame, the one with its stamp, else the latest recorded before it."""
+
+    def __init__(self, frames) -> None:
+        self.received = [f.timestamp_ns for f in frames]
+        self.raw = [f.rawdata for f in frames]
+        self.by_stamp = {cdr_stamp(f.rawdata): f.rawdata for f in frames}
+
+    def for_frame(self, stamp: Tuple[int, int], received_ns: int) -> Optional[bytes]:
+        if stamp != (0, 0) and stamp in self.by_stamp:  # a zero stamp says nothing
+            return self.by_stamp[stamp]
+        i = bisect_right(self.received, received_ns)
+        return self.raw[i - 1] if i else None
 
 
 @dataclass
@@ -60,6 +91,9 @@ class ReplaySummary:
     duration: float = 0.0
     record: Optional[Path] = None
     clock: Optional[Tuple[int, int]] = None  # first and last /clock published, bag time in ns
+    camera_info: Optional[str] = None  # the bag's CameraInfo topic, when replayed
+    geometry: Dict[str, int] = field(default_factory=dict)  # obstacle output topic -> messages received
+    notes: List[str] = field(default_factory=list)
 
     @property
     def dropped(self) -> int:
@@ -70,12 +104,16 @@ class ReplaySummary:
         rate = self.answered.get(PRIMARY, 0) / self.duration if self.duration > 0 else 0.0
         out = [f"frames sent: {self.sent}"]
         out += [f"answered on {topic}: {self.answered.get(topic, 0)}" for topic in OUTPUT_TOPICS]
+        if self.camera_info or any(self.geometry.values()):
+            out.append(f"camera_info replayed from: {self.camera_info or 'none'}")
+            out += [f"answered on {topic}: {self.geometry.get(topic, 0)}" for topic in GEOMETRY_TYPES]
         out += [f"dropped (no {PRIMARY}): {self.dropped}",
                 (f"latency ms: min {lat.min():.1f}  p50 {np.percentile(lat, 50):.1f}  "
                  f"p95 {np.percentile(lat, 95):.1f}  max {lat.max():.1f}"),
                 f"effective rate: {rate:.2f} frames/s over {self.duration:.1f} s"]
         if self.clock:
             out.append(f"/clock published from bag time {self.clock[0] * 1e-9:.3f} s to {self.clock[1] * 1e-9:.3f} s")
+        out += self.notes
         if self.record:
             out.append(f"recorded outputs: {self.record}")
         return out
@@ -83,8 +121,10 @@ class ReplaySummary:
 
 def node_arguments(model: str, topic: str, compressed: bool, namespace: str = "",
                    params_file: Optional[str] = None, extra: Optional[List[str]] = None,
-                   qos: Optional[str] = None, use_sim_time: bool = False) -> List[str]:
-    """--ros-args for a node that listens on `topic` (raw or compressed) in `namespace`.
+                   qos: Optional[str] = None, use_sim_time: bool = False,
+                   camera_info: Optional[str] = None) -> List[str]:
+    """--ros-args for a node that listens on `topic` (raw or compressed) in `namespace`, and on `camera_info`
+    for its CameraInfo when given.
 
     `qos`: how the frames are published (REPLAY_QOS), so the node subscribes with the matching QoS;
     `extra` comes last and overrides anything before it.
@@ -92,6 +132,8 @@ def node_arguments(model: str, topic: str, compressed: bool, namespace: str = ""
     args = ["--params-file", str(params_file)] if params_file else []
     args += ["-p", f"model:={model}", "-p", f"input_type:={'compressed' if compressed else 'raw'}",
              "-r", f"{'image/compressed' if compressed else 'image'}:={topic}"]
+    if camera_info:
+        args += ["-r", f"camera_info:={camera_info}"]
     if qos is not None:
         frame_qos(qos)  # validates the name
         args += ["-p", f"input_qos:={qos}"]
@@ -144,7 +186,10 @@ class Replayer:
     def __init__(self, bag, topic: str, publish_topic: Optional[str] = None, namespace: str = "",
                  rate: float = 1.0, max_speed: bool = False, start: Optional[float] = None,
                  duration: Optional[float] = None, frame_timeout: float = 5.0, connect_timeout: float = 30.0,
-                 qos: str = "reliable", clock: Optional[float] = None, clock_subscribers: int = 0) -> None:
+                 qos: str = "reliable", clock: Optional[float] = None, clock_subscribers: int = 0,
+                 camera_info: Optional[str] = "auto") -> None:
+        """`camera_info`: the bag's CameraInfo topic to replay beside the frames; "auto" (the image topic's
+        sibling camera_info, when the bag has it), a topic name (must be in the bag), or None / "none"."""
         if rate <= 0:
             raise HypoodError(f"--rate must be positive, got {rate}")
         if clock is not None and clock <= 0:
@@ -167,6 +212,14 @@ class Replayer:
             self.start_ns = first.timestamp_ns  # bag time of the first frame: /clock holds it until playback starts
         finally:
             frames.close()  # closes the bag reader
+        self.camera_info_required = camera_info not in ("auto", None, "", "none")
+        if camera_info == "auto":
+            sibling = camera_info_topic(topic)
+            camera_info = sibling if bag_topics(self.bag).get(sibling) == CAMERA_INFO else None
+        self.camera_info = None if camera_info in (None, "", "none") else camera_info
+        self.infos = CameraInfos(read_camera_infos(self.bag, self.camera_info)) if self.camera_info else None
+        #: where the node listens for them (its `camera_info`, remapped by --launch-node)
+        self.publish_info_topic = camera_info_topic(self.publish_topic) if self.camera_info else None
 
     def output_topic(self, name: str) -> str:
         return f"{self.namespace}/{name}" if self.namespace else f"/{name}"
@@ -187,12 +240,27 @@ class Replayer:
             if recorder is not None:
                 recorder.write(self.output_topic(name), "sensor_msgs/msg/Image", time.time_ns(), raw)
 
+        geometry = {name: 0 for name in GEOMETRY_TYPES}
+
+        def on_geometry(name: str, raw: bytes) -> None:
+            with lock:
+                geometry[name] += 1
+                lock.notify_all()
+            if recorder is not None:
+                recorder.write(self.output_topic(name), GEOMETRY_TYPES[name][1], time.time_ns(), raw)
+
         output_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         subscriptions = [node.create_subscription(Image, self.output_topic(name),
                                                   lambda raw, n=name: on_output(n, raw), output_qos, raw=True)
                          for name in OUTPUT_TOPICS]
+        geometry_subscriptions = [node.create_subscription(kind, self.output_topic(name),
+                                                           lambda raw, n=name: on_geometry(n, raw), output_qos,
+                                                           raw=True)
+                                  for name, (kind, _) in GEOMETRY_TYPES.items()]
         publisher = node.create_publisher(CompressedImage if self.compressed else Image, self.publish_topic,
                                           frame_qos(self.qos))
+        info_publisher = (node.create_publisher(CameraInfo, self.publish_info_topic, frame_qos(self.qos))
+                          if self.infos is not None else None)
         clock = (BagClock(node, self.clock_hz, None if self.max_speed else self.rate, self.start_ns)
                  if self.clock_hz else None)
         executor = SingleThreadedExecutor(context=context)
@@ -200,7 +268,10 @@ class Replayer:
         spinner = threading.Thread(target=executor.spin, daemon=True)
         spinner.start()
         try:
-            self._wait_connected(publisher, subscriptions, clock)
+            if not self._wait_connected(publisher, subscriptions, clock, info_publisher, geometry_subscriptions, node):
+                summary.notes.append(f"camera_info not replayed: nothing listens on {self.publish_info_topic} "
+                                     f"(remap the node's camera_info there for its obstacle outputs)")
+                info_publisher = None
             t0_wall = time.monotonic()
             t0_bag = None
             for frame in read_frames(self.bag, self.topic, self.start, self.duration):
@@ -211,6 +282,9 @@ class Replayer:
                     time.sleep(max(0.0, due - time.monotonic()))
                 if clock is not None:
                     clock.at(frame.timestamp_ns)
+                info = self.infos.for_frame(stamp, frame.timestamp_ns) if self.infos is not None else None
+                if info is not None and info_publisher is not None:
+                    info_publisher.publish(info)
                 with lock:
                     index = ledger.sent(stamp, time.monotonic())
                 publisher.publish(frame.rawdata)
@@ -225,8 +299,19 @@ class Replayer:
             with lock:
                 lock.wait_for(lambda: all(ledger.answered(name) >= summary.sent for name in OUTPUT_TOPICS),
                               timeout=self.frame_timeout)
+                # obstacle outputs follow the image outputs of their frame, but not every frame has them: once
+                # some came, wait until each topic has one per frame or none came for a moment
+                settle_until = time.monotonic() + self.frame_timeout
+                before, changed = dict(geometry), time.monotonic()
+                while (any(geometry.values()) and not all(n >= summary.sent for n in geometry.values() if n)
+                       and time.monotonic() < min(settle_until, changed + 0.3)):
+                    lock.wait(timeout=0.05)
+                    if geometry != before:
+                        before, changed = dict(geometry), time.monotonic()
             with lock:
                 summary.answered = {name: ledger.answered(name) for name in OUTPUT_TOPICS}
+                summary.geometry = dict(geometry)
+                summary.camera_info = self.camera_info if info_publisher is not None else None
                 summary.latencies = ledger.latencies()
                 last = max(ledger.first_answer.values(), default=t0_wall)
             summary.duration = last - t0_wall
@@ -238,17 +323,32 @@ class Replayer:
             rclpy.try_shutdown(context=context)
         return summary
 
-    def _wait_connected(self, publisher, subscriptions, clock: Optional["BagClock"] = None) -> None:
-        """Both directions (and /clock, if asked) matched at the endpoint level, so no early frame, answer or
-        sim time is lost."""
+    def _wait_connected(self, publisher, subscriptions, clock: Optional["BagClock"] = None, info_publisher=None,
+                        geometry=(), node=None) -> bool:
+        """Both directions (and /clock and camera_info, if replayed) matched at the endpoint level, so no early
+        frame, answer or sim time is lost; obstacle outputs are matched to every publisher the graph shows.
+
+        A camera_info found by "auto" that nothing listens to (a node started without the remap) is given up
+        after a short grace: returns False, and the frames go out alone.
+        """
         deadline = time.monotonic() + self.connect_timeout
+        rest_since = None
         while time.monotonic() < deadline:
             clock_ready = clock is None or clock.subscribers() >= self.clock_subscribers
-            if (publisher.get_subscription_count() > 0 and all(s.get_publisher_count() > 0 for s in subscriptions)
-                    and clock_ready):
+            info_ready = info_publisher is None or info_publisher.get_subscription_count() > 0
+            geometry_ready = all(s.get_publisher_count() >= node.count_publishers(s.topic_name) for s in geometry)
+            rest = (publisher.get_subscription_count() > 0 and all(s.get_publisher_count() > 0 for s in subscriptions)
+                    and clock_ready and geometry_ready)
+            if rest and info_ready:
                 time.sleep(0.2)
-                return
+                return True
+            rest_since = (rest_since or time.monotonic()) if rest else None
+            if rest_since is not None and not self.camera_info_required and time.monotonic() - rest_since > 2.0:
+                return False
             time.sleep(0.05)
+        if info_publisher is not None and info_publisher.get_subscription_count() == 0 and rest_since is not None:
+            raise HypoodError(f"the node listens on {self.publish_topic} but not on {self.publish_info_topic} for "
+                              f"the bag's {self.camera_info}; remap its camera_info there or use --camera-info none")
         raise HypoodError(f"no hypood node is subscribed to {self.publish_topic} and publishing "
                           f"{self.output_topic(PRIMARY)}; start one or use --launch-node")
 
