@@ -103,3 +103,35 @@ def test_start_up_failures_are_one_line(tmp_path, tiny_checkpoint, case):
     assert code == 1, lines
     assert len(lines) == 1 and lines[0].startswith("hypood_node: error: ") and expected in lines[0], lines
     assert ", at /" not in lines[0]  # rcl's source locations are left out
+
+
+def test_parameter_file_sections_are_matched_as_ros_does():
+    from hypood_ros.node.parameters import params_files, section_applies
+
+    applies = {("hypood", "/hypood"), ("/hypood", "/hypood"), ("/**", "/hypood"), ("/**", "/car/hypood"),
+               ("**", "/car/hypood"), ("/**/hypood", "/hypood"), ("/**/hypood", "/car/front/hypood"),
+               ("/*/hypood", "/car/hypood"), ("/car/hypood", "/car/hypood"), ("/*", "/hypood")}
+    other = {("hypood_node", "/hypood"), ("/*/hypood", "/hypood"), ("/car/hypood", "/hypood"),
+             ("hypood", "/car/hypood"), ("/*", "/car/hypood"), ("/other/**", "/hypood"), ("/hyp", "/hypood")}
+    assert all(section_applies(k, fqn) for k, fqn in applies)
+    assert not any(section_applies(k, fqn) for k, fqn in other)
+    assert params_files(["node", "--ros-args", "-p", "a:=1", "--params-file", "p.yaml", "--", "--params-file",
+                         "x.yaml", "--ros-args", "--params-file", "q.yaml"]) == ["p.yaml", "q.yaml"]
+
+
+@pytest.mark.ros
+def test_a_parameter_file_for_another_node_name_is_reported(tmp_path):
+    """`hypood_node:` for the node `hypood`: ROS ignores the whole file silently; the node says so (and then,
+    here, stops on a model that will not load: the warning comes first)."""
+    (tmp_path / "broken.onnx").write_bytes(b"not a protobuf" * 100)
+    misnamed, right = tmp_path / "misnamed.yaml", tmp_path / "right.yaml"
+    misnamed.write_text("hypood_node:\n  ros__parameters:\n    threshold: 0.5\n")
+    right.write_text("/**:\n  ros__parameters:\n    threshold: 0.5\n")
+    code, lines = run_node(["-p", f"model:={tmp_path}/broken.onnx", "--params-file", str(misnamed)])
+    assert code == 1 and lines[-1].startswith("hypood_node: error: ") and "cannot load ONNX model" in lines[-1], lines
+    warned = [line for line in lines if "has no section for this node" in line]
+    assert len(warned) == 1 and warned[0].startswith("[WARN]"), lines
+    assert f"parameter file {misnamed} has no section for this node (/hypood)" in warned[0]
+    assert "its sections: hypood_node (use 'hypood:' or '/**:')" in warned[0]
+    code, lines = run_node(["-p", f"model:={tmp_path}/broken.onnx", "--params-file", str(right)])
+    assert code == 1 and not any("has no section" in line for line in lines), lines

@@ -35,6 +35,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--namespace", default="", help="namespace of the node's topics (default: none)")
     add_option(parser, "--frame-timeout", type=float_in(0.0, None, low_open=True), default=5.0, metavar="SECONDS",
                help="seconds to wait for the node's answer to a frame")
+    add_option(parser, "--connect-timeout", type=float_in(0.0, None, low_open=True), default=30.0, metavar="SECONDS",
+               help="seconds to wait for a node subscribed to the frames (DDS discovery) before giving up")
     add_option(parser, "--qos", choices=["reliable", "sensor_data"], default="reliable",
                help="QoS of the published frames; --launch-node starts the node with the matching input_qos")
     add_option(parser, "--clock", type=float_in(0.0, None, low_open=True), nargs="?", const=40.0, default=None,
@@ -74,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     ok = False
     try:
         from hypood_ros.bags import RecorderThread
-        from hypood_ros.cli.console import progress
+        from hypood_ros.cli.console import note, progress
         from hypood_ros.dds import profile_env, resolve_profile, use_profile
 
         profile = resolve_profile(args.dds_profile)
@@ -83,15 +85,16 @@ def run(args: argparse.Namespace) -> int:
 
         replayer = Replayer(args.bag, args.topic, args.publish_topic, args.namespace, rate=args.rate,
                             max_speed=args.max_speed, start=args.start, duration=args.duration,
-                            frame_timeout=args.frame_timeout, qos=args.qos, clock=args.clock,
+                            frame_timeout=args.frame_timeout, connect_timeout=args.connect_timeout, qos=args.qos,
+                            clock=args.clock,
                             clock_subscribers=1 if args.launch_node and args.clock is not None else 0,
-                            camera_info=args.camera_info)
+                            camera_info=args.camera_info, log=note)
         if args.launch_node:
             launcher = NodeLauncher(node_arguments(args.model, replayer.publish_topic, replayer.compressed,
                                                    args.namespace, args.params_file, args.node_arg, qos=args.qos,
                                                    use_sim_time=args.clock is not None,
                                                    camera_info=replayer.publish_info_topic),
-                                    env=profile_env(profile))
+                                    env=profile_env(profile), echo=note)
             launcher.wait_ready()
         if record is not None:
             recorder = RecorderThread(args.record, args.storage)  # writes NAME.partial, renamed when closed

@@ -81,7 +81,7 @@ def working_cv_bridge():
 class HypoodNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("hypood", **kwargs)
-        self._values, self._thresholds, warnings = declare_all(self)
+        self._values, self._thresholds, warnings = declare_all(self, sys.argv)
         for text in warnings:
             self.get_logger().warning(text)
         values = self._values

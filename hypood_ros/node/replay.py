@@ -19,7 +19,7 @@ import time
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import rclpy
@@ -41,6 +41,8 @@ GEOMETRY_TYPES = {topics.OBSTACLE_OUTPUTS["obstacles"]: (PointCloud2, "sensor_ms
                   topics.OBSTACLE_OUTPUTS["grid"]: (OccupancyGrid, "nav_msgs/msg/OccupancyGrid"),
                   topics.OBSTACLE_OUTPUTS["markers"]: (MarkerArray, "visualization_msgs/msg/MarkerArray")}
 PRIMARY = topics.PRIMARY
+#: How the node's warning and error lines start (rcutils' console format): echoed by NodeLauncher.
+NODE_LOUD = ("[WARN]", "[ERROR]", "[FATAL]")
 #: How replay publishes frames; the same name is the node's `input_qos` when replay starts the node, so
 #: both ends match (reliable: nothing lost in transport; sensor_data: best effort, as a camera driver).
 REPLAY_QOS = ("reliable", "sensor_data")
@@ -145,18 +147,27 @@ def node_arguments(model: str, topic: str, compressed: bool, namespace: str = ""
 
 
 class NodeLauncher:
-    """`hypood_node` in its own process with the given --ros-args; its output collected by a thread."""
+    """`hypood_node` in its own process with the given --ros-args; its output collected by a thread.
 
-    def __init__(self, ros_args: List[str], env: Optional[Dict[str, str]] = None) -> None:
+    `echo` gets each of the node's warning and error lines as it comes (a misspelled parameter in a params
+    file, a bad frame), so they are not hidden behind the replay summary.
+    """
+
+    def __init__(self, ros_args: List[str], env: Optional[Dict[str, str]] = None,
+                 echo: Optional[Callable[[str], None]] = None) -> None:
         self.proc = subprocess.Popen([sys.executable, "-m", "hypood_ros.node.hypood_node", "--ros-args", *ros_args],
                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: List[str] = []
+        self._echo = echo
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
         for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
+            line = line.rstrip("\n")
+            self.lines.append(line)
+            if self._echo is not None and line.startswith(NODE_LOUD):
+                self._echo(f"node: {line}")
 
     def wait_ready(self, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
@@ -187,9 +198,11 @@ class Replayer:
                  rate: float = 1.0, max_speed: bool = False, start: Optional[float] = None,
                  duration: Optional[float] = None, frame_timeout: float = 5.0, connect_timeout: float = 30.0,
                  qos: str = "reliable", clock: Optional[float] = None, clock_subscribers: int = 0,
-                 camera_info: Optional[str] = "auto") -> None:
+                 camera_info: Optional[str] = "auto", log: Optional[Callable[[str], None]] = None) -> None:
         """`camera_info`: the bag's CameraInfo topic to replay beside the frames; "auto" (the image topic's
-        sibling camera_info, when the bag has it), a topic name (must be in the bag), or None / "none"."""
+        sibling camera_info, when the bag has it), a topic name (must be in the bag), or None / "none".
+        `log`: one-line notes while it works (e.g. that it is still waiting for a node)."""
+        self.log = log
         if rate <= 0:
             raise HypoodError(f"--rate must be positive, got {rate}")
         if clock is not None and clock <= 0:
@@ -294,6 +307,8 @@ class Replayer:
                 if self.max_speed:
                     with lock:
                         lock.wait_for(lambda: ledger.last_answered(PRIMARY) >= index, timeout=self.frame_timeout)
+            if clock is not None:
+                clock.hold()  # the replayed window ends at the last frame, as a bag player's clock does
             # Let the last answers arrive on every output (a reliable sample that needed a retransmission
             # can take a DDS heartbeat period); outputs switched off in the node just cost this timeout.
             with lock:
@@ -319,6 +334,7 @@ class Replayer:
             if clock is not None:
                 summary.clock = clock.close()
             executor.shutdown()
+            spinner.join(timeout=5)  # out of rclpy before the context goes: no abort at interpreter exit
             node.destroy_node()
             rclpy.try_shutdown(context=context)
         return summary
@@ -331,9 +347,14 @@ class Replayer:
         A camera_info found by "auto" that nothing listens to (a node started without the remap) is given up
         after a short grace: returns False, and the frames go out alone.
         """
-        deadline = time.monotonic() + self.connect_timeout
-        rest_since = None
+        begun = time.monotonic()
+        deadline = begun + self.connect_timeout
+        rest_since, told = None, False
         while time.monotonic() < deadline:
+            if not told and self.log is not None and time.monotonic() - begun > 3.0:
+                self.log(f"waiting up to {self.connect_timeout:.0f} s for a hypood node subscribed to "
+                         f"{self.publish_topic} (start one, or use --launch-node)")
+                told = True
             clock_ready = clock is None or clock.subscribers() >= self.clock_subscribers
             info_ready = info_publisher is None or info_publisher.get_subscription_count() > 0
             geometry_ready = all(s.get_publisher_count() >= node.count_publishers(s.topic_name) for s in geometry)
@@ -350,7 +371,8 @@ class Replayer:
             raise HypoodError(f"the node listens on {self.publish_topic} but not on {self.publish_info_topic} for "
                               f"the bag's {self.camera_info}; remap its camera_info there or use --camera-info none")
         raise HypoodError(f"no hypood node is subscribed to {self.publish_topic} and publishing "
-                          f"{self.output_topic(PRIMARY)}; start one or use --launch-node")
+                          f"{self.output_topic(PRIMARY)} (waited {self.connect_timeout:.0f} s); start one or use "
+                          "--launch-node")
 
 
 class BagClock:
@@ -359,8 +381,8 @@ class BagClock:
     Until playback starts it holds `start_ns` (the first frame's time), so sim-time nodes have a valid
     time while replay connects. At every frame the clock is set to that frame's recorded time, before
     the frame is published; in between it advances with wall time x `rate` (None: stays put, as with
-    --max-speed). Republished at `hz`; never goes backwards. Best effort, depth 1, as `ros2 bag play
-    --clock` and rclpy's TimeSource.
+    --max-speed); after the last frame it stays there (`hold`). Republished at `hz`; never goes backwards.
+    Best effort, depth 1, as `ros2 bag play --clock` and rclpy's TimeSource.
     """
 
     def __init__(self, node, hz: float, rate: Optional[float], start_ns: int) -> None:
@@ -402,6 +424,11 @@ class BagClock:
                 if self._rate is not None:
                     bag_ns += int((time.monotonic() - since) * self._rate * 1e9)
                 self._publish(bag_ns)
+
+    def hold(self) -> None:
+        """No more frames: stay at the last frame's time (still republished) while the last answers come."""
+        with self._lock:
+            self._rate = None
 
     def close(self) -> Optional[Tuple[int, int]]:
         """Stop; returns the first and last time published (None if nothing was)."""
