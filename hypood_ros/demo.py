@@ -27,7 +27,7 @@ import numpy as np
 
 from hypood_ros import topics
 from hypood_ros.defaults import default
-from hypood_ros.errors import HypoodError
+from hypood_ros.errors import ConfigError, HypoodError
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_DIR = REPO / "models" / "demo"
@@ -68,9 +68,12 @@ def say(text: str) -> None:
 
 
 def _bar(total: int, desc: str, enabled: bool):
+    """A progress bar on stderr, gone when done; drawn only on a terminal, as the command line's bars
+    (`hypood_ros.cli.console.progress`, which this module, below the command line, does not import)."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, disable=not enabled, leave=False)
+    return tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, disable=not (enabled and sys.stderr.isatty()),
+                dynamic_ncols=True, leave=False)
 
 
 def message_array(msg) -> np.ndarray:
@@ -110,12 +113,13 @@ def node_params(path: Optional[Path]) -> Dict[str, object]:
         return {}
     try:
         data = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise HypoodError(f"cannot read params file {path}: {exc}") from None
-    for value in data.values():
-        if isinstance(value, dict) and "ros__parameters" in value:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        detail = " ".join(str(exc).split())
+        raise ConfigError(f"cannot read params file {path}: {detail}") from None
+    for value in data.values() if isinstance(data, dict) else ():
+        if isinstance(value, dict) and isinstance(value.get("ros__parameters"), dict):
             return dict(value["ros__parameters"])
-    raise HypoodError(f"{path}: no ros__parameters section")
+    raise ConfigError(f"{path}: no ros__parameters section (a node params YAML: NODE: {{ros__parameters: ...}})")
 
 
 def contact_sheet(rows: List[Dict[str, np.ndarray]], path: Path) -> np.ndarray:
@@ -173,8 +177,11 @@ def run_demo(s: DemoSettings) -> dict:
 
     def lap(name: str) -> None:
         stages[name] = round(time.monotonic() - started - sum(stages.values()), 2)
+    if Path(s.model).is_dir():
+        raise ConfigError(f"model {s.model} is a folder; it must be a checkpoint file, such as "
+                          f"{Path(s.model) / 'model.pt'} (the shipped one is {MODEL_DIR / 'model.pt'})")
     if not Path(s.model).is_file():
-        raise HypoodError(f"model not found: {s.model} (the shipped one is {MODEL_DIR / 'model.pt'})")
+        raise ConfigError(f"model not found: {s.model} (the shipped one is {MODEL_DIR / 'model.pt'})")
     params = node_params(s.params)
     if s.input_size is None:
         s = dataclasses.replace(s, input_size=(int(params.get("input_height", s.size[0] // 14 * 14)),

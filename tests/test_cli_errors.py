@@ -55,6 +55,8 @@ def world(tmp_path_factory, tiny_checkpoint, tiny_model):
     (models / "list.engine").write_bytes(b"\x00" * 64)
     (models / "list.engine.json").write_text("[1, 2, 3]\n")
     (models / "gone.engine.json").write_text("{}\n")  # its engine is missing
+    (models / "packed").mkdir()  # a model folder, as models/demo/
+    shutil.copy(tiny_checkpoint, models / "packed" / "model.pt")
     images = w / "images"
     images.mkdir()
     rng = np.random.default_rng(0)
@@ -72,6 +74,10 @@ def world(tmp_path_factory, tiny_checkpoint, tiny_model):
     (w / "bag").mkdir()
     (w / "bag" / "metadata.yaml").write_text("not really a bag\n")
     (w / "cityscapes").mkdir()
+    (w / "params_broken.yaml").write_text("/**:\n  ros__parameters: [\n")
+    (w / "params_range.yaml").write_text("/**:\n  ros__parameters:\n    input_height: 5\n")
+    (w / "params_text.yaml").write_text("/**:\n  ros__parameters:\n    threshold: high\n")
+    (w / "params_score.yaml").write_text("/**:\n  ros__parameters:\n    score: magic\n")
     return w
 
 
@@ -94,6 +100,9 @@ EVAL = ["eval", "--dataset", "fs-static", "--model", "{w}/models/tiny.pt", *SIZE
 CONVERT = ["convert", "--kind", "uem", "--model", "{w}/models/corrupt.pt"]
 ENGINE = ["build-engine", "--model", "{w}/models/tiny.onnx"]
 REPLAY = ["replay", "--bag", "{w}/bag", "--topic", "/camera/image"]
+GEN_BAG = ["generate", "bag", "b6", "--count", "2"]
+GEN_SMIYC = ["generate", "smiyc", "s", "--count", "2"]
+GEN_CITY = ["generate", "cityscapes", "c", "--count", "2"]
 NO_CUDA = not torch.cuda.is_available()
 
 # (id, command line, exit status, words the one stderr line must contain)
@@ -279,6 +288,81 @@ CASES = [
     ("train-unknown-key", ["train", "segmentor", "--set", "speed=3"], 2, "unknown config keys ['speed']"),
     ("train-config-missing", ["train", "segmentor", "--config", "{w}/none.yaml"], 2, "no such YAML file"),
     ("train-uem-no-init", ["train", "uem", "--data-root", "{w}/cityscapes"], 2, "needs init"),
+    # generate: values, options of another kind, destinations (the inputs in the way stay untouched)
+    ("generate-fps-0", GEN_BAG + ["--fps", "0"], 2, "argument --fps: must be in (0, 1000], got 0"),
+    ("generate-fps-negative", GEN_BAG + ["--fps", "-5"], 2, "argument --fps: must be in (0, 1000], got -5"),
+    ("generate-speed-negative", GEN_BAG + ["--speed", "-1"], 2, "argument --speed: must be in [0, 100], got -1"),
+    ("generate-topic-relative", GEN_BAG + ["--topic", "notatopic"], 2,
+     "a bag's topic must be absolute (start with /), e.g. /notatopic"),
+    ("generate-topic-double-slash", GEN_BAG + ["--topic", "/front//image"], 2,
+     "'/front//image' is not a valid ROS topic name"),
+    ("generate-topic-digit", GEN_BAG + ["--topic", "/front/1image"], 2, "is not a valid ROS topic name"),
+    ("generate-topic-trailing-slash", GEN_BAG + ["--topic", "/front/"], 2, "is not a valid ROS topic name"),
+    ("generate-topic-space", GEN_BAG + ["--topic", "/front image"], 2, "is not a valid ROS topic name"),
+    ("generate-topic-camera-info", GEN_BAG + ["--topic", "/front/camera_info"], 2,
+     "the camera_info name is taken by the bag's CameraInfo"),
+    ("generate-count-0", GEN_SMIYC + ["--count", "0"], 2, "argument --count: must be at least 1, got 0"),
+    ("generate-val-negative", GEN_CITY + ["--val", "-1"], 2, "argument --val: must be at least 0, got -1"),
+    ("generate-seed-negative", GEN_SMIYC + ["--seed", "-1"], 2, "argument --seed: must be at least 0, got -1"),
+    ("generate-size-huge", GEN_SMIYC + ["--size", "10000x10000"], 2,
+     "10000x10000 is 100000000 pixels, above the limit of 50000000"),
+    ("generate-size-one-side", GEN_SMIYC + ["--size", "240"], 2, "expected HEIGHTxWIDTH, e.g. 240x480, got '240'"),
+    ("generate-size-small", GEN_SMIYC + ["--size", "16x480"], 2, "both sides must be at least 32, got 16x480"),
+    ("generate-val-for-smiyc", GEN_SMIYC + ["--val", "2"], 2, "--val applies to cityscapes only, not to smiyc"),
+    ("generate-fps-for-smiyc", GEN_SMIYC + ["--fps", "5"], 2, "--fps applies to bag only, not to smiyc"),
+    ("generate-topic-for-cityscapes", GEN_CITY + ["--topic", "/a/b"], 2, "--topic applies to bag only"),
+    ("generate-family-for-cityscapes", GEN_CITY + ["--family", "training"], 2,
+     "--family applies to smiyc and bag only, not to cityscapes"),
+    ("generate-unknown-family", GEN_SMIYC + ["--family", "animals"], 2, "--family: invalid choice: 'animals'"),
+    ("generate-unknown-kind", ["generate", "coco", "o"], 2, "argument KIND: invalid choice: 'coco'"),
+    ("generate-no-out", ["generate", "smiyc"], 2, "the following arguments are required: OUT"),
+    ("generate-out-is-file", ["generate", "cityscapes", "{w}/plain.txt", "--count", "2"], 2,
+     "output folder {w}/plain.txt is a file; it must be a folder (new or empty)"),
+    ("generate-out-not-empty", ["generate", "smiyc", "{w}/full", "--count", "2"], 2,
+     "output folder {w}/full already exists and is not empty; choose a new folder"),
+    ("generate-out-has-other-layout", ["generate", "cityscapes", "{w}/bag", "--count", "2"], 2,
+     "already exists and is not empty"),
+    ("generate-out-under-file", ["generate", "smiyc", "{w}/plain.txt/s", "--count", "2"], 2,
+     "plain.txt is a file, not a folder"),
+    ("generate-out-unwritable", ["generate", "smiyc", "/proc/hypood-nowhere/s", "--count", "2"], 2,
+     "cannot write there"),
+    ("generate-bag-exists", ["generate", "bag", "{w}/bag", "--count", "2"], 2,
+     "output bag {w}/bag already exists; a bag is written as a new folder"),
+    ("generate-bag-empty-folder", ["generate", "bag", "{w}/empty", "--count", "2"], 2, "already exists"),
+    ("generate-bag-unwritable", ["generate", "bag", "/proc/hypood-nowhere/b", "--count", "2"], 2,
+     "cannot write there"),
+    # demo: the model, the params file and the output folder are checked before any work
+    ("demo-model-truncated", ["demo", "--out", "d5", "--model", "{w}/models/corrupt.pt"], 1,
+     "corrupt.pt: not a readable PyTorch checkpoint (corrupt or truncated?)"),
+    ("demo-model-pickle-code", ["demo", "--out", "d5", "--model", "{w}/models/evil.pt"], 1,
+     "refused by the safe loader"),
+    ("demo-model-folder", ["demo", "--model", "{w}/models/packed"], 2,
+     "--model {w}/models/packed is a folder; give the checkpoint in it: --model {w}/models/packed/model.pt"),
+    ("demo-model-empty-folder", ["demo", "--model", "{w}/models/folder.pt"], 2,
+     "is a folder; it must be a checkpoint file (.pt), such as the shipped"),
+    ("demo-model-missing", ["demo", "--model", "{w}/models/none.pt"], 2, "--model {w}/models/none.pt: no such model"),
+    ("demo-model-onnx", ["demo", "--model", "{w}/models/tiny.onnx"], 2, "the file name must end in .pt or .pth"),
+    ("demo-params-missing", ["demo", "--params-file", "{w}/none.yaml"], 2,
+     "--params-file {w}/none.yaml: no such YAML file"),
+    ("demo-params-not-yaml", ["demo", "--params-file", "{w}/plain.txt"], 2, "the file name must end in .yaml"),
+    ("demo-params-broken", ["demo", "--params-file", "{w}/params_broken.yaml"], 2, "cannot read params file"),
+    ("demo-params-no-section", ["demo", "--params-file", "{w}/existing.yaml"], 2, "no ros__parameters section"),
+    ("demo-params-range", ["demo", "--params-file", "{w}/params_range.yaml"], 2,
+     "params_range.yaml: input_height must be in [14, 4032], got 5"),
+    ("demo-params-text", ["demo", "--params-file", "{w}/params_text.yaml"], 2,
+     "threshold must be a number, got 'high'"),
+    ("demo-params-score", ["demo", "--params-file", "{w}/params_score.yaml"], 2, "score must be one of msp"),
+    ("demo-frames-0", ["demo", "--frames", "0"], 2, "argument --frames: must be at least 2, got 0"),
+    ("demo-rate-0", ["demo", "--rate", "0"], 2, "argument --rate: must be in (0, inf], got 0"),
+    ("demo-rate-text", ["demo", "--rate", "fast"], 2, "argument --rate: expected a number, got 'fast'"),
+    ("demo-anomalies-0", ["demo", "--anomalies", "0"], 2, "argument --anomalies: must be at least 1, got 0"),
+    ("demo-anomalies-many", ["demo", "--anomalies", "500"], 2, "argument --anomalies: must be at most 20, got 500"),
+    ("demo-seed-negative", ["demo", "--seed", "-1"], 2, "argument --seed: must be at least 0, got -1"),
+    ("demo-out-is-file", ["demo", "--out", "{w}/plain.txt"], 2, "--out {w}/plain.txt is a file; it must be a folder"),
+    ("demo-out-not-a-demo", ["demo", "--out", "{w}/full"], 2,
+     "--out {w}/full holds files that are not the demo's (keep.txt)"),
+    ("demo-out-under-file", ["demo", "--out", "{w}/plain.txt/d"], 2, "plain.txt is a file, not a folder"),
+    ("demo-out-unwritable", ["demo", "--out", "/proc/hypood-nowhere/d"], 2, "cannot write there"),
 ]
 
 
@@ -372,10 +456,28 @@ def test_version_and_help(server, tmp_path):
 
     version = server.run(["--version"], cwd=tmp_path)
     assert version.code == 0 and version.stdout.strip() == f"hypood_ros {__version__}"
-    for command in ("run", "eval", "replay", "build-engine", "train"):
+    for command in ("run", "eval", "replay", "build-engine", "train", "generate", "demo"):
         shown = server.run([command, "--help"], cwd=tmp_path)
         assert shown.code == 0 and shown.stderr == "" and "usage: hypood " + command in shown.stdout
         assert "Traceback" not in shown.stdout
+        assert f"\n\nhypood {command}" in shown.stdout, shown.stdout  # the description under the usage
+
+
+def test_command_list_shows_each_help_line_whole(server, tmp_path):
+    """`hypood --help` gives every command its whole one-line help (wrapped, never cut)."""
+    import importlib
+
+    from hypood_ros.cli import COMMANDS
+
+    shown = server.run(["--help"], cwd=tmp_path)
+    assert shown.code == 0
+    text = " ".join(shown.stdout.split())
+    for name in COMMANDS:
+        module = importlib.import_module(f"hypood_ros.cli.{name}")
+        assert hasattr(module, "configure") and len(module.HELP) <= 100, name
+        assert f"{name.replace('_', '-')} {module.HELP}" in text, name
+        first = module.__doc__.strip().splitlines()[0]
+        assert first.endswith("."), (name, first)  # a whole sentence: the command's --help shows it
 
 
 def test_every_option_has_help_and_shows_its_default():
@@ -462,3 +564,82 @@ def test_convert_writes_the_checkpoint_and_nothing_else(server, tmp_path):
     assert result.code == 0 and result.stdout.strip() == f"wrote {out}", result.stderr
     assert load_checkpoint(out).config["backbone"] == "dinov2_vits14"
     assert sorted(p.name for p in out.parent.iterdir()) == ["init.pt"]
+
+
+def test_generate_writes_whole_folders_and_never_adds_to_them(server, tmp_path):
+    """Each kind appears complete under its name; the same folder again is refused and left as it was."""
+    small = ["--count", "2", "--size", "32x64"]
+    smiyc = server.run(["generate", "smiyc", tmp_path / "new" / "s", *small], cwd=tmp_path)
+    assert smiyc.code == 0, smiyc.stderr
+    assert smiyc.stdout.startswith(f"wrote {tmp_path / 'new' / 's'}: ") and smiyc.stderr == ""  # no bar off a tty
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["s"]
+    assert sorted(p.name for p in (tmp_path / "new" / "s").iterdir()) == ["dataset_AnomalyTrack",
+                                                                         "dataset_ObstacleTrack"]
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "new" / "s").rglob("*")}
+    for again in (["smiyc", *small], ["smiyc", "--count", "1", "--seed", "5"], ["cityscapes", *small]):
+        result = server.run(["generate", again[0], tmp_path / "new" / "s", *again[1:]], cwd=tmp_path)
+        assert result.code == 2 and "already exists and is not empty; choose a new folder" in result.stderr
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "new" / "s").rglob("*")} == before
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["s"]
+
+    (tmp_path / "empty").mkdir()
+    city = server.run(["generate", "cityscapes", tmp_path / "empty", *small, "--val", "1"], cwd=tmp_path)
+    assert city.code == 0, city.stderr
+    assert len(list((tmp_path / "empty" / "leftImg8bit" / "val" / "synth").iterdir())) == 1
+
+    bag = server.run(["generate", "bag", tmp_path / "bags" / "drive", *small, "--fps", "5", "--topic", "/cam/image"],
+                     cwd=tmp_path)
+    assert bag.code == 0, bag.stderr
+    assert sorted(p.name for p in (tmp_path / "bags").iterdir()) == ["drive"]
+    assert "metadata.yaml" in {p.name for p in (tmp_path / "bags" / "drive").iterdir()}
+    again = server.run(["generate", "bag", tmp_path / "bags" / "drive", *small], cwd=tmp_path)
+    assert again.code == 2 and "already exists" in again.stderr
+    assert sorted(p.name for p in (tmp_path / "bags").iterdir()) == ["drive"]
+
+
+@pytest.mark.parametrize("kind", ["smiyc", "cityscapes", "bag"])
+@pytest.mark.parametrize("failure", [KeyboardInterrupt, "error"])
+def test_generate_that_fails_midway_leaves_nothing(kind, failure, tmp_path, monkeypatch):
+    """A run stopped after some pictures were written: no output, no temporary name, no folder it made."""
+    from hypood_ros.cli import main
+    from hypood_ros.errors import HypoodError
+    from hypood_ros.synthetic import scene, writers
+
+    real, calls = scene.render, []
+
+    def render(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt if failure is KeyboardInterrupt else HypoodError("disk on fire")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(writers, "render", render)
+    code = main(["generate", kind, str(tmp_path / "new" / "deeper" / "out"), "--count", "3", "--size", "32x64"])
+    assert code == (130 if failure is KeyboardInterrupt else 1) and len(calls) == 2
+    assert tree(tmp_path) == [], "left behind: " + ", ".join(tree(tmp_path))
+
+
+def test_failed_demo_removes_what_it_wrote(tmp_path, monkeypatch, capsys):
+    """The demo fails after generating its drive: neither the drive nor the anomaly frames stay, and an earlier
+    demo's folder keeps only what was there besides the products (nothing), the folder itself kept."""
+    pytest.importorskip("rclpy")
+    import hypood_ros.dds
+    from hypood_ros.cli import main
+    from hypood_ros.errors import HypoodError
+
+    def no_profile(*args, **kwargs):
+        raise HypoodError("no DDS profile here")
+
+    monkeypatch.setattr(hypood_ros.dds, "resolve_profile", no_profile)
+    monkeypatch.setenv("ROS_DOMAIN_ID", "0")  # the demo sets both when unset; keep this process as it was
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    args = ["demo", "--frames", "2", "--anomalies", "1", "--no-progress", "--out"]
+    assert main(args + [str(tmp_path / "new" / "d5")]) == 1
+    assert "no DDS profile here" in capsys.readouterr().err
+    assert tree(tmp_path) == [], "left behind: " + ", ".join(tree(tmp_path))
+
+    earlier = tmp_path / "demo_out"  # a previous run's products are replaced, the folder stays
+    (earlier / "drive").mkdir(parents=True)
+    (earlier / "summary.json").write_text("{}\n")
+    assert main(args + [str(earlier)]) == 1
+    assert tree(tmp_path) == ["demo_out"]

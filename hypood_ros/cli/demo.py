@@ -1,38 +1,185 @@
-"""`hypood demo`: a generated drive through the real node with the shipped demo model (see hypood_ros/demo.py)."""
+"""`hypood demo`: a generated drive through the real node with the shipped demo model, and what it saw.
+
+Steps and outputs: hypood_ros/demo.py. The model, the params file and the output folder are checked before any
+work. The output folder may be new, empty or an earlier demo's (whose products a new run replaces); a failed or
+interrupted run removes what it wrote there, and the folders it made.
+"""
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 from pathlib import Path
+from typing import List
+
+from hypood_ros.cli.parser import add_option, float_in, int_at_least
+from hypood_ros.cli.paths import CHECKPOINT_SUFFIXES, existing_file, model_file
+from hypood_ros.errors import ConfigError, UsageError
+
+HELP = "a generated drive through the node with the demo model: pictures, metrics, summary"
+#: Most anomalies placed along the drive (more crowd a short street).
+MAX_ANOMALIES = 20
 
 
-def register(subparsers) -> None:
-    from hypood_ros.demo import DemoSettings
+def configure(parser: argparse.ArgumentParser) -> None:
+    from hypood_ros.demo import MODEL_DIR, DemoSettings
 
     d = DemoSettings()
-    parser = subparsers.add_parser("demo", help="generated drive -> node over DDS -> pictures, metrics, summary")
-    parser.add_argument("--out", type=Path, default=d.out, help=f"output folder (default {d.out})")
-    parser.add_argument("--model", type=Path, default=d.model, help="checkpoint (default: the shipped demo model)")
-    parser.add_argument("--params-file", type=lambda v: Path(v) if v else None, default=d.params,
-                        help="node params YAML (score, threshold); '' for the node's defaults")
-    parser.add_argument("--frames", type=int, default=d.frames, help=f"frames of the drive (default {d.frames})")
-    parser.add_argument("--seed", type=int, default=d.seed, help="street seed of the drive")
-    parser.add_argument("--anomalies", type=int, default=d.anomalies, help="anomalies on the road")
-    parser.add_argument("--rate", type=float, default=None,
-                        help="replay at this factor of the recorded 10 Hz (default: each frame once answered)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_option(parser, "--out", default=str(d.out), metavar="DIR",
+               help="output folder: new, empty, or an earlier demo's, whose products (drive/, outputs/, "
+                    "anomaly_frames/, eval/, pictures, summary.json) are replaced")
+    add_option(parser, "--model", default=None, metavar="FILE",
+               help=f"checkpoint (.pt) run by the node (default: the shipped {_shown(MODEL_DIR / 'model.pt')})")
+    add_option(parser, "--params-file", default=None, metavar="FILE",
+               help="node params YAML (score, threshold, input size); '' for the node's defaults (default: the "
+                    f"shipped {_shown(MODEL_DIR / 'params.yaml')})")
+    add_option(parser, "--frames", type=int_at_least(2), default=d.frames, metavar="N", help="frames of the drive")
+    add_option(parser, "--seed", type=int_at_least(0), default=d.seed, metavar="N", help="street seed of the drive")
+    add_option(parser, "--anomalies", type=_anomalies, default=d.anomalies, metavar="N",
+               help=f"evaluation-family anomalies on the road (1 to {MAX_ANOMALIES})")
+    add_option(parser, "--rate", type=float_in(0.0, None, low_open=True), default=None, metavar="FACTOR",
+               help="replay at this factor of the recorded 10 Hz (default: each frame as soon as the node answered "
+                    "the previous one)")
+    add_option(parser, "--no-progress", action="store_true", help="no progress bars (they draw only on a terminal)")
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from hypood_ros.demo import DemoSettings, run_demo, table
-    from hypood_ros.errors import HypoodError
+def _anomalies(text: str) -> int:
+    value = int_at_least(1)(text)
+    if value > MAX_ANOMALIES:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_ANOMALIES}, got {value}")
+    return value
 
-    if args.frames < 2 or args.anomalies < 1:
-        raise HypoodError("--frames must be at least 2 and --anomalies at least 1")
-    if args.rate is not None and args.rate <= 0:
-        raise HypoodError("--rate must be positive")
-    result = run_demo(DemoSettings(out=args.out, model=args.model, params=args.params_file, seed=args.seed,
-                                   frames=args.frames, anomalies=args.anomalies, rate=args.rate,
-                                   progress=not args.no_progress))
+
+_anomalies.__name__ = "integer"
+
+
+def _shown(path: Path) -> str:
+    """A path of the repository as written from the working folder when inside it, else in full."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if relative.startswith("..") else relative
+
+
+def checkpoint(value) -> Path:
+    """--model: a readable project checkpoint, loaded once here (as `hypood run` loads it) before any work."""
+    from hypood_ros.demo import MODEL_DIR
+
+    path = Path(value)
+    if path.is_dir():
+        inside = path / "model.pt"
+        if inside.is_file():
+            raise UsageError(f"--model {path} is a folder; give the checkpoint in it: --model {inside}")
+        raise UsageError(f"--model {path} is a folder; it must be a checkpoint file (.pt), such as the shipped "
+                         f"{_shown(MODEL_DIR / 'model.pt')}")
+    path = model_file(path, suffixes=CHECKPOINT_SUFFIXES)
+    from hypood_ros.model import load_checkpoint
+
+    load_checkpoint(path)  # CheckpointError: the one line `hypood run --model` prints for the same file
+    return path
+
+
+def params_file(value):
+    """--params-file: an existing YAML whose ros__parameters the node and the evaluator accept; None for ''."""
+    from hypood_ros.cli.parser import param_type
+    from hypood_ros.defaults import BY_NAME
+    from hypood_ros.demo import node_params
+
+    if not value:
+        return None
+    path = existing_file(value, "--params-file", (".yaml", ".yml"), "YAML file")
+    for name, given in node_params(path).items():
+        param = BY_NAME.get(name)
+        if param is None:
+            continue  # the node reports parameters it does not know
+        if param.type in (int, float) and (isinstance(given, bool) or not isinstance(given, (int, float))):
+            raise ConfigError(f"--params-file {path}: {name} must be a number, got {given!r}")
+        if param.type is bool and not isinstance(given, bool):
+            raise ConfigError(f"--params-file {path}: {name} must be true or false, got {given!r}")
+        if param.type is str and param.choices and given not in param.choices:
+            raise ConfigError(f"--params-file {path}: {name} must be one of {', '.join(c for c in param.choices if c)},"
+                              f" got {given!r}")
+        if param.type in (int, float):
+            try:
+                param_type(name)(str(given))
+            except argparse.ArgumentTypeError as exc:
+                raise ConfigError(f"--params-file {path}: {name} {exc}") from None
+    return path
+
+
+def output_folder(value) -> Path:
+    """--out: not a file, somewhere writable; if it exists, empty or holding only an earlier demo's products."""
+    from hypood_ros.demo import PRODUCTS
+
+    path = Path(value)
+    if str(value).strip() == "":
+        raise UsageError("--out needs a path")
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {path} is a file; it must be a folder (new, empty or an earlier demo's)")
+    if path.is_dir():
+        own = set(PRODUCTS) | {name + ".partial" for name in PRODUCTS}
+        foreign = sorted(p.name for p in path.iterdir() if p.name not in own)
+        if foreign:
+            listed = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+            raise UsageError(f"--out {path} holds files that are not the demo's ({listed}); choose a new or empty "
+                             "folder, or an earlier demo's")
+    anchor = path
+    while not anchor.exists() and anchor != anchor.parent:
+        anchor = anchor.parent
+    if not anchor.is_dir():
+        raise UsageError(f"--out {path}: {anchor} is a file, not a folder")
+    if not os.access(anchor, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {path}: cannot write in {anchor} (permission denied)")
+    return path
+
+
+def _missing_folders(path: Path) -> List[Path]:
+    """path and its parents that do not exist yet, deepest first (removed again if the run fails)."""
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
+def _remove_products(out: Path, made: List[Path]) -> None:
+    from hypood_ros.demo import PRODUCTS
+
+    for name in PRODUCTS + tuple(n + ".partial" for n in PRODUCTS):
+        target = out / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target, ignore_errors=True)
+        elif target.exists() or target.is_symlink():
+            target.unlink(missing_ok=True)
+    for folder in made:
+        try:
+            folder.rmdir()
+        except OSError:
+            break  # not empty: someone else's files, keep them
+
+
+def run(args: argparse.Namespace) -> int:
+    from hypood_ros.demo import MODEL_DIR, DemoSettings, run_demo, table
+
+    # everything the command line alone can tell, then the checkpoint (a second), before any work
+    out = output_folder(args.out)
+    params = params_file(MODEL_DIR / "params.yaml" if args.params_file is None else args.params_file)
+    model = checkpoint(MODEL_DIR / "model.pt" if args.model is None else args.model)
+    made = _missing_folders(out)
+    try:  # the folder now, so that a place that cannot be written is refused before any work
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _remove_products(out, made)
+        raise UsageError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+    ok = False
+    try:
+        result = run_demo(DemoSettings(out=out, model=model, params=params, seed=args.seed, frames=args.frames,
+                                       anomalies=args.anomalies, rate=args.rate, progress=not args.no_progress))
+        ok = True
+    finally:
+        if not ok:
+            _remove_products(out, made)
     print(table(result))
     return 0
