@@ -643,3 +643,92 @@ def test_failed_demo_removes_what_it_wrote(tmp_path, monkeypatch, capsys):
     (earlier / "summary.json").write_text("{}\n")
     assert main(args + [str(earlier)]) == 1
     assert tree(tmp_path) == ["demo_out"]
+
+
+# ---- hypood train: bad configuration values, and the run folder (an earlier run is never overwritten, a
+# failed start creates no folder). Its own inputs, so that the shared world above keeps its layout. ----
+
+@pytest.fixture(scope="module")
+def train_world(tmp_path_factory):
+    t = tmp_path_factory.mktemp("train-world")
+    (t / "cityscapes" / "leftImg8bit").mkdir(parents=True)  # the layout, without images
+    (t / "cityscapes" / "gtFine").mkdir()
+    for folder, names in (("run", ("model.pt", "last.pt", "log.csv")), ("finished", ("model.pt", "log.csv")),
+                          ("logged", ("log.csv",))):
+        (t / folder).mkdir()
+        for name in names:
+            (t / folder / name).write_text(f"earlier run: {name}\n")
+    (t / "list.yaml").write_text("- steps\n- 3\n")
+    (t / "broken.yaml").write_text("steps: [1\n")
+    return t
+
+
+TRAIN = ["train", "segmentor", "--data-root", "{t}/cityscapes", "--set", "preset=tiny"]
+TRAIN_CASES = [
+    # an --out that already holds something: refused before any work, the earlier run untouched
+    ("train-out-holds-run", TRAIN + ["--out", "{t}/run"], 2, "--out {t}/run already holds a training run "
+     "(model.pt, last.pt, log.csv); pass --resume to continue it, or choose a new folder"),
+    ("train-out-holds-results", TRAIN + ["--out", "{t}/finished"], 2,
+     "already holds a training run (model.pt, log.csv) with no last.pt to resume from; choose a new folder"),
+    ("train-out-holds-log", TRAIN + ["--out", "{t}/logged"], 2, "already holds a training run (log.csv)"),
+    ("train-out-not-empty", TRAIN + ["--out", "{w}/full"], 2, "--out {w}/full already exists and is not empty"),
+    ("train-out-is-file", TRAIN + ["--out", "{w}/plain.txt"], 2, "is a file; it must be a folder"),
+    ("train-resume-nothing", TRAIN + ["--out", "{w}/full", "--resume"], 2, "--resume: no {w}/full/last.pt"),
+    ("train-resume-corrupt-state", TRAIN + ["--out", "{t}/run", "--resume"], 1,
+     "{t}/run/last.pt: not a readable PyTorch checkpoint"),
+    # configuration values: one line, before the run folder exists
+    ("train-unknown-preset", TRAIN + ["--set", "preset=huge", "--out", "o"], 2,
+     "unknown preset 'huge'; known: tiny, vitb14_reg"),
+    ("train-steps-zero", TRAIN + ["--set", "steps=0", "--out", "o"], 2, "steps must be at least 1, got 0"),
+    ("train-steps-float", TRAIN + ["--set", "steps=2.5", "--out", "o"], 2, "steps must be an integer, got 2.5"),
+    ("train-log-every-zero", TRAIN + ["--set", "log_every=0", "--out", "o"], 2, "log_every must be at least 1"),
+    ("train-ckpt-every-zero", TRAIN + ["--set", "ckpt_every=0", "--out", "o"], 2, "ckpt_every must be at least 1"),
+    ("train-workers-negative", TRAIN + ["--set", "num_workers=-1", "--out", "o"], 2, "num_workers must be at least 0"),
+    ("train-lr-text", TRAIN + ["--set", "lr=fast", "--out", "o"], 2, "lr must be a number, got 'fast'"),
+    ("train-lr-nan", TRAIN + ["--set", "lr=.nan", "--out", "o"], 2, "lr must be a finite number > 0, got nan"),
+    ("train-lr-zero", TRAIN + ["--set", "lr=0", "--out", "o"], 2, "lr must be a finite number > 0, got 0"),
+    ("train-flip-text", TRAIN + ["--set", "flip=maybe", "--out", "o"], 2, "flip must be true or false, got 'maybe'"),
+    ("train-seed-negative", TRAIN + ["--set", "seed=-1", "--out", "o"], 2, "seed must be in [0, "),
+    ("train-crop-words", TRAIN + ["--set", "crop=[a,b]", "--out", "o"], 2,
+     "crop must be a list of two positive integers, got ['a', 'b']"),
+    ("train-crop-three", TRAIN + ["--set", "crop=[14,14,14]", "--out", "o"], 2, "crop must be a list of two"),
+    ("train-crop-not-14", TRAIN + ["--set", "crop=[50,100]", "--out", "o"], 2, "crop sides must be multiples of 14"),
+    ("train-stride-zero", TRAIN + ["--set", "val_stride=[0,14]", "--out", "o"], 2, "val_stride must be a list of two"),
+    ("train-scale-reversed", TRAIN + ["--set", "scale=[2,1]", "--out", "o"], 2, "scale must be [low, high]"),
+    ("train-paste-scale-big", TRAIN + ["--set", "paste_scale=[0.5,3]", "--out", "o"], 2, "paste_scale must be"),
+    ("train-ood-prob", TRAIN + ["--set", "ood_prob=2", "--out", "o"], 2, "ood_prob must be in [0, 1], got 2"),
+    ("train-ood-label-class", TRAIN + ["--set", "ood_label=3", "--out", "o"], 2, "ood_label must be in [19, 255]"),
+    ("train-labels-same", TRAIN + ["--set", "ood_label=255", "--out", "o"], 2,
+     "ood_label and ignore_index must differ"),
+    ("train-out-blank", TRAIN + ["--out", ""], 2, "out must name the run folder"),
+    ("train-override-bad-yaml", TRAIN + ["--set", "crop=[42,", "--out", "o"], 2, "the value is not valid YAML"),
+    ("train-config-list", TRAIN + ["--config", "{t}/list.yaml", "--out", "o"], 2,
+     "must hold key: value fields of TrainConfig, got a list"),
+    ("train-config-broken", TRAIN + ["--config", "{t}/broken.yaml", "--out", "o"], 2,
+     "cannot read config {t}/broken.yaml: expected ',' or ']'"),
+    # a start that fails (bad --init, no images): the same words as other commands, and no run folder
+    ("train-init-truncated", TRAIN + ["--init", "{w}/models/corrupt.pt", "--out", "sub/o"], 1,
+     "corrupt.pt: not a readable PyTorch checkpoint (corrupt or truncated?)"),
+    ("train-init-pickle-code", TRAIN + ["--init", "{w}/models/evil.pt", "--out", "sub/o"], 1,
+     "refused by the safe loader"),
+    ("train-init-missing", TRAIN + ["--init", "{t}/none.pt", "--out", "o"], 2, "--init {t}/none.pt: no such"),
+    ("train-uem-init-truncated", ["train", "uem", "--data-root", "{t}/cityscapes", "--init",
+                                  "{w}/models/corrupt.pt", "--out", "sub/o"], 1, "not a readable PyTorch checkpoint"),
+    ("train-no-images", TRAIN + ["--out", "sub/o"], 1, "Cityscapes images not found"),
+]
+
+
+@pytest.mark.parametrize("case", TRAIN_CASES, ids=[c[0] for c in TRAIN_CASES])
+def test_train_mistake_gives_one_line_and_leaves_nothing(case, world, train_world, server, tmp_path):
+    name, argv, code, words = case
+    before = {p: p.read_bytes() if p.is_file() else None for p in train_world.rglob("*")}
+    argv = [a.replace("{t}", str(train_world)) for a in argv]
+    test_mistake_gives_one_line_and_leaves_nothing((name, argv, code, words.replace("{t}", str(train_world))),
+                                                   world, server, tmp_path)
+    after = {p: p.read_bytes() if p.is_file() else None for p in train_world.rglob("*")}
+    assert after == before, "the earlier runs or inputs changed"
+
+
+def test_train_cases_are_unique():
+    ids = [c[0] for c in TRAIN_CASES]
+    assert len(ids) == len(set(ids)) and not set(ids) & {c[0] for c in CASES}

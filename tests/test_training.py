@@ -59,6 +59,15 @@ def test_segmentor_training_reduces_loss_and_resumes(tmp_path, cityscapes):
     rows = log_rows(run)
     assert rows[-1]["step"] == "20" and rows[-1]["val_miou"]
 
+    # The same folder again without --resume: refused before any work, the finished run left as it was.
+    saved = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    proc = hypood("train", "segmentor", "--data-root", cityscapes, "--init", init, "--out", run,
+                  "--set", "steps=20", *SMALL)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    assert proc.stderr.splitlines() == [f"hypood: error: --out {run} already holds a training run (model.pt, last.pt, "
+                                        "log.csv); pass --resume to continue it, or choose a new folder"]
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == saved
+
     proc = hypood("train", "segmentor", "--data-root", cityscapes, "--init", init, "--out", run, "--resume",
                   "--set", "steps=30", "--set", "val_every=0", *SMALL)
     assert proc.returncode == 0, proc.stderr
@@ -99,6 +108,60 @@ def test_two_process_torchrun_on_cpu(tmp_path, cityscapes):
     assert load_checkpoint(run / "model.pt").metadata["steps"] == 4
 
 
+def test_progress_bar_only_on_a_terminal(tmp_path, cityscapes):
+    """A redirected stderr gets no bar (no carriage returns) and stdout the periodic log lines; a terminal
+    gets the bar."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    args = ["train", "segmentor", "--data-root", cityscapes, *SMALL[:-1], "--set", "steps=2", "--set", "log_every=1",
+            "--set", "val_every=0"]
+    proc = hypood(*args, "--out", tmp_path / "logged")
+    assert proc.returncode == 0, proc.stderr
+    assert "\r" not in proc.stderr and "train segmentor" not in proc.stderr, proc.stderr
+    assert [line for line in proc.stdout.splitlines() if line.startswith("step ")][-1].startswith("step 2/2 loss ")
+
+    master, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a new pty is 0 columns wide
+    child = subprocess.Popen([sys.executable, "-m", "hypood_ros.cli", *map(str, args), "--out", tmp_path / "shown"],
+                             stdout=subprocess.PIPE, stderr=terminal, text=True)
+    os.close(terminal)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(master)
+    stdout = child.communicate(timeout=300)[0]
+    assert child.returncode == 0, drawn
+    assert b"\r" in drawn and b"train segmentor" in drawn and b"2/2" in drawn, drawn
+    assert "step 2/2" not in stdout and stdout.strip() == f"wrote {tmp_path / 'shown' / 'model.pt'}"
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing(tmp_path):
+    """The first batch fails (a label map with ids out of range): one line, exit 1, and the run folder this
+    command created is gone again, with its new parents; a folder that was there stays, empty."""
+    data = make_cityscapes(tmp_path / "data", n_train=2, n_val=0)
+    for label in (data / "gtFine" / "train").rglob("*_labelTrainIds.png"):
+        cv2.imwrite(str(label), np.full((84, 168), 42, np.uint8))
+    args = ["train", "segmentor", "--data-root", data, *SMALL, "--set", "steps=3", "--set", "val_every=0"]
+    proc = hypood(*args, "--out", tmp_path / "new" / "run")
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hypood: error: ") and "train ids [42] out of range" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+    (tmp_path / "empty").mkdir()
+    proc = hypood(*args, "--out", tmp_path / "empty")
+    assert proc.returncode == 1 and list((tmp_path / "empty").iterdir()) == [], proc.stderr
+
+
 def test_cityscapes_layout_and_label_conversion(tmp_path, cityscapes):
     pairs = find_pairs(cityscapes, "val")
     assert len(pairs) == 2 and pairs[0][1].name.endswith("_gtFine_labelIds.png")
@@ -132,3 +195,12 @@ def test_config_errors():
         load_config(None, ["crop=[50,100]"])
     with pytest.raises(ConfigError, match="needs init"):
         load_config(None, [], stage="uem")
+    with pytest.raises(ConfigError, match="unknown preset 'huge'; known: tiny"):
+        load_config(None, ["preset=huge"])
+    with pytest.raises(ConfigError, match=r"crop must be a list of two positive integers, got \['a', 'b'\]"):
+        load_config(None, ["crop=[a,b]"])
+    with pytest.raises(ConfigError, match="ckpt_every must be at least 1"):
+        load_config(None, ["ckpt_every=0"])
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(None, ["scale=[1,"])
+    assert load_config(None, ["lr=5e-4", "scale=[1,2]"]).scale == [1, 2]  # ints are numbers

@@ -7,7 +7,10 @@ from pathlib import Path
 
 from hypood_ros.cli.parser import add_option, add_pixel_limit
 from hypood_ros.cli.paths import existing_file, existing_folder
-from hypood_ros.errors import UsageError
+from hypood_ros.errors import ConfigError, UsageError
+
+#: What a run folder holds (besides tensorboard/): an --out with any of them is an earlier run.
+RUN_FILES = ("model.pt", "last.pt", "log.csv")
 
 HELP = "train the segmentor (stage 1) or the UEM (stage 2) on Cityscapes"
 
@@ -24,9 +27,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--init", default=None, metavar="FILE",
                help="checkpoint to start from (stage uem: the trained segmentor)")
     add_option(parser, "--out", default=None, metavar="DIR",
-               help="run folder: log.csv, last.pt, model.pt (default: runs/train, or out in --config)")
-    add_option(parser, "--resume", action="store_true", help="continue from OUT/last.pt")
-    add_option(parser, "--no-progress", action="store_true", help="no progress bar (log lines only)")
+               help="run folder: log.csv, last.pt, model.pt; new or empty, unless --resume (default: runs/train, "
+                    "or out in --config)")
+    add_option(parser, "--resume", action="store_true",
+               help="continue the run in OUT from OUT/last.pt (without it, an OUT that holds a run is refused)")
+    add_option(parser, "--no-progress", action="store_true",
+               help="no progress bar, log lines only (the bar is drawn only when stderr is a terminal)")
     add_pixel_limit(parser)
     parser.set_defaults(func=run)
 
@@ -48,11 +54,30 @@ def check_config(cfg, resume: bool) -> None:
         raise UsageError(f"--out {out} is a file; it must be a folder")
     if resume and not (out / "last.pt").is_file():
         raise UsageError(f"--resume: no {out / 'last.pt'} to continue from")
+    if not resume and out.is_dir():
+        check_new_run_folder(out)
     probe = out
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
         raise UsageError(f"--out {out}: cannot write in {probe}")
+
+
+def check_new_run_folder(out: Path) -> None:
+    """A fresh run starts in a new or empty folder: an earlier run there is never overwritten."""
+    try:
+        entries = {p.name for p in out.iterdir()}
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot read the folder ({exc.strerror or exc})") from None
+    found = [name for name in RUN_FILES if name in entries]
+    if "last.pt" in found:
+        raise UsageError(f"--out {out} already holds a training run ({', '.join(found)}); pass --resume to "
+                         "continue it, or choose a new folder")
+    if found:
+        raise UsageError(f"--out {out} already holds a training run ({', '.join(found)}) with no last.pt to "
+                         "resume from; choose a new folder")
+    if entries:
+        raise UsageError(f"--out {out} already exists and is not empty; choose a new folder")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,8 +86,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.config:
         existing_file(args.config, "--config", (".yaml", ".yml"), "YAML file")
-    cfg = load_config(args.config, args.overrides, stage=args.stage, data_root=args.data_root, init=args.init,
-                      out=args.out)
+    try:
+        cfg = load_config(args.config, args.overrides, stage=args.stage, data_root=args.data_root, init=args.init,
+                          out=args.out)
+    except ConfigError as exc:  # a value on the command line or in --config: the command cannot work as given
+        raise UsageError(str(exc)) from None
     check_config(cfg, args.resume)
     final = train(cfg, resume=args.resume, show_progress=not args.no_progress)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0

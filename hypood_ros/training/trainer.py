@@ -9,10 +9,11 @@ import csv
 import dataclasses
 import os
 import random
+import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import numpy as np
 import torch
@@ -137,13 +138,50 @@ def save_state(path: Path, model, optimizer, scheduler, scaler, step: int, cfg: 
     os.replace(tmp, path)
 
 
+def make_run_folder(out: Path) -> List[Path]:
+    """The run folder and its missing parents, created now; returns the folders this call made."""
+    missing: List[Path] = []
+    probe = out
+    while not probe.exists() and probe != probe.parent:
+        missing.insert(0, probe)  # outermost first
+        probe = probe.parent
+    made: List[Path] = []
+    try:
+        for folder in missing:
+            folder.mkdir()
+            made.append(folder)
+    except OSError as exc:
+        discard_run(out, made)
+        raise HypoodError(f"cannot create the run folder {out}: {exc.strerror or exc}") from None
+    return made
+
+
+def discard_run(out: Path, made: List[Path]) -> None:
+    """A run that stopped before its first checkpoint has nothing to resume: remove what it wrote.
+
+    Only the run's own files go (log.csv, tensorboard/, a half-written last.pt.tmp), then the folders
+    this run created (`made`, outermost first), innermost first, if nothing else is in them.
+    """
+    if (out / "last.pt").exists():
+        return  # resumable: keep the run as it is
+    (out / "log.csv").unlink(missing_ok=True)
+    (out / "last.pt.tmp").unlink(missing_ok=True)
+    shutil.rmtree(out / "tensorboard", ignore_errors=True)
+    for folder in reversed(made):
+        try:
+            folder.rmdir()
+        except OSError:
+            break  # not empty: someone else's files stay
+
+
 def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) -> Path:
+    """Train into cfg.out. The folder is created only once the model and the data are ready (a failed
+    start leaves nothing), and a run that fails before its first checkpoint is removed again."""
     dist = Distributed()
     out = Path(cfg.out)
+    made: Optional[List[Path]] = None  # rank 0: the folders this run created, once it has started
+    logger = progress = None
     try:
-        if dist.main:
-            out.mkdir(parents=True, exist_ok=True)
-        dist.barrier()
         random.seed(cfg.seed + dist.rank)
         np.random.seed(cfg.seed + dist.rank)
         torch.manual_seed(cfg.seed)  # identical initialization on every rank
@@ -183,12 +221,16 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
             net = torch.nn.parallel.DistributedDataParallel(
                 model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
 
+        dist.barrier()  # every rank has checked --out before rank 0 creates it
+        if dist.main:
+            made = make_run_folder(out)
+        dist.barrier()
         logger = Logger(out, dist.main)
-        progress = None
-        if dist.main and show_progress:
+        if dist.main and show_progress and sys.stderr.isatty():  # a log file or pipe gets the log lines instead
             from tqdm import tqdm
 
-            progress = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.stage}", unit="step", file=sys.stderr)
+            progress = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.stage}", unit="step", file=sys.stderr,
+                            dynamic_ncols=True)
         start = time.monotonic()
         epoch = 0
         while step < cfg.steps:
@@ -229,7 +271,9 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
             epoch += 1
         if progress is not None:
             progress.close()
+            progress = None
         logger.close()
+        logger = None
         final = out / "model.pt"
         if dist.main:
             trained = dict(getattr(model, "metadata", {}).get("trained", {}))  # what the init already had
@@ -240,5 +284,13 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
                                                           "trained": trained})
         dist.barrier()
         return final
+    except BaseException:
+        if progress is not None:
+            progress.close()  # the error goes on a line of its own
+        if logger is not None:
+            logger.close()
+        if made is not None:
+            discard_run(out, made)
+        raise
     finally:
         dist.close()
