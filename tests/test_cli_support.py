@@ -124,6 +124,38 @@ def test_output_folder_replaces_an_empty_folder_only(tmp_path):
         Output("", kind="folder")
 
 
+def test_outputs_get_the_usual_permissions(tmp_path):
+    """Written under a private temporary name, but readable as any file the user makes (umask 022 here)."""
+    old = os.umask(0o022)
+    try:
+        with Output(tmp_path / "m.onnx", suffixes=(".onnx",)) as tmp:
+            tmp.write_text("model")
+        with Output(tmp_path / "run", kind="folder") as tmp:
+            (tmp / "x.png").write_text("x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.onnx").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "run").stat().st_mode & 0o777 == 0o755
+
+
+def test_a_model_of_another_runtime_is_named_where_a_checkpoint_is_read(tmp_path):
+    from hypood_ros.errors import CheckpointError
+    from hypood_ros.model.checkpoint import read_torch_file
+
+    for name, words in (("m.onnx", "is an ONNX model (use the onnxruntime backend"),
+                        ("m.engine", "is a TensorRT engine"), ("m.pt2", "is an AOTInductor package")):
+        (tmp_path / name).write_bytes(b"\x08\x07" * 50)
+        with pytest.raises(CheckpointError, match=r"\(\.pt\); PyTorch reads checkpoints only") as err:
+            read_torch_file(tmp_path / name)
+        assert words in str(err.value) and "corrupt" not in str(err.value)
+
+
+def test_eval_help_describes_every_layout():
+    from hypood_ros.evaluation.datasets import LAYOUTS, READERS
+
+    assert set(LAYOUTS) == set(READERS)
+
+
 def test_overwrite_replaces_a_file(tmp_path):
     (tmp_path / "p.yaml").write_text("old")
     with pytest.raises(UsageError, match="already exists"):

@@ -19,8 +19,10 @@ HELP = "AP / AUROC / FPR95 of every score on a benchmark, with curves and histog
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from hypood_ros.evaluation.datasets import READERS
+    from hypood_ros.evaluation.datasets import LAYOUTS, READERS
     from hypood_ros.evaluation.evaluate import PROTOCOLS
+
+    parser.epilog = "layouts under --data-root:\n" + "\n".join(f"  {name}: {text}" for name, text in LAYOUTS.items())
 
     add_option(parser, "--dataset", required=True, choices=sorted(READERS), help="benchmark and track")
     add_option(parser, "--data-root", aliases=["--root"], required=True, metavar="DIR",

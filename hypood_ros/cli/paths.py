@@ -56,6 +56,16 @@ def _nearest_existing(path: Path) -> Path:
     return probe
 
 
+def _usual_mode(path: Path, folder: bool) -> None:
+    """The permissions a plain open()/mkdir() would have given (0666 / 0777 less the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        os.chmod(path, (0o777 if folder else 0o666) & ~umask)
+    except OSError:
+        pass  # a file system without modes
+
+
 class Output:
     """A destination file or folder, checked now, written under a temporary name, renamed on success.
 
@@ -133,6 +143,7 @@ class Output:
     # -- the end --
     def commit(self) -> Path:
         assert self.tmp is not None
+        _usual_mode(self.tmp, self.kind == "folder")  # mkstemp/mkdtemp make them private to the owner
         if self.kind == "folder":
             if self.path.is_dir():  # checked empty at the start
                 self.path.rmdir()

@@ -143,6 +143,20 @@ def _fs_static(root: Path) -> List[Sample]:
     raise DatasetError(f"Fishyscapes Static labels not found: {root}/fs_val_v1 (or fs_val_v2)")
 
 
+#: The published layout of each dataset under --data-root (`hypood eval --help` prints it).
+LAYOUTS: Dict[str, str] = {
+    "smiyc-anomaly": "dataset_AnomalyTrack/images/NAME.png (or .jpg, .webp ...) + "
+                     "dataset_AnomalyTrack/labels_masks/NAME_labels_semantic.png (0 in-distribution, 1 anomaly, "
+                     "255 void); the validation_* frames are evaluated",
+    "smiyc-obstacle": "dataset_ObstacleTrack/images/NAME.png (or .jpg, .webp ...) + "
+                      "dataset_ObstacleTrack/labels_masks/NAME_labels_semantic.png; the benchmark's validation "
+                      "frames are evaluated",
+    "road-anomaly": "frame_list.json (image file names) + frames/NAME.jpg + frames/NAME.labels/labels_semantic.png "
+                    "(0 in-distribution, 2 anomaly)",
+    "fs-lostandfound": "fishyscapes_lostandfound/*labels.png + laf_images/*leftImg8bit.png",
+    "fs-static": "fs_val_v1/*labels.png (or fs_val_v2) + fs_static_images_v1/*rgb.png (or _v2)",
+}
+
 READERS: Dict[str, Tuple[Callable[[Path], List[Sample]], Dict[int, int]]] = {
     "smiyc-anomaly": (_smiyc("AnomalyTrack"), {0: 0, 1: 1, 255: 255}),
     "smiyc-obstacle": (_smiyc("ObstacleTrack"), {0: 0, 1: 1, 255: 255}),

@@ -24,6 +24,13 @@ FORMAT = "hypood_ros.segmentor"
 VERSION = 1
 
 
+#: Model files of the other runtimes, by suffix: named as such when given where a checkpoint is read.
+OTHER_FORMATS = {".onnx": "an ONNX model (use the onnxruntime backend, or auto)",
+                 ".engine": "a TensorRT engine (use the tensorrt backend, or auto)",
+                 ".plan": "a TensorRT engine (use the tensorrt backend, or auto)",
+                 ".pt2": "an AOTInductor package (use the aoti backend, or auto)"}
+
+
 def _refusal(exc: Exception) -> str:
     """Our own words for a file the safe unpickler refused (torch's text advises unsafe loading)."""
     found = re.search(r"GLOBAL ([\w.]+)", str(exc))
@@ -46,6 +53,9 @@ def read_torch_file(path: str | os.PathLike) -> object:
         raise CheckpointError(f"{path} is a folder, not a checkpoint file")
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint is empty: {path}")
+    other = OTHER_FORMATS.get(path.suffix.lower())
+    if other:
+        raise CheckpointError(f"{path} is {other}, not a PyTorch checkpoint (.pt); PyTorch reads checkpoints only")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's own notes about the file's format are not for users

@@ -148,5 +148,5 @@ def build_aoti(checkpoint: str | os.PathLike, out: str | os.PathLike, height: in
         build_seconds=round(seconds, 1), head=head_entry(model.head_params()), classes=classes.to_json(),
     )
     write_sidecar(out, meta)
-    log(f"built {out} ({out.stat().st_size / 1e6:.1f} MB) in {seconds:.1f} s")
+    log(f"  package of {out.stat().st_size / 1e6:.1f} MB built in {seconds:.1f} s")
     return meta

@@ -74,14 +74,15 @@ def rebuild_hint(engine_path, meta: Optional[EngineMetadata] = None) -> str:
     """The command that rebuilds this engine on the running machine."""
     kind = meta.kind if meta else ("aoti" if str(engine_path).endswith(".pt2") else "tensorrt")
     if kind == "aoti":
-        model = meta.source_file if meta and meta.source_file else "model.pt"
-        size = f" --height {meta.input_shape[2]} --width {meta.input_shape[3]}" if meta else ""
+        model = meta.source_file if meta and meta.source_file else "CHECKPOINT.pt"
+        size = (f" --input-height {meta.input_shape[2]} --input-width {meta.input_shape[3]}" if meta
+                else " --input-height H --input-width W")
         cuda = ""
         if meta and meta.device_type == "cuda":
             cuda = " --device cuda" + (" --fp16" if meta.precision == "fp16" else "")
         return (f"rebuild it on this machine: hypood build-engine --runtime aoti --model {model}{size}{cuda} "
                 f"--out {engine_path}")
-    onnx = meta.source_file if meta and meta.source_file else "model.onnx"
+    onnx = meta.source_file if meta and meta.source_file else "MODEL.onnx"
     precision = f"--{meta.precision}" if meta else "--fp16"
     return f"rebuild it on this machine: hypood build-engine --model {onnx} {precision} --out {engine_path}"
 
