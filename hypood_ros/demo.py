@@ -223,7 +223,7 @@ def run_demo(s: DemoSettings) -> dict:
     extra = ["-p", f"input_height:={s.input_size[0]}", "-p", f"input_width:={s.input_size[1]}"]
     launcher = NodeLauncher(node_arguments(str(s.model), TOPIC, False, params_file=s.params, extra=extra,
                                            qos=replayer.qos),  # the node subscribes as the replay publishes
-                            env=profile_env(profile, dict(os.environ, PYTHONUNBUFFERED="1")))
+                            env=profile_env(profile, dict(os.environ, PYTHONUNBUFFERED="1")), echo=say)
     recorder = None
     ok = False
     try:
