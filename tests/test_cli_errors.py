@@ -165,6 +165,11 @@ CASES = [
     ("replay-rate-zero", REPLAY + ["--rate", "0"], 2, "--rate: must be in (0"),
     ("replay-start-negative", REPLAY + ["--start", "-2"], 2, "--start: must be in [0"),
     ("replay-timeout-text", REPLAY + ["--frame-timeout", "soon"], 2, "expected a number, got 'soon'"),
+    # calibrate chooses the threshold from raw scores: mask options would have no effect, so there are none
+    ("calibrate-threshold", CALIB + ["--images", "{w}/images", "--threshold", "3", "--out", "p.yaml"], 2,
+     "unrecognized arguments: --threshold 3"),
+    ("calibrate-min-area", CALIB + ["--images", "{w}/images", "--min-area", "500", "--out", "p.yaml"], 2,
+     "unrecognized arguments: --min-area 500"),
     ("calibrate-target-0", CALIB + ["--images", "{w}/images", "--target-fpr", "0", "--out", "p.yaml"], 2,
      "--target-fpr: must be in (0, 1)"),
     ("calibrate-target-1.5", CALIB + ["--images", "{w}/images", "--target-fpr", "1.5", "--out", "p.yaml"], 2,

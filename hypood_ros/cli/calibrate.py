@@ -70,7 +70,7 @@ def frame_source(args: argparse.Namespace):
 
 def configure(parser: argparse.ArgumentParser) -> None:
     add_frame_source(parser)
-    add_pipeline_options(parser)
+    add_pipeline_options(parser, mask=False)  # the threshold is computed from raw scores: no mask options
     add_option(parser, "--target-fpr", type=float_in(0.0, 1.0, low_open=True, high_open=True), default=0.01,
                metavar="FRACTION", help="largest fraction of in-distribution pixels that may be flagged, in (0, 1)")
     add_option(parser, "--out", required=True, metavar="FILE", help="params YAML to write (.yaml)")

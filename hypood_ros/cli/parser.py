@@ -211,12 +211,24 @@ def add_score_params(parser, names: Iterable[str] = ("score_resolution", "eta", 
         add_param(parser, name)
 
 
-def add_pipeline_options(parser) -> None:
-    """Options of the commands that drive a FramePipeline (run, calibrate)."""
+#: Options that act on the thresholded mask and the pictures, after the score.
+MASK_OPTIONS = ("threshold", "min_area", "opening", "road_gating", "road_radius", "overlay_alpha")
+
+
+def add_pipeline_options(parser, mask: bool = True) -> None:
+    """Options of the commands that drive a FramePipeline (run, calibrate).
+
+    mask=False (calibrate: it chooses the threshold from the raw scores) leaves out MASK_OPTIONS, which
+    would be accepted and have no effect; they keep the table's defaults."""
     add_model_options(parser)
-    add_score_params(parser, ("score", "score_resolution", "threshold", "eta", "lam", "delta"))
-    for name in ("min_area", "opening", "road_gating", "road_radius", "overlay_alpha"):
-        add_param(parser, name)
+    add_score_params(parser, ("score", "score_resolution") + (("threshold",) if mask else ()) + ("eta", "lam", "delta"))
+    for name in MASK_OPTIONS[1:]:
+        if mask:
+            add_param(parser, name)
+    if not mask:
+        from hypood_ros.defaults import BY_NAME
+
+        parser.set_defaults(**{name: BY_NAME[name].default for name in MASK_OPTIONS})
     add_sml_stats(parser)
     add_param(parser, "engine", metavar="FILE")
     add_param(parser, "rebuild_engine")
