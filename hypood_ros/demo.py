@@ -64,7 +64,10 @@ class DemoSettings:
 
 
 def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    """A line on stderr that does not break a running progress bar (the node's warnings come mid-replay)."""
+    from tqdm import tqdm
+
+    tqdm.write(text, file=sys.stderr)
 
 
 def _bar(total: int, desc: str, enabled: bool):
@@ -106,20 +109,20 @@ def recorded_outputs(bag: Path) -> Dict[str, Dict[int, np.ndarray]]:
 
 
 def node_params(path: Optional[Path]) -> Dict[str, object]:
-    """ros__parameters of a params YAML (score, threshold, eta, lam, ...); {} without one."""
-    import yaml
+    """The parameters the node gets from a params YAML (score, threshold, eta, lam, ...), by ROS's section
+    rules for the node's name; {} without a file."""
+    from hypood_ros.node import params_files
 
     if path is None:
         return {}
-    try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        detail = " ".join(str(exc).split())
-        raise ConfigError(f"cannot read params file {path}: {detail}") from None
-    for value in data.values() if isinstance(data, dict) else ():
-        if isinstance(value, dict) and isinstance(value.get("ros__parameters"), dict):
-            return dict(value["ros__parameters"])
-    raise ConfigError(f"{path}: no ros__parameters section (a node params YAML: NODE: {{ros__parameters: ...}})")
+    data = params_files.read(path)
+    if not any(True for _ in params_files.sections(data)):
+        raise ConfigError(f"{path}: no ros__parameters section (a node params YAML: NODE: {{ros__parameters: ...}})")
+    names = [name for name, _ in params_files.sections(data)]
+    if not any(params_files.section_applies(name, params_files.NODE_FQN) for name in names):
+        raise ConfigError(f"{path}: no section for the node {params_files.NODE_FQN} (sections: {', '.join(names)}); "
+                          f"use '{params_files.NODE_FQN}:' or '/**:'")
+    return params_files.values_for(data)
 
 
 def contact_sheet(rows: List[Dict[str, np.ndarray]], path: Path) -> np.ndarray:
@@ -160,6 +163,16 @@ def _pick_rows(anomaly_frames: List[int], all_frames: int, count: int) -> List[i
     return [pool[i] for i in picks]
 
 
+def remove_products(out: Path) -> None:
+    """An earlier run's products (and half-written ones) in `out`; anything else there is left alone."""
+    for name in PRODUCTS + tuple(n + ".partial" for n in PRODUCTS):
+        target = out / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target, ignore_errors=True)
+        elif target.exists() or target.is_symlink():
+            target.unlink(missing_ok=True)
+
+
 def run_demo(s: DemoSettings) -> dict:
     from hypood_ros.bags import RecorderThread
     from hypood_ros.dds import AUTO, profile_env, resolve_profile, use_profile
@@ -188,12 +201,7 @@ def run_demo(s: DemoSettings) -> dict:
                                                int(params.get("input_width", s.size[1] // 14 * 14))))
     out = Path(s.out)
     out.mkdir(parents=True, exist_ok=True)
-    for name in PRODUCTS:
-        target = out / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
+    remove_products(out)
 
     say(f"[1/4] generating a {s.frames}-frame drive (street {s.seed}, {s.size[1]}x{s.size[0]}, {s.fps:g} Hz) with "
         f"{s.anomalies} evaluation-family anomalies on the road")

@@ -3,7 +3,8 @@
 Writes into --out: `model.pt` (the stage-2 checkpoint), `metrics.json` and `README.md` (mIoU on held-out
 generated scenes; AP / AUROC / FPR95 of every score on scenes with evaluation-family anomalies, never
 used in training, and for comparison on scenes with training-family ones) and `params.yaml` (the node's
-score and its threshold, calibrated on the held-out anomaly-free scenes).
+score and its threshold, calibrated on the held-out anomaly-free scenes). The README's hand-written part,
+from its "## This copy" heading on, is kept below the new numbers.
 
 With `--input-sizes` the network input is chosen here, among the candidates, by the node score's road AP on
 the training-family scenes: the evaluation family stays out of every choice.
@@ -156,9 +157,23 @@ def main(argv=None) -> int:
                   "training-family scenes (the evaluation family plays no part in the choice):", "",
                   "| input | " + " | ".join(sweep) + " |", "|---|" + "---:|" * len(sweep),
                   f"| `{args.score}` AP % | " + " | ".join(f"{100 * ap:.1f}" for ap in sweep.values()) + " |"]
-    (args.out / "README.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    card = "\n".join(lines) + "\n"
+    (args.out / "README.md").write_text(card + kept_notes(args.out / "README.md"))
+    print(card, end="")
     return 0
+
+
+NOTES = "## This copy"  # the README's hand-written part begins here; a new card keeps it
+
+
+def kept_notes(readme: Path) -> str:
+    """The hand-written notes of an earlier card (from NOTES on), to stay below the regenerated numbers."""
+    try:
+        text = readme.read_text()
+    except OSError:
+        return ""
+    at = text.find("\n" + NOTES + "\n")
+    return "\n" + text[at + 1:] if at >= 0 else ""
 
 
 if __name__ == "__main__":

@@ -25,3 +25,10 @@ IMAGE_OUTPUTS: Dict[str, str] = {
 OBSTACLE_OUTPUTS: Dict[str, str] = {"obstacles": "ood/obstacles", "grid": "ood/grid", "markers": "ood/markers"}
 #: The output that answers every processed frame (replay counts answers on it).
 PRIMARY = IMAGE_OUTPUTS["mask"]
+
+
+def camera_info_for(image_topic: str) -> str:
+    """Where a camera driver (image_transport) puts the CameraInfo of `image_topic`: beside its base topic,
+    e.g. /front/image_raw and /front/image_raw/compressed -> /front/camera_info."""
+    base = image_topic[: -len("/compressed")] if image_topic.endswith("/compressed") else image_topic
+    return base.rsplit("/", 1)[0] + "/" + CAMERA_INFO if "/" in base else CAMERA_INFO

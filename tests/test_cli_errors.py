@@ -526,11 +526,12 @@ def test_pipeline_options_take_the_parameter_table():
                     (name, action.dest)
     for command in ("run", "calibrate", "eval"):
         assert (command, "score_resolution") in seen
+    mask = ("threshold", "min_area", "opening", "road_gating", "road_radius", "overlay_alpha")
     for command in ("run", "calibrate"):
-        for param in ("score", "threshold", "eta", "lam", "delta", "min_area", "opening", "road_gating",
-                      "road_radius", "overlay_alpha", "device", "fp16", "input_height", "input_width", "backend",
-                      "sml_stats"):
+        for param in ("score", "eta", "lam", "delta", "device", "fp16", "input_height", "input_width", "backend",
+                      "sml_stats") + (mask if command == "run" else ()):
             assert (command, param) in seen, (command, param)
+    assert not {("calibrate", param) for param in mask} & seen  # it computes the threshold from raw scores
 
 
 def test_score_resolution_reaches_the_pipeline(tiny_checkpoint):

@@ -125,17 +125,19 @@ def test_output_folder_replaces_an_empty_folder_only(tmp_path):
 
 
 def test_outputs_get_the_usual_permissions(tmp_path):
-    """Written under a private temporary name, but readable as any file the user makes (umask 022 here)."""
-    old = os.umask(0o022)
-    try:
-        with Output(tmp_path / "m.onnx", suffixes=(".onnx",)) as tmp:
-            tmp.write_text("model")
-        with Output(tmp_path / "run", kind="folder") as tmp:
-            (tmp / "x.png").write_text("x")
-    finally:
-        os.umask(old)
-    assert (tmp_path / "m.onnx").stat().st_mode & 0o777 == 0o644
-    assert (tmp_path / "run").stat().st_mode & 0o777 == 0o755
+    """Written under a private temporary name (mkstemp: 0600), but with the modes a plain open() or mkdir()
+    would give under the process's umask."""
+    from hypood_ros.cli import paths
+
+    with Output(tmp_path / "m.onnx", suffixes=(".onnx",)) as tmp:
+        tmp.write_text("model")
+    with Output(tmp_path / "run", kind="folder") as tmp:
+        (tmp / "x.png").write_text("x")
+    (tmp_path / "plain").write_text("x")
+    (tmp_path / "plain_dir").mkdir()
+    assert (tmp_path / "m.onnx").stat().st_mode & 0o777 == 0o666 & ~paths._UMASK
+    assert (tmp_path / "m.onnx").stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777
+    assert (tmp_path / "run").stat().st_mode & 0o777 == (tmp_path / "plain_dir").stat().st_mode & 0o777
 
 
 def test_a_model_of_another_runtime_is_named_where_a_checkpoint_is_read(tmp_path):

@@ -137,3 +137,14 @@ def test_short_demo_through_the_node_matches_the_evaluator(tmp_path):
         results = json.loads((tmp_path / track / "results.json").read_text())
         assert summary["scores"][track] == results["scores"]
         assert results["meta"]["images"] == summary["drive"]["anomaly_frames"]
+
+
+def test_a_new_model_card_keeps_the_hand_written_notes(tmp_path):
+    from hypood_ros.model_card import NOTES, kept_notes
+
+    readme = tmp_path / "README.md"
+    assert kept_notes(readme) == ""  # no earlier card
+    readme.write_text("# Demo model\n\n| numbers |\n")
+    assert kept_notes(readme) == ""  # an earlier card without notes
+    readme.write_text(f"# Demo model\n\n| old numbers |\n\n{NOTES}\n\nTrained on two cores.\n\n### More\n\ntext\n")
+    assert kept_notes(readme) == f"\n{NOTES}\n\nTrained on two cores.\n\n### More\n\ntext\n"

@@ -106,7 +106,7 @@ def test_start_up_failures_are_one_line(tmp_path, tiny_checkpoint, case):
 
 
 def test_parameter_file_sections_are_matched_as_ros_does():
-    from hypood_ros.node.parameters import params_files, section_applies
+    from hypood_ros.node.params_files import params_files, section_applies, values_for
 
     applies = {("hypood", "/hypood"), ("/hypood", "/hypood"), ("/**", "/hypood"), ("/**", "/car/hypood"),
                ("**", "/car/hypood"), ("/**/hypood", "/hypood"), ("/**/hypood", "/car/front/hypood"),
@@ -117,6 +117,9 @@ def test_parameter_file_sections_are_matched_as_ros_does():
     assert not any(section_applies(k, fqn) for k, fqn in other)
     assert params_files(["node", "--ros-args", "-p", "a:=1", "--params-file", "p.yaml", "--", "--params-file",
                          "x.yaml", "--ros-args", "--params-file", "q.yaml"]) == ["p.yaml", "q.yaml"]
+    nested = {"/**": {"ros__parameters": {"a": 1, "b": 1}}, "car": {"hypood": {"ros__parameters": {"b": 2}}},
+              "hypood": {"ros__parameters": {"c": 3}}}
+    assert values_for(nested, "/car/hypood") == {"a": 1, "b": 2} and values_for(nested) == {"a": 1, "b": 1, "c": 3}
 
 
 @pytest.mark.ros
@@ -132,6 +135,44 @@ def test_a_parameter_file_for_another_node_name_is_reported(tmp_path):
     warned = [line for line in lines if "has no section for this node" in line]
     assert len(warned) == 1 and warned[0].startswith("[WARN]"), lines
     assert f"parameter file {misnamed} has no section for this node (/hypood)" in warned[0]
-    assert "its sections: hypood_node (use 'hypood:' or '/**:')" in warned[0]
+    assert "its sections: hypood_node (use '/hypood:' or '/**:')" in warned[0]
     code, lines = run_node(["-p", f"model:={tmp_path}/broken.onnx", "--params-file", str(right)])
     assert code == 1 and not any("has no section" in line for line in lines), lines
+
+
+@pytest.mark.ros
+def test_section_matching_agrees_with_rclpy(tmp_path):
+    """The sections rclpy itself hands to a node, for names in and out of namespaces, flat and nested."""
+    import rclpy
+
+    from hypood_ros.node.params_files import section_applies, values_for
+
+    keys = ["hypood", "/hypood", "/**", "**", "/*", "/**/hypood", "/*/hypood", "/car/hypood", "/car/*", "/car/**",
+            "/**/*", "hypood_node", "/other/**"]
+    for ns in ("", "/car", "/a/car"):
+        fqn = f"{ns}/hypood"
+        for i, key in enumerate(keys):
+            path = tmp_path / f"p{i}.yaml"
+            path.write_text(f"'{key}':\n  ros__parameters:\n    marker: {i}\n")
+            context = rclpy.Context()
+            rclpy.init(args=["x", "--ros-args", "--params-file", str(path)], context=context)
+            try:
+                node = rclpy.create_node("hypood", namespace=ns or None, context=context)
+                got = "marker" in node._parameter_overrides
+                node.destroy_node()
+            finally:
+                rclpy.try_shutdown(context=context)
+            assert section_applies(key, fqn) == got, (key, fqn, got)
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("car:\n  hypood:\n    ros__parameters:\n      marker: 7\n")
+    context = rclpy.Context()
+    rclpy.init(args=["x", "--ros-args", "--params-file", str(nested)], context=context)
+    try:
+        node = rclpy.create_node("hypood", namespace="/car", context=context)
+        assert node._parameter_overrides["marker"].value == 7
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)
+    import yaml
+
+    assert values_for(yaml.safe_load(nested.read_text()), "/car/hypood") == {"marker": 7}

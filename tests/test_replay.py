@@ -296,7 +296,8 @@ def test_launch_node_delivers_every_large_frame_with_the_profile(tmp_path, tiny_
 
 
 def test_camera_info_for_each_frame():
-    from hypood_ros.node.replay import CameraInfos, camera_info_topic
+    from hypood_ros.node.replay import CameraInfos
+    from hypood_ros.topics import camera_info_for as camera_info_topic
 
     assert camera_info_topic("/front/image_raw") == "/front/camera_info"
     assert camera_info_topic("/front/image_raw/compressed") == "/front/camera_info"
@@ -394,8 +395,8 @@ def test_replay_without_a_node_fails_in_one_line_every_time(tmp_path):
         assert proc.returncode == 1, proc.stdout + proc.stderr
         lines = proc.stderr.strip().splitlines()
         assert lines[-1] == ("hypood: error: no hypood node is subscribed to /front/image_raw and publishing "
-                             "/ood/mask (waited 4 s); start one or use --launch-node"), proc.stderr
-        assert "waiting up to 4 s for a hypood node subscribed to /front/image_raw" in lines[0]
+                             "/ood/mask (waited 3.5 s); start one or use --launch-node"), proc.stderr
+        assert "waiting up to 3.5 s for a hypood node subscribed to /front/image_raw" in lines[0]
         assert len(lines) == 2 and "terminate" not in proc.stderr
 
 

@@ -60,12 +60,6 @@ def build_parser(argv: Optional[List[str]] = None) -> Parser:
     for module_name in COMMANDS:
         module = importlib.import_module(f"hypood_ros.cli.{module_name}")
         name = module_name.replace("_", "-")
-        if not hasattr(module, "configure"):  # a command in the earlier form: register(subparsers) adds it all
-            if argv is None or name == chosen:
-                module.register(subparsers)
-            else:  # listed only, so that `hypood --help` imports nothing optional
-                subparsers.add_parser(name, help=module.__doc__.strip().split("\n")[0].split(": ", 1)[-1])
-            continue
         extra = COMMAND_EXTRAS.get(name)
         description = module.__doc__.strip().split("\n")[0].replace("`", "")
         if extra:

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 from pathlib import Path
 from typing import List
 
 from hypood_ros.cli.parser import add_option, float_in, int_at_least
 from hypood_ros.cli.paths import CHECKPOINT_SUFFIXES, existing_file, model_file
-from hypood_ros.errors import ConfigError, UsageError
+from hypood_ros.errors import ConfigError, MissingDependencyError, UsageError
 
 HELP = "a generated drive through the node with the demo model: pictures, metrics, summary"
 #: Most anomalies placed along the drive (more crowd a short street).
@@ -145,14 +144,9 @@ def _missing_folders(path: Path) -> List[Path]:
 
 
 def _remove_products(out: Path, made: List[Path]) -> None:
-    from hypood_ros.demo import PRODUCTS
+    from hypood_ros.demo import remove_products
 
-    for name in PRODUCTS + tuple(n + ".partial" for n in PRODUCTS):
-        target = out / name
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target, ignore_errors=True)
-        elif target.exists() or target.is_symlink():
-            target.unlink(missing_ok=True)
+    remove_products(out)
     for folder in made:
         try:
             folder.rmdir()
@@ -167,6 +161,11 @@ def run(args: argparse.Namespace) -> int:
     out = output_folder(args.out)
     params = params_file(MODEL_DIR / "params.yaml" if args.params_file is None else args.params_file)
     model = checkpoint(MODEL_DIR / "model.pt" if args.model is None else args.model)
+    from hypood_ros.cli.extras import missing, missing_message
+
+    if missing(["rclpy"]):
+        raise MissingDependencyError(missing_message("rclpy", "demo"))
+    import hypood_ros.node.replay  # noqa: F401 - the ROS side loads before an earlier demo's products are touched
     made = _missing_folders(out)
     try:  # the folder now, so that a place that cannot be written is refused before any work
         out.mkdir(parents=True, exist_ok=True)

@@ -56,12 +56,19 @@ def _nearest_existing(path: Path) -> Path:
     return probe
 
 
+def _read_umask() -> int:
+    umask = os.umask(0)  # the only way to read it; done once, at import, before any threads
+    os.umask(umask)
+    return umask
+
+
+_UMASK = _read_umask()
+
+
 def _usual_mode(path: Path, folder: bool) -> None:
     """The permissions a plain open()/mkdir() would have given (0666 / 0777 less the umask)."""
-    umask = os.umask(0)
-    os.umask(umask)
     try:
-        os.chmod(path, (0o777 if folder else 0o666) & ~umask)
+        os.chmod(path, (0o777 if folder else 0o666) & ~_UMASK)
     except OSError:
         pass  # a file system without modes
 

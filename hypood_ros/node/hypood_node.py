@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+from typing import List, Optional
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -79,9 +80,10 @@ def working_cv_bridge():
 
 
 class HypoodNode(Node):
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, argv: Optional[List[str]] = None, **kwargs) -> None:
+        """`argv`: the command line rclpy was started with (its parameter files are checked for this node)."""
         super().__init__("hypood", **kwargs)
-        self._values, self._thresholds, warnings = declare_all(self, sys.argv)
+        self._values, self._thresholds, warnings = declare_all(self, sys.argv if argv is None else argv)
         for text in warnings:
             self.get_logger().warning(text)
         values = self._values
@@ -341,7 +343,7 @@ def main(args=None) -> int:
     signals = StopSignals()
     try:
         init_ros(args)
-        node = HypoodNode()
+        node = HypoodNode(args)
     except KeyboardInterrupt:
         print(f"hypood_node: stopped by {signals.received or 'SIGINT'} while starting", file=sys.stderr)
         rclpy.try_shutdown()

@@ -9,7 +9,6 @@ not know are reported.
 from __future__ import annotations
 
 import difflib
-import re
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
@@ -18,6 +17,7 @@ from rclpy.parameter import Parameter
 from hypood_ros.calibration import read_score_thresholds
 from hypood_ros.defaults import BY_NAME, GEOMETRY_OUTPUTS, PARAMS, Param
 from hypood_ros.errors import ConfigError
+from hypood_ros.node.params_files import foreign_files
 from hypood_ros.pipeline import OUTPUTS, PipelineConfig
 
 CONFIG_FIELDS = ("score", "score_resolution", "threshold", "eta", "lam", "delta", "min_area", "opening", "road_gating",
@@ -74,49 +74,6 @@ def given_values(node) -> Dict[str, Any]:
     return {name: param.value for name, param in getattr(node, "_parameter_overrides", {}).items()}
 
 
-def params_files(argv: List[str]) -> List[str]:
-    """The `--params-file PATH` arguments inside the --ros-args sections of a command line."""
-    out, inside = [], False
-    for i, arg in enumerate(argv):
-        if arg == "--ros-args":
-            inside = True
-        elif arg == "--":
-            inside = False
-        elif inside and arg == "--params-file" and i + 1 < len(argv):
-            out.append(argv[i + 1])
-    return out
-
-
-def section_applies(key: str, fqn: str) -> bool:
-    """Whether a params-file section name (`hypood`, `/ns/hypood`, `/**`, `/**/hypood`, `/*/hypood` ...)
-    addresses the node whose fully qualified name is `fqn`, by rcl's rules (`*`: one name token, `**`: any)."""
-    key = key if key.startswith("/") else "/" + key  # as rclcpp: a bare name is in the root namespace
-    pattern = "".join(".*" if part == "**" else "[^/]*" if part == "*" else re.escape(part)
-                      for part in re.split(r"(\*\*|\*)", key))
-    return re.fullmatch(pattern.replace("/.*/", "(/.*)?/"), fqn) is not None
-
-
-def foreign_params_files(argv: List[str], fqn: str) -> List[str]:
-    """Warnings for parameter files of which no section applies to this node (their values are silently
-    unused by ROS: usually the node's name misspelled, e.g. `hypood_node:` for the node `hypood`)."""
-    import yaml
-
-    out = []
-    for path in params_files(argv):
-        try:
-            with open(path, encoding="utf-8") as f:
-                data = yaml.safe_load(f)
-        except (OSError, yaml.YAMLError, UnicodeDecodeError):
-            continue  # rcl reports unreadable files itself
-        if not isinstance(data, dict) or not data:
-            continue
-        keys = [str(k) for k in data]
-        if not any(section_applies(k, fqn) for k in keys):
-            out.append(f"parameter file {path} has no section for this node ({fqn}), so none of its values apply; "
-                       f"its sections: {', '.join(keys)} (use '{fqn.rsplit('/', 1)[-1]}:' or '/**:')")
-    return out
-
-
 def unknown_names(names) -> List[str]:
     """Given names the table does not know, each with the closest known name when there is one."""
     known = list(BY_NAME)
@@ -136,7 +93,7 @@ def declare_all(node, argv: Optional[List[str]] = None) -> Tuple[Dict[str, Any],
     (`argv`: the node's command line, for parameter files addressed to another node).
     """
     given = given_values(node)
-    warnings = foreign_params_files(argv or [], node.get_fully_qualified_name())
+    warnings = foreign_files(argv or [], node.get_fully_qualified_name())
     unknown = unknown_names(given)
     if unknown:
         warnings.append(f"ignored parameters the node does not have: {', '.join(unknown)}")

@@ -57,13 +57,6 @@ def frame_qos(name: str) -> QoSProfile:
     return QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
-def camera_info_topic(image_topic: str) -> str:
-    """Where a camera driver (image_transport) puts the CameraInfo of `image_topic`: beside its base topic,
-    e.g. /front/image_raw and /front/image_raw/compressed -> /front/camera_info."""
-    base = image_topic[: -len("/compressed")] if image_topic.endswith("/compressed") else image_topic
-    return base.rsplit("/", 1)[0] + "/camera_info" if "/" in base else "camera_info"
-
-
 def cdr_stamp(raw: bytes) -> Tuple[int, int]:
     """(sec, nanosec) of a serialized message whose first field is a std_msgs/Header."""
     little = raw[1] == 1  # CDR encapsulation: 0x0001 little endian, 0x0000 big endian
@@ -129,12 +122,15 @@ def node_arguments(model: str, topic: str, compressed: bool, namespace: str = ""
     for its CameraInfo when given.
 
     `qos`: how the frames are published (REPLAY_QOS), so the node subscribes with the matching QoS;
-    `extra` comes last and overrides anything before it.
+    `extra` comes last: its parameters override those before it, and a camera_info remap in it replaces
+    replay's own (rcl applies the first remap rule that matches, so replay leaves its rule out).
     """
     args = ["--params-file", str(params_file)] if params_file else []
     args += ["-p", f"model:={model}", "-p", f"input_type:={'compressed' if compressed else 'raw'}",
              "-r", f"{'image/compressed' if compressed else 'image'}:={topic}"]
-    if camera_info:
+    extra = list(extra or [])
+    remapped = {extra[i + 1].split(":=", 1)[0] for i in range(len(extra) - 1) if extra[i] in ("-r", "--remap")}
+    if camera_info and topics.CAMERA_INFO not in remapped:  # rcl applies the first matching remap: the user's wins
         args += ["-r", f"camera_info:={camera_info}"]
     if qos is not None:
         frame_qos(qos)  # validates the name
@@ -227,12 +223,12 @@ class Replayer:
             frames.close()  # closes the bag reader
         self.camera_info_required = camera_info not in ("auto", None, "", "none")
         if camera_info == "auto":
-            sibling = camera_info_topic(topic)
+            sibling = topics.camera_info_for(topic)
             camera_info = sibling if bag_topics(self.bag).get(sibling) == CAMERA_INFO else None
         self.camera_info = None if camera_info in (None, "", "none") else camera_info
         self.infos = CameraInfos(read_camera_infos(self.bag, self.camera_info)) if self.camera_info else None
         #: where the node listens for them (its `camera_info`, remapped by --launch-node)
-        self.publish_info_topic = camera_info_topic(self.publish_topic) if self.camera_info else None
+        self.publish_info_topic = topics.camera_info_for(self.publish_topic) if self.camera_info else None
 
     def output_topic(self, name: str) -> str:
         return f"{self.namespace}/{name}" if self.namespace else f"/{name}"
@@ -314,12 +310,15 @@ class Replayer:
             with lock:
                 lock.wait_for(lambda: all(ledger.answered(name) >= summary.sent for name in OUTPUT_TOPICS),
                               timeout=self.frame_timeout)
-                # obstacle outputs follow the image outputs of their frame, but not every frame has them: once
-                # some came, wait until each topic has one per frame or none came for a moment
+                # obstacle outputs follow the image outputs of their frame, but not every frame has them (no
+                # usable camera_info, an obstacle output switched off): wait until each topic has one per frame,
+                # or none came for a quiet second (a moment, when replay sends no camera_info of its own)
                 settle_until = time.monotonic() + self.frame_timeout
                 before, changed = dict(geometry), time.monotonic()
-                while (any(geometry.values()) and not all(n >= summary.sent for n in geometry.values() if n)
-                       and time.monotonic() < min(settle_until, changed + 0.3)):
+                quiet = 1.0 if info_publisher is not None else 0.3
+                while ((info_publisher is not None or any(geometry.values()))
+                       and not all(n >= summary.sent for n in geometry.values() if n or info_publisher is not None)
+                       and time.monotonic() < min(settle_until, changed + quiet)):
                     lock.wait(timeout=0.05)
                     if geometry != before:
                         before, changed = dict(geometry), time.monotonic()
@@ -352,7 +351,7 @@ class Replayer:
         rest_since, told = None, False
         while time.monotonic() < deadline:
             if not told and self.log is not None and time.monotonic() - begun > 3.0:
-                self.log(f"waiting up to {self.connect_timeout:.0f} s for a hypood node subscribed to "
+                self.log(f"waiting up to {self.connect_timeout:g} s for a hypood node subscribed to "
                          f"{self.publish_topic} (start one, or use --launch-node)")
                 told = True
             clock_ready = clock is None or clock.subscribers() >= self.clock_subscribers
@@ -371,7 +370,7 @@ class Replayer:
             raise HypoodError(f"the node listens on {self.publish_topic} but not on {self.publish_info_topic} for "
                               f"the bag's {self.camera_info}; remap its camera_info there or use --camera-info none")
         raise HypoodError(f"no hypood node is subscribed to {self.publish_topic} and publishing "
-                          f"{self.output_topic(PRIMARY)} (waited {self.connect_timeout:.0f} s); start one or use "
+                          f"{self.output_topic(PRIMARY)} (waited {self.connect_timeout:g} s); start one or use "
                           "--launch-node")
 
 

@@ -81,10 +81,11 @@ def rebuild_hint(engine_path, meta: Optional[EngineMetadata] = None) -> str:
         if meta and meta.device_type == "cuda":
             cuda = " --device cuda" + (" --fp16" if meta.precision == "fp16" else "")
         return (f"rebuild it on this machine: hypood build-engine --runtime aoti --model {model}{size}{cuda} "
-                f"--out {engine_path}")
+                f"--out {engine_path} --overwrite")
     onnx = meta.source_file if meta and meta.source_file else "MODEL.onnx"
     precision = f"--{meta.precision}" if meta else "--fp16"
-    return f"rebuild it on this machine: hypood build-engine --model {onnx} {precision} --out {engine_path}"
+    return (f"rebuild it on this machine: hypood build-engine --model {onnx} {precision} --out {engine_path} "
+            "--overwrite")
 
 
 def read_sidecar(engine_path: str | os.PathLike) -> EngineMetadata:

@@ -16,6 +16,7 @@ import numpy as np
 
 from hypood_ros.synthetic.canvas import VOID
 from hypood_ros.synthetic.scene import ROAD, Camera, make_street, render
+from hypood_ros.topics import camera_info_for
 
 CITY = "synth"
 STAMP0 = 1_767_225_600  # 2026-01-01T00:00:00Z: a fixed start, so bags from one seed are identical
@@ -129,7 +130,7 @@ def write_bag(path, frames: Iterable[Frame], topic: str = "/front/image_raw", fr
     Image, Info = ts.types["sensor_msgs/msg/Image"], ts.types["sensor_msgs/msg/CameraInfo"]
     Header, Time = ts.types["std_msgs/msg/Header"], ts.types["builtin_interfaces/msg/Time"]
     Roi = ts.types["sensor_msgs/msg/RegionOfInterest"]
-    info_topic = topic.rsplit("/", 1)[0] + "/camera_info"
+    info_topic = camera_info_for(topic)
     recorder = BagRecorder(path, "mcap")
     count, ok = 0, False
     try:

@@ -1,0 +1,86 @@
+"""Parameter files as ROS reads them, without ROS: which sections address a node, and what it gets from them.
+
+A file's top-level keys (or nested keys, joined with '/') name nodes, with `*` for one name token and `**`
+for any; a bare name is in the root namespace. The node uses this to warn about a file of which nothing
+applies to it (ROS ignores such a file silently), and the demo to read the values the node will get.
+"""
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Dict, Iterator, List, Tuple
+
+from hypood_ros.errors import ConfigError
+
+NODE_FQN = "/hypood"  # the node's name, in the root namespace (as the demo and replay start it)
+
+
+def params_files(argv: List[str]) -> List[str]:
+    """The `--params-file PATH` arguments inside the --ros-args sections of a command line."""
+    out, inside = [], False
+    for i, arg in enumerate(argv):
+        if arg == "--ros-args":
+            inside = True
+        elif arg == "--":
+            inside = False
+        elif inside and arg == "--params-file" and i + 1 < len(argv):
+            out.append(argv[i + 1])
+    return out
+
+
+def section_applies(key: str, fqn: str) -> bool:
+    """Whether a section name (`hypood`, `/ns/hypood`, `/**`, `/**/hypood`, `/*/hypood` ...) addresses the node
+    whose fully qualified name is `fqn`."""
+    key = key if key.startswith("/") else "/" + key
+    pattern = "".join(".*" if part == "**" else "[^/]*" if part == "*" else re.escape(part)
+                      for part in re.split(r"(\*\*|\*)", key))
+    return re.fullmatch(pattern.replace("/.*/", "(/.*)?/"), fqn) is not None
+
+
+def sections(data: Any, prefix: str = "") -> Iterator[Tuple[str, Dict[str, Any]]]:
+    """(node name, ros__parameters) of every section, in file order; nested node keys are joined with '/'."""
+    if not isinstance(data, dict):
+        return
+    for key, value in data.items():
+        if not isinstance(value, dict):
+            continue
+        name = f"{prefix}/{key}" if prefix else str(key)
+        if isinstance(value.get("ros__parameters"), dict):
+            yield name, value["ros__parameters"]
+        else:
+            yield from sections(value, name)
+
+
+def read(path: str | os.PathLike) -> Any:
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.safe_load(f)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read params file {path}: {' '.join(str(exc).split())}") from None
+
+
+def values_for(data: Any, fqn: str = NODE_FQN) -> Dict[str, Any]:
+    """The parameters a node named `fqn` gets from a file: every section that addresses it, later ones winning."""
+    out: Dict[str, Any] = {}
+    for name, params in sections(data):
+        if section_applies(name, fqn):
+            out.update(params)
+    return out
+
+
+def foreign_files(argv: List[str], fqn: str) -> List[str]:
+    """Warnings for parameter files of which no section addresses this node: ROS leaves them unused without
+    a word (usually the node's name misspelled, e.g. `hypood_node:` for the node `hypood`)."""
+    out = []
+    for path in params_files(argv):
+        try:
+            data = read(path)
+        except ConfigError:
+            continue  # rcl reports an unreadable file itself
+        names = [name for name, _ in sections(data)]
+        if names and not any(section_applies(name, fqn) for name in names):
+            out.append(f"parameter file {path} has no section for this node ({fqn}), so none of its values apply; "
+                       f"its sections: {', '.join(names)} (use '{fqn}:' or '/**:')")
+    return out
