@@ -413,3 +413,14 @@ def test_launch_node_shows_the_node_warnings(tmp_path, tiny_checkpoint):
     assert any("ignored parameters the node does not have: thresold (did you mean threshold?)" in line
                for line in warned), proc.stderr
     assert "answered on ood/mask: 3" in proc.stdout
+
+
+def test_replay_camera_info_remap_yields_to_the_users():
+    """rcl applies the first remap rule that matches: replay leaves its own out when the user gives one."""
+    from hypood_ros.node.replay import node_arguments
+
+    args = node_arguments("m.pt", "/front/image_raw", False, camera_info="/front/camera_info")
+    assert "camera_info:=/front/camera_info" in args
+    args = node_arguments("m.pt", "/front/image_raw", False, camera_info="/front/camera_info",
+                          extra=["-r", "camera_info:=/rear/camera_info"])
+    assert "camera_info:=/front/camera_info" not in args and args[-2:] == ["-r", "camera_info:=/rear/camera_info"]
