@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
+from hypood_ros.errors import ConfigError
 from hypood_ros.scores import SCORE_RESOLUTIONS, SCORES
 
 #: Outputs of the frame pipeline, each with a `publish_<name>` toggle on the node.
@@ -132,6 +133,23 @@ def markdown_table() -> str:
         rows.append(f"| `{p.name}` | {value} | {allowed(p)} | {'yes' if p.dynamic else 'no'} | "
                     f"{p.description.replace('|', '/')} |")
     return "\n".join(rows)
+
+
+def check_value(param: Param, value: Any) -> Any:
+    """`value` as the table's type (an int is taken for a float), or ConfigError with the reason."""
+    if param.type is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not param.type:
+        raise ConfigError(f"parameter {param.name} must be {param.type.__name__}, got {value!r}")
+    if param.choices is not None and value not in param.choices:
+        raise ConfigError(f"parameter {param.name} must be one of {', '.join(map(repr, param.choices))}, "
+                          f"got {value!r}")
+    if param.range is not None:
+        lo, hi, step = param.range
+        if not lo <= value <= hi or (param.type is int and step and (value - lo) % step):
+            steps = f" in steps of {step}" if param.type is int and step > 1 else ""
+            raise ConfigError(f"parameter {param.name} must be in [{lo}, {hi}]{steps}, got {value!r}")
+    return value
 
 
 if __name__ == "__main__":

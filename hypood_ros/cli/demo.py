@@ -82,8 +82,7 @@ def checkpoint(value) -> Path:
 
 def params_file(value):
     """--params-file: an existing YAML whose ros__parameters the node and the evaluator accept; None for ''."""
-    from hypood_ros.cli.parser import param_type
-    from hypood_ros.defaults import BY_NAME
+    from hypood_ros.defaults import BY_NAME, check_value
     from hypood_ros.demo import node_params
 
     if not value:
@@ -93,18 +92,10 @@ def params_file(value):
         param = BY_NAME.get(name)
         if param is None:
             continue  # the node reports parameters it does not know
-        if param.type in (int, float) and (isinstance(given, bool) or not isinstance(given, (int, float))):
-            raise ConfigError(f"--params-file {path}: {name} must be a number, got {given!r}")
-        if param.type is bool and not isinstance(given, bool):
-            raise ConfigError(f"--params-file {path}: {name} must be true or false, got {given!r}")
-        if param.type is str and param.choices and given not in param.choices:
-            raise ConfigError(f"--params-file {path}: {name} must be one of {', '.join(c for c in param.choices if c)},"
-                              f" got {given!r}")
-        if param.type in (int, float):
-            try:
-                param_type(name)(str(given))
-            except argparse.ArgumentTypeError as exc:
-                raise ConfigError(f"--params-file {path}: {name} {exc}") from None
+        try:
+            check_value(param, given)  # the node's own start-up check
+        except ConfigError as exc:
+            raise ConfigError(f"--params-file {path}: {exc}") from None
     return path
 
 

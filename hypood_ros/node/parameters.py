@@ -15,8 +15,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.parameter import Parameter
 
 from hypood_ros.calibration import read_score_thresholds
-from hypood_ros.defaults import BY_NAME, GEOMETRY_OUTPUTS, PARAMS, Param
-from hypood_ros.errors import ConfigError
+from hypood_ros.defaults import BY_NAME, GEOMETRY_OUTPUTS, PARAMS, Param, check_value
 from hypood_ros.node.params_files import foreign_files
 from hypood_ros.pipeline import OUTPUTS, PipelineConfig
 
@@ -46,23 +45,6 @@ def descriptor(param: Param) -> ParameterDescriptor:
         else:
             desc.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=float(step))]
     return desc
-
-
-def check_value(param: Param, value: Any) -> Any:
-    """`value` as the table's type (an int is taken for a float), or ConfigError with the reason."""
-    if param.type is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if type(value) is not param.type:
-        raise ConfigError(f"parameter {param.name} must be {param.type.__name__}, got {value!r}")
-    if param.choices is not None and value not in param.choices:
-        raise ConfigError(f"parameter {param.name} must be one of {', '.join(map(repr, param.choices))}, "
-                          f"got {value!r}")
-    if param.range is not None:
-        lo, hi, step = param.range
-        if not lo <= value <= hi or (param.type is int and step and (value - lo) % step):
-            steps = f" in steps of {step}" if param.type is int and step > 1 else ""
-            raise ConfigError(f"parameter {param.name} must be in [{lo}, {hi}]{steps}, got {value!r}")
-    return value
 
 
 def given_values(node) -> Dict[str, Any]:
