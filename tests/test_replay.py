@@ -55,6 +55,23 @@ def hypood(*args, timeout=240):
                           timeout=timeout, env=ros_env(random_domain()))
 
 
+def replay_to_a_started_node(bag, ckpt, node_options, replay_args=()):
+    """`hypood replay --max-speed` against a node started on its own (node_arguments options)."""
+    from hypood_ros.node.replay import NodeLauncher, node_arguments
+
+    domain = random_domain()
+    node = NodeLauncher(node_arguments(str(ckpt), "/front/image_raw", False,
+                                       extra=["-p", "input_height:=56", "-p", "input_width:=112"], **node_options),
+                        env=ros_env(domain))
+    try:
+        node.wait_ready()
+        return subprocess.run([sys.executable, "-m", "hypood_ros.cli", "replay", str(bag), "--topic",
+                               "/front/image_raw", *replay_args, "--max-speed"],
+                              capture_output=True, text=True, timeout=120, env=ros_env(domain))
+    finally:
+        node.stop()
+
+
 def replay(bag, ckpt, *extra, topic="/front/image_raw"):
     return hypood("replay", bag, "--topic", topic, "--launch-node", "--model", ckpt, "--rate", "2.0", *NODE_ARGS,
                   *extra)
@@ -182,20 +199,8 @@ def test_calibrate_then_replay_reproduces_the_fraction(tmp_path, tiny_checkpoint
 
 @pytest.mark.ros
 def test_replay_against_a_node_started_separately(tmp_path, tiny_checkpoint):
-    from hypood_ros.node.replay import NodeLauncher, node_arguments
-
     bag = write_bag(tmp_path / "drive", "sqlite3", n=4)
-    domain = random_domain()
-    node = NodeLauncher(node_arguments(str(tiny_checkpoint), "/front/image_raw", False, namespace="/car1",
-                                       extra=["-p", "input_height:=56", "-p", "input_width:=112"]),
-                        env=ros_env(domain))
-    try:
-        node.wait_ready()
-        proc = subprocess.run([sys.executable, "-m", "hypood_ros.cli", "replay", str(bag), "--topic",
-                               "/front/image_raw", "--namespace", "/car1", "--max-speed"],
-                              capture_output=True, text=True, timeout=120, env=ros_env(domain))
-    finally:
-        node.stop()
+    proc = replay_to_a_started_node(bag, tiny_checkpoint, {"namespace": "/car1"}, ["--namespace", "/car1"])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "frames sent: 4" in proc.stdout and "answered on semantic/color: 4" in proc.stdout
 
@@ -366,19 +371,7 @@ def test_replay_sends_camera_info_and_records_the_obstacle_outputs(tmp_path, tin
 
     # a node started without the camera_info remap: the frames still go out, and the summary says why no
     # camera_info did
-    from hypood_ros.node.replay import NodeLauncher, node_arguments
-
-    domain = random_domain()
-    node = NodeLauncher(node_arguments(str(tiny_checkpoint), "/front/image_raw", False, qos="reliable",
-                                       extra=["-p", "input_height:=56", "-p", "input_width:=112"]),
-                        env=ros_env(domain))
-    try:
-        node.wait_ready()
-        proc = subprocess.run([sys.executable, "-m", "hypood_ros.cli", "replay", str(bag), "--topic",
-                               "/front/image_raw", "--max-speed"], capture_output=True, text=True, timeout=120,
-                              env=ros_env(domain))
-    finally:
-        node.stop()
+    proc = replay_to_a_started_node(bag, tiny_checkpoint, {"qos": "reliable"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "answered on ood/mask: 5" in proc.stdout
     assert "camera_info not replayed: nothing listens on /front/camera_info" in proc.stdout

@@ -14,6 +14,7 @@ from typing import List
 from hypood_ros.cli.parser import add_option, float_in, int_at_least
 from hypood_ros.cli.paths import CHECKPOINT_SUFFIXES, existing_file, model_file
 from hypood_ros.errors import ConfigError, MissingDependencyError, UsageError
+from hypood_ros.folders import missing_folders, nearest_existing, remove_empty
 
 HELP = "a generated drive through the node with the demo model: pictures, metrics, summary"
 #: Most anomalies placed along the drive (more crowd a short street).
@@ -115,9 +116,7 @@ def output_folder(value) -> Path:
             listed = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
             raise UsageError(f"--out {path} holds files that are not the demo's ({listed}); choose a new or empty "
                              "folder, or an earlier demo's")
-    anchor = path
-    while not anchor.exists() and anchor != anchor.parent:
-        anchor = anchor.parent
+    anchor = nearest_existing(path)
     if not anchor.is_dir():
         raise UsageError(f"--out {path}: {anchor} is a file, not a folder")
     if not os.access(anchor, os.W_OK | os.X_OK):
@@ -125,24 +124,11 @@ def output_folder(value) -> Path:
     return path
 
 
-def _missing_folders(path: Path) -> List[Path]:
-    """path and its parents that do not exist yet, deepest first (removed again if the run fails)."""
-    missing = []
-    while not path.exists() and path != path.parent:
-        missing.append(path)
-        path = path.parent
-    return missing
-
-
 def _remove_products(out: Path, made: List[Path]) -> None:
     from hypood_ros.demo import remove_products
 
     remove_products(out)
-    for folder in made:
-        try:
-            folder.rmdir()
-        except OSError:
-            break  # not empty: someone else's files, keep them
+    remove_empty(made)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -157,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     if missing(["rclpy"]):
         raise MissingDependencyError(missing_message("rclpy", "demo"))
     import hypood_ros.node.replay  # noqa: F401 - the ROS side loads before an earlier demo's products are touched
-    made = _missing_folders(out)
+    made = missing_folders(out)  # removed again if the run fails
     try:  # the folder now, so that a place that cannot be written is refused before any work
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from hypood_ros.errors import UsageError
+from hypood_ros.folders import missing_folders, nearest_existing, remove_empty
 
 MODEL_SUFFIXES = (".pt", ".pth", ".onnx", ".engine", ".plan", ".pt2")
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
@@ -47,13 +48,6 @@ def model_file(value, option: str = "--model", backend: Optional[str] = None,
                suffixes: Sequence[str] = MODEL_SUFFIXES) -> Path:
     """A model file whose kind the extension tells (or any file when --backend names the runtime)."""
     return existing_file(value, option, () if backend else suffixes, what="model file")
-
-
-def _nearest_existing(path: Path) -> Path:
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    return probe
 
 
 def _read_umask() -> int:
@@ -115,7 +109,7 @@ class Output:
                 raise UsageError(f"{option} {path} is a file; it must be a folder (new or empty)")
             if path.is_dir() and any(path.iterdir()):
                 raise UsageError(f"{option} {path} already exists and is not empty; choose a new folder")
-        anchor = _nearest_existing(path.parent)
+        anchor = nearest_existing(path.parent)
         if not anchor.is_dir():
             raise UsageError(f"{option} {path}: {anchor} is a file, not a folder")
         if not os.access(anchor, os.W_OK | os.X_OK):
@@ -123,13 +117,8 @@ class Output:
 
     def _open(self) -> None:
         """Create missing parent folders (remembered, for cleanup) and the temporary name; probes writability."""
-        missing = []
-        probe = self.path.parent
-        while not probe.exists() and probe != probe.parent:
-            missing.append(probe)
-            probe = probe.parent
         try:
-            for folder in reversed(missing):
+            for folder in missing_folders(self.path.parent):
                 folder.mkdir()
                 self._made.append(folder)
             prefix = f".{self.path.name}.partial-"
@@ -179,11 +168,7 @@ class Output:
                 else:
                     item.unlink(missing_ok=True)
             self.tmp = None
-        for folder in reversed(self._made):
-            try:
-                folder.rmdir()
-            except OSError:
-                pass  # not empty any more: someone else's files, keep them
+        remove_empty(self._made)
         self._made = []
 
     def __enter__(self) -> Path:

@@ -8,6 +8,7 @@ from pathlib import Path
 from hypood_ros.cli.parser import add_option, add_pixel_limit
 from hypood_ros.cli.paths import existing_file, existing_folder
 from hypood_ros.errors import ConfigError, UsageError
+from hypood_ros.folders import nearest_existing
 
 #: What a run folder holds (besides tensorboard/): an --out with any of them is an earlier run.
 RUN_FILES = ("model.pt", "last.pt", "log.csv")
@@ -56,9 +57,7 @@ def check_config(cfg, resume: bool) -> None:
         raise UsageError(f"--resume: no {out / 'last.pt'} to continue from")
     if not resume and out.is_dir():
         check_new_run_folder(out)
-    probe = out
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
+    probe = nearest_existing(out)
     if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
         raise UsageError(f"--out {out}: cannot write in {probe}")
 

@@ -313,11 +313,11 @@ class Replayer:
                 # obstacle outputs follow the image outputs of their frame, but not every frame has them (no
                 # usable camera_info, an obstacle output switched off): wait until each topic has one per frame,
                 # or none came for a quiet second (a moment, when replay sends no camera_info of its own)
+                expected = info_publisher is not None  # else only topics that answered at all are waited for
+                quiet = 1.0 if expected else 0.3
                 settle_until = time.monotonic() + self.frame_timeout
                 before, changed = dict(geometry), time.monotonic()
-                quiet = 1.0 if info_publisher is not None else 0.3
-                while ((info_publisher is not None or any(geometry.values()))
-                       and not all(n >= summary.sent for n in geometry.values() if n or info_publisher is not None)
+                while (not all(n >= summary.sent for n in geometry.values() if n or expected)
                        and time.monotonic() < min(settle_until, changed + quiet)):
                     lock.wait(timeout=0.05)
                     if geometry != before:

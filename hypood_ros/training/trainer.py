@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from hypood_ros.errors import HypoodError
+from hypood_ros.folders import missing_folders, remove_empty
 from hypood_ros.model import build_segmentor, load_checkpoint, save_checkpoint
 from hypood_ros.model.checkpoint import read_torch_file
 from hypood_ros.training.cityscapes import CityscapesTrain, val_pairs
@@ -140,14 +141,9 @@ def save_state(path: Path, model, optimizer, scheduler, scaler, step: int, cfg: 
 
 def make_run_folder(out: Path) -> List[Path]:
     """The run folder and its missing parents, created now; returns the folders this call made."""
-    missing: List[Path] = []
-    probe = out
-    while not probe.exists() and probe != probe.parent:
-        missing.insert(0, probe)  # outermost first
-        probe = probe.parent
     made: List[Path] = []
     try:
-        for folder in missing:
+        for folder in missing_folders(out):
             folder.mkdir()
             made.append(folder)
     except OSError as exc:
@@ -167,11 +163,7 @@ def discard_run(out: Path, made: List[Path]) -> None:
     (out / "log.csv").unlink(missing_ok=True)
     (out / "last.pt.tmp").unlink(missing_ok=True)
     shutil.rmtree(out / "tensorboard", ignore_errors=True)
-    for folder in reversed(made):
-        try:
-            folder.rmdir()
-        except OSError:
-            break  # not empty: someone else's files stay
+    remove_empty(made)
 
 
 def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) -> Path:
