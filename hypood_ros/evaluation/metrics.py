@@ -97,15 +97,21 @@ class PixelSample:
         return weighted_metrics(neg, pos, self.seen[False] / neg.size, self.seen[True] / pos.size)
 
 
-def weighted_metrics(neg: np.ndarray, pos: np.ndarray, w_neg: float, w_pos: float) -> Dict[str, float]:
+def ranked_counts(neg: np.ndarray, pos: np.ndarray, w_neg: float = 1.0,
+                  w_pos: float = 1.0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct scores of in-distribution (`neg`) and OOD (`pos`) pixels, highest first (float64), and
+    the weighted counts of OOD (tps) and in-distribution (fps) pixels scoring at least each of them."""
     scores = np.r_[neg, pos].astype(np.float64)
     weight = np.r_[np.full(neg.size, w_neg), np.full(pos.size, w_pos)]
     positive = np.r_[np.zeros(neg.size, bool), np.ones(pos.size, bool)]
     order = np.argsort(-scores, kind="mergesort")
     s, y, w = scores[order], positive[order], weight[order]
     last = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]
-    tps = np.cumsum(w * y)[last]
-    fps = np.cumsum(w * ~y)[last]
+    return s[last], np.cumsum(w * y)[last], np.cumsum(w * ~y)[last]
+
+
+def weighted_metrics(neg: np.ndarray, pos: np.ndarray, w_neg: float, w_pos: float) -> Dict[str, float]:
+    _, tps, fps = ranked_counts(neg, pos, w_neg, w_pos)
     tpr, fpr = np.r_[0.0, tps / tps[-1]], np.r_[0.0, fps / fps[-1]]
     precision = tps / (tps + fps)
     ap = float(np.sum(np.diff(tpr) * precision))
