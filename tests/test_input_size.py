@@ -5,10 +5,12 @@ checkpoint written before the field existed).
 """
 from __future__ import annotations
 
+import json
 import zipfile
 
 import pytest
 import torch
+import yaml
 
 from hypood_ros.errors import CheckpointError
 from hypood_ros.model import load_checkpoint, save_checkpoint
@@ -67,3 +69,12 @@ def test_write_input_size_changes_the_metadata_only(models, tmp_path):
     with pytest.raises(CheckpointError, match="metadata input_size must be"):
         write_input_size(models / "old.pt", tmp_path / "odd.pt", (40, 84))
     assert not (tmp_path / "odd.pt").exists()
+
+
+def test_the_shipped_demo_model_records_the_size_it_was_calibrated_at():
+    from hypood_ros.demo import MODEL_DIR
+
+    metrics = json.loads((MODEL_DIR / "metrics.json").read_text())
+    params = yaml.safe_load((MODEL_DIR / "params.yaml").read_text())["/**"]["ros__parameters"]
+    assert load_checkpoint(MODEL_DIR / "model.pt").input_size == tuple(metrics["input_size"]) == (280, 560)
+    assert (params["input_height"], params["input_width"]) == (280, 560)
