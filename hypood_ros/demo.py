@@ -246,7 +246,7 @@ def run_demo(s: DemoSettings) -> dict:
         code = launcher.stop()
     if not ok:
         raise HypoodError("replay failed; node output:\n" + "\n".join(launcher.lines[-10:]))
-    ready = next((line for line in launcher.lines if "ready:" in line), "")
+    ready = launcher.ready_line or ""
     for line in summary.lines():
         say("      " + line)
 

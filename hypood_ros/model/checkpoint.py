@@ -4,7 +4,8 @@ A checkpoint is a dict `{"format": FORMAT, "version": 1, "config": {...}, "state
 "metadata": {...}}`. Everything in it is plain data or tensors, so the safe unpickler accepts it.
 `metadata["classes"]` holds the class names and colours (`hypood_ros.classes`); checkpoints without it
 get the default for their class count. `metadata["input_size"]` is the network input [H, W] (multiples of 14)
-the model was trained and calibrated at; checkpoints without it record none.
+the model was trained and calibrated at; `hypood_ros.runtimes.resolve_input_size` makes it the default
+everywhere a checkpoint runs. Checkpoints without it run at the table's old default (518x1036).
 """
 from __future__ import annotations
 
