@@ -199,6 +199,33 @@ def test_eval_uses_the_recorded_size(models, server, tmp_path):
     assert notes(result) == [f"note: {models / 'recorded.pt'} was trained at 28x56; running at 42x56 as asked"]
 
 
+def test_eval_takes_a_node_params_file_and_the_command_line_wins(models, server, tmp_path):
+    smiyc(tmp_path / "data")
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({
+        "/**": {"ros__parameters": {"eta": 0.5, "lam": 2.0, "score": "msp", "threshold": 0.1, "thresold": 0.1}},
+        "hypood": {"ros__parameters": {"score_resolution": "network", "input_height": 28, "input_width": 56}},
+        "other_node": {"ros__parameters": {"delta": 0.5, "input_height": 70}},  # not the node's: not read
+    }))
+    result, meta = evaluate(server, tmp_path, "file", "--model", models / "old.pt", "--params-file", params)
+    assert meta["params"] == {"eta": 0.5, "lam": 2.0, "delta": 0.0}
+    assert meta["protocol"]["input"] == list(RECORDED) and meta["protocol"]["score_resolution"] == "network"
+    assert notes(result) == [f"note: --params-file {params}: ignored names that are not node parameters: "
+                             "thresold (did you mean threshold?)"]
+    result, meta = evaluate(server, tmp_path, "options", "--model", models / "old.pt", "--params-file", params,
+                            "--eta", "1.5", "--input-height", "42", "--score-resolution", "image")
+    assert meta["params"] == {"eta": 1.5, "lam": 2.0, "delta": 0.0}
+    assert meta["protocol"]["input"] == [42, 56] and meta["protocol"]["score_resolution"] == "image"
+
+
+def test_params_file_values_is_the_checked_dict(tmp_path):
+    from hypood_ros.cli.eval import params_file_values
+
+    params = tmp_path / "p.yaml"
+    params.write_text("/**:\n  ros__parameters:\n    threshold: 1\n    min_area: 40\n    road_gating: true\n")
+    assert params_file_values(params) == {"threshold": 1.0, "min_area": 40, "road_gating": True}
+
+
 def test_export_writes_the_recorded_size(models, server, tmp_path):
     from hypood_ros.runtimes import load_backend
 
