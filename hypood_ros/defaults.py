@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from hypood_ros.errors import ConfigError
+from hypood_ros.runtimes import DEFAULT_INPUT_HW
 from hypood_ros.scores import SCORE_RESOLUTIONS, SCORES
 
 #: Outputs of the frame pipeline, each with a `publish_<name>` toggle on the node.
@@ -41,8 +42,10 @@ PARAMS: List[Param] = [
     Param("rebuild_engine", False, "build 'engine' at start even when it is current"),
     Param("device", "cpu", "cpu, cuda or cuda:N (checked at start: an unknown or absent device stops the node)"),
     Param("fp16", False, "half precision (torch backend on CUDA only)"),
-    Param("input_height", 518, "network input height for the torch backend (multiple of 14)", range=(14, 4032, 14)),
-    Param("input_width", 1036, "network input width for the torch backend (multiple of 14)", range=(14, 4032, 14)),
+    Param("input_height", 0, "network input height for a checkpoint (multiple of 14); 0: the height the checkpoint "
+          f"records (its metadata input_size), else {DEFAULT_INPUT_HW[0]}", range=(0, 4032, 14)),
+    Param("input_width", 0, "network input width for a checkpoint (multiple of 14); 0: the width the checkpoint "
+          f"records (its metadata input_size), else {DEFAULT_INPUT_HW[1]}", range=(0, 4032, 14)),
     Param("input_type", "raw", "raw: subscribe 'image' (sensor_msgs/Image); compressed: 'image/compressed'",
           choices=("raw", "compressed")),
     Param("input_qos", "sensor_data", "QoS reliability of the image subscription: sensor_data (best effort, as "

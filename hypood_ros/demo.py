@@ -111,18 +111,9 @@ def recorded_outputs(bag: Path) -> Dict[str, Dict[int, np.ndarray]]:
 def node_params(path: Optional[Path]) -> Dict[str, object]:
     """The parameters the node gets from a params YAML (score, threshold, eta, lam, ...), by ROS's section
     rules for the node's name; {} without a file."""
-    from hypood_ros.node import params_files
+    from hypood_ros.node.params_files import node_values
 
-    if path is None:
-        return {}
-    data = params_files.read(path)
-    if not any(True for _ in params_files.sections(data)):
-        raise ConfigError(f"{path}: no ros__parameters section (a node params YAML: NODE: {{ros__parameters: ...}})")
-    names = [name for name, _ in params_files.sections(data)]
-    if not any(params_files.section_applies(name, params_files.NODE_FQN) for name in names):
-        raise ConfigError(f"{path}: no section for the node {params_files.NODE_FQN} (sections: {', '.join(names)}); "
-                          f"use '{params_files.NODE_FQN}:' or '/**:'")
-    return params_files.values_for(data)
+    return {} if path is None else node_values(path)
 
 
 def contact_sheet(rows: List[Dict[str, np.ndarray]], path: Path) -> np.ndarray:
@@ -246,7 +237,7 @@ def run_demo(s: DemoSettings) -> dict:
         code = launcher.stop()
     if not ok:
         raise HypoodError("replay failed; node output:\n" + "\n".join(launcher.lines[-10:]))
-    ready = next((line for line in launcher.lines if "ready:" in line), "")
+    ready = launcher.ready_line or ""
     for line in summary.lines():
         say("      " + line)
 

@@ -1,6 +1,7 @@
 """The last step of `make demo-model`: measure the trained demo model and ship it with its numbers.
 
-Writes into --out: `model.pt` (the stage-2 checkpoint), `metrics.json` and `README.md` (mIoU on held-out
+Writes into --out: `model.pt` (the stage-2 checkpoint, its metadata recording the input size measured and
+calibrated at here; weights unchanged), `metrics.json` and `README.md` (mIoU on held-out
 generated scenes; AP / AUROC / FPR95 of every score on scenes with evaluation-family anomalies, never
 used in training, and for comparison on scenes with training-family ones) and `params.yaml` (the node's
 score and its threshold, calibrated on the held-out anomaly-free scenes). The README's hand-written part,
@@ -15,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
 import torch
 
-INPUT = (238, 476)  # default network input: the demo's 240x480 frames rounded to multiples of 14
+INPUT = (238, 476)  # network input when the model records none: the demo's 240x480 frames, multiples of 14
 TRACKS = ("smiyc-anomaly", "smiyc-obstacle")
 
 
@@ -65,6 +65,7 @@ def main(argv=None) -> int:
     from hypood_ros.evaluation.evaluate import evaluate, select_scores
     from hypood_ros.images import read_image
     from hypood_ros.model import load_checkpoint
+    from hypood_ros.model.checkpoint import write_input_size
     from hypood_ros.pipeline import FramePipeline, PipelineConfig
     from hypood_ros.runtimes import load_backend
     from hypood_ros.training.cityscapes import read_label, val_pairs
@@ -79,15 +80,15 @@ def main(argv=None) -> int:
     parser.add_argument("--score", default="hyperspherical_llr", help="score the node uses")
     parser.add_argument("--target-fpr", type=float, default=0.01, help="fraction of held-out ID pixels flagged")
     sizes = parser.add_mutually_exclusive_group()
-    sizes.add_argument("--input-size", type=int, nargs=2, default=list(INPUT), metavar=("H", "W"),
-                       help="network input (multiples of 14); frames are resized to it, as in the node")
+    sizes.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                       help="network input (multiples of 14); frames are resized to it, as in the node (default: the "
+                            f"size the model records, else {INPUT[0]} {INPUT[1]})")
     sizes.add_argument("--input-sizes", type=input_size, nargs="+", default=None, metavar="HxW",
                        help="candidate inputs: the one with the node score's best road AP on the training family")
     args = parser.parse_args(argv)
-    size = tuple(args.input_size)
-
     torch.manual_seed(0)
-    load_checkpoint(args.model)  # refuses a file that is not a project checkpoint before anything runs
+    recorded = load_checkpoint(args.model).input_size  # refuses a file that is not a project checkpoint first
+    size = tuple(args.input_size or recorded or INPUT)
     pairs = val_pairs(args.data / "cityscapes")
     params = {"eta": 1.5, "lam": 1.0, "delta": 0.0}
     sweep = None
@@ -119,8 +120,8 @@ def main(argv=None) -> int:
 
     calibration = calibrate(pipeline, frames, args.target_fpr)
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.model.resolve() != (args.out / "model.pt").resolve():
-        shutil.copyfile(args.model, args.out / "model.pt")
+    # the shipped copy records the input size everything here was measured and calibrated at (metadata only)
+    write_input_size(args.model, args.out / "model.pt", size)
     write_params(args.out / "params.yaml", calibration, config,
                  f"{len(pairs)} held-out generated scenes without anomalies", "models/demo/model.pt", size)
     meta = {"input_size": list(size), "input_size_sweep": sweep, "params": params, "mIoU_heldout": miou,

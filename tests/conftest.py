@@ -18,3 +18,13 @@ def tiny_checkpoint(tmp_path_factory, tiny_model):
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
     save_checkpoint(tiny_model, path)
     return path
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """`hypood` command lines in forked children of one warm interpreter (cli_harness.py), per test module."""
+    from cli_harness import CliServer
+
+    srv = CliServer(tmp_path_factory.mktemp("cli-output"))
+    yield srv
+    srv.close()

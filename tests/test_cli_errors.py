@@ -18,8 +18,6 @@ import numpy as np
 import pytest
 import torch
 
-from cli_harness import CliServer
-
 SIZE = ["--input-height", "42", "--input-width", "56"]
 
 
@@ -56,6 +54,9 @@ def world(tmp_path_factory, tiny_checkpoint, tiny_model):
     (models / "list.engine.json").write_text("[1, 2, 3]\n")
     (models / "gone.engine.json").write_text("{}\n")  # its engine is missing
     (models / "packed").mkdir()  # a model folder, as models/demo/
+    payload = torch.load(models / "tiny.pt", weights_only=True)
+    payload["metadata"]["input_size"] = [30, 56]  # not multiples of 14
+    torch.save(payload, models / "badsize.pt")
     shutil.copy(tiny_checkpoint, models / "packed" / "model.pt")
     images = w / "images"
     images.mkdir()
@@ -79,13 +80,6 @@ def world(tmp_path_factory, tiny_checkpoint, tiny_model):
     (w / "params_text.yaml").write_text("/**:\n  ros__parameters:\n    threshold: high\n")
     (w / "params_score.yaml").write_text("/**:\n  ros__parameters:\n    score: magic\n")
     return w
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = CliServer(tmp_path_factory.mktemp("cli-output"))
-    yield srv
-    srv.close()
 
 
 def tree(root: Path):
@@ -153,7 +147,8 @@ CASES = [
     ("export-batch-negative", EXPORT + ["--batch", "-1", "--out", "m.onnx"], 2, "--batch: must be at least 1"),
     ("export-batch-text", EXPORT + ["--batch", "two", "--out", "m.onnx"], 2, "expected an integer, got 'two'"),
     ("export-height-not-14", EXPORT + ["--input-height", "50", "--out", "m.onnx"], 2, "must be a multiple of 14"),
-    ("export-height-old-spelling", EXPORT + ["--height", "0", "--out", "m.onnx"], 2, "--input-height: must be in"),
+    ("export-height-old-spelling", EXPORT + ["--height", "5000", "--out", "m.onnx"], 2,
+     "--input-height: must be in [0, 4032], got 5000"),
     ("eval-max-pixels-0", EVAL + ["--data-root", "{w}/empty", "--max-pixels", "0", "--out", "o"], 2,
      "--metric-pixels: must be at least 2"),
     ("eval-unknown-protocol", EVAL + ["--data-root", "{w}/empty", "--protocol", "tiles", "--out", "o"], 2,
@@ -184,7 +179,8 @@ CASES = [
     ("run-min-area-negative", RUN + ["--min-area", "-5", "--out", "o"], 2, "--min-area: must be in"),
     ("run-opening-float", RUN + ["--opening", "2.5", "--out", "o"], 2, "--opening: expected an integer"),
     ("run-road-radius-negative", RUN + ["--road-radius", "-1", "--out", "o"], 2, "--road-radius: must be in"),
-    ("run-height-0", RUN + ["--input-height", "0", "--out", "o"], 2, "--input-height: must be in [14, 4032]"),
+    ("run-height-negative", RUN + ["--input-height", "-14", "--out", "o"], 2, "--input-height: must be in [0, 4032]"),
+    ("run-width-not-14", RUN + ["--input-width", "50", "--out", "o"], 2, "--input-width: must be a multiple of 14"),
     ("run-fp16-on-cpu", RUN + ["--fp16", "--out", "o"], 2, "--fp16 needs a CUDA device"),
     ("run-overlay-alpha-range", RUN + ["--overlay-alpha", "1.5", "--out", "o"], 2,
      "--overlay-alpha: must be in [0, 1]"),
@@ -230,6 +226,13 @@ CASES = [
      "not a readable PyTorch checkpoint (corrupt or truncated?): KeyError"),
     ("run-model-indexerror", ["run", "--model", "{w}/models/indexerror.pt", "--images", "{w}/images", "--out", "o"],
      1, "not a readable PyTorch checkpoint (corrupt or truncated?): IndexError"),
+    ("run-model-bad-input-size", ["run", "--model", "{w}/models/badsize.pt", "--images", "{w}/images", "--out", "o"],
+     1, "badsize.pt: metadata input_size must be [height, width], two positive multiples of 14 (the patch size), "
+        "got [30, 56]"),
+    ("export-model-bad-input-size", ["export", "--model", "{w}/models/badsize.pt", "--out", "m.onnx"], 1,
+     "badsize.pt: metadata input_size must be [height, width]"),
+    ("calibrate-model-bad-input-size", ["calibrate", "--model", "{w}/models/badsize.pt", "--images", "{w}/images",
+                                        "--out", "p.yaml"], 1, "metadata input_size must be [height, width]"),
     ("run-onnx-junk", ["run", "--model", "{w}/models/junk.onnx", "--images", "{w}/images", "--out", "o"], 1,
      "cannot load ONNX model"),
     ("run-onnx-size-fixed", ["run", "--model", "{w}/models/tiny.onnx", "--images", "{w}/images",
@@ -278,6 +281,19 @@ CASES = [
     ("eval-root-missing", EVAL + ["--data-root", "{w}/nowhere", "--out", "o"], 2, "--data-root {w}/nowhere: no such"),
     ("eval-root-old-spelling", EVAL + ["--root", "{w}/nowhere", "--out", "o"], 2, "--data-root {w}/nowhere: no such"),
     ("eval-root-empty", EVAL + ["--data-root", "{w}/empty", "--out", "o"], 1, "Fishyscapes Static labels not found"),
+    ("eval-params-missing", EVAL + ["--data-root", "{w}/empty", "--params-file", "{w}/none.yaml", "--out", "o"], 2,
+     "--params-file {w}/none.yaml: no such YAML file"),
+    ("eval-params-not-yaml", EVAL + ["--data-root", "{w}/empty", "--params-file", "{w}/plain.txt", "--out", "o"], 2,
+     "the file name must end in .yaml"),
+    ("eval-params-broken", EVAL + ["--data-root", "{w}/empty", "--params-file", "{w}/params_broken.yaml",
+                                   "--out", "o"], 2, "cannot read params file"),
+    ("eval-params-no-section", EVAL + ["--data-root", "{w}/empty", "--params-file", "{w}/existing.yaml",
+                                       "--out", "o"], 2, "no ros__parameters section"),
+    ("eval-params-range", EVAL + ["--data-root", "{w}/empty", "--params-file", "{w}/params_range.yaml",
+                                  "--out", "o"], 2,
+     "--params-file {w}/params_range.yaml: parameter input_height must be in [0, 4032] in steps of 14, got 5"),
+    ("eval-params-text", EVAL + ["--data-root", "{w}/empty", "--params-file", "{w}/params_text.yaml", "--out", "o"],
+     2, "parameter threshold must be float, got 'high'"),
     ("replay-bag-missing", ["replay", "--bag", "{w}/nobag", "--topic", "/c"], 2, "bag not found"),
     ("replay-bag-positional-missing", ["replay", "{w}/nobag", "--topic", "/c"], 2, "bag not found"),
     ("replay-no-bag", ["replay", "--topic", "/c"], 2, "required: --bag"),
@@ -353,7 +369,7 @@ CASES = [
     ("demo-params-broken", ["demo", "--params-file", "{w}/params_broken.yaml"], 2, "cannot read params file"),
     ("demo-params-no-section", ["demo", "--params-file", "{w}/existing.yaml"], 2, "no ros__parameters section"),
     ("demo-params-range", ["demo", "--params-file", "{w}/params_range.yaml"], 2,
-     "params_range.yaml: parameter input_height must be in [14, 4032] in steps of 14, got 5"),
+     "params_range.yaml: parameter input_height must be in [0, 4032] in steps of 14, got 5"),
     ("demo-params-text", ["demo", "--params-file", "{w}/params_text.yaml"], 2,
      "parameter threshold must be float, got 'high'"),
     ("demo-params-score", ["demo", "--params-file", "{w}/params_score.yaml"], 2,

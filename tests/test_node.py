@@ -230,3 +230,33 @@ def test_large_frames_with_reliable_input_qos(tiny_checkpoint):
         rgb = camera_frame(720, 1280, seed=7)
         got = peer.send_and_wait(peer.image(rgb, sec=601), topics=["ood/mask", "semantic/labels"])
         assert (got["ood/mask"].height, got["ood/mask"].width) == (720, 1280)
+
+
+def test_checkpoint_runs_at_its_recorded_size_and_the_node_says_so(tmp_path, tiny_model):
+    """No input_height/input_width given: the node runs the checkpoint at the size it records, and names that size
+    and where it came from in its ready line and /diagnostics. An explicitly different size is used, with a warning."""
+    from hypood_ros.model import load_checkpoint, save_checkpoint
+    from hypood_ros.pipeline import FramePipeline, PipelineConfig
+    from hypood_ros.runtimes.torch_backend import TorchBackend
+
+    path = save_checkpoint(tiny_model, tmp_path / "recorded.pt", metadata={"input_size": [28, 56]})
+    with running_node(["-p", f"model:={path}", "-p", "diagnostics_period:=0.2"]) as (node, peer):
+        assert "input 28x56 (recorded in the model)" in node.ready_line, node.lines
+        values = peer.wait_diagnostics(lambda d: "input_size" in d)
+        assert (values["input_size"], values["input_size_source"]) == ("28x56", "recorded in the model")
+        rgb = camera_frame(seed=8)
+        score = as_array(peer.send_and_wait(peer.image(rgb, sec=701))["ood/score"])
+        assert not any("[WARN]" in line for line in node.lines), node.lines
+    at = {hw: FramePipeline(TorchBackend(load_checkpoint(path), input_hw=hw), PipelineConfig()).process(rgb).score
+          for hw in ((28, 56), (42, 56))}
+    np.testing.assert_allclose(score, at[(28, 56)], rtol=1e-4, atol=1e-4)
+    assert not np.allclose(score, at[(42, 56)], rtol=1e-4, atol=1e-4)
+
+    node = NodeProcess(["-p", f"model:={path}", "-p", "input_height:=42"], random_domain())
+    try:
+        node.wait_ready()
+        assert "input 42x56 (height asked, width recorded in the model)" in node.ready_line, node.lines
+        warned = [line for line in node.lines if line.startswith("[WARN]")]
+        assert len(warned) == 1 and warned[0].endswith(f"{path} was trained at 28x56; running at 42x56 as asked")
+    finally:
+        node.stop()

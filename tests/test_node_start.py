@@ -80,7 +80,10 @@ BAD_STARTS = {
     "params file missing": (["--params-file", "{tmp}/none.yaml"], "cannot start ROS: "),
     "unknown device": (["-p", "device:=gpu"], "unknown device 'gpu'; use cuda"),
     "wrong type": (["-p", "min_area:=big"], "parameter min_area must be int, got 'big'"),
-    "out of range": (["-p", "input_height:=100"], "parameter input_height must be in [14, 4032] in steps of 14"),
+    "out of range": (["-p", "input_height:=100"], "parameter input_height must be in [0, 4032] in steps of 14"),
+    "malformed recorded input size": (["-p", "model:={tmp}/badsize.pt"],
+                                      "badsize.pt: metadata input_size must be [height, width], two positive "
+                                      "multiples of 14 (the patch size), got [28, 50]"),
     "not an allowed value": (["-p", "input_qos:=sometimes"], "parameter input_qos must be one of"),
     "unknown score": (["-p", "score:=energi"], "parameter score must be one of"),
     "model will not load": (["-p", "model:={tmp}/broken.onnx"], "cannot load ONNX model"),
@@ -97,6 +100,9 @@ def test_start_up_failures_are_one_line(tmp_path, tiny_checkpoint, case):
     bad_yaml = tmp_path / "bad.yaml"
     bad_yaml.write_text('/**:\n  ros__parameters:\n    threshold: [1, "a"\n')
     (tmp_path / "broken.onnx").write_bytes(b"not a protobuf" * 100)
+    payload = torch.load(tiny_checkpoint, weights_only=True)
+    payload["metadata"]["input_size"] = [28, 50]
+    torch.save(payload, tmp_path / "badsize.pt")
     args, expected = BAD_STARTS[case]
     args = [a.format(bad_yaml=bad_yaml, tmp=tmp_path) for a in args]
     code, lines = run_node(["-p", f"model:={tiny_checkpoint}", *args])

@@ -417,3 +417,27 @@ def test_replay_camera_info_remap_yields_to_the_users():
     args = node_arguments("m.pt", "/front/image_raw", False, camera_info="/front/camera_info",
                           extra=["-r", "camera_info:=/rear/camera_info"])
     assert "camera_info:=/front/camera_info" not in args and args[-2:] == ["-r", "camera_info:=/rear/camera_info"]
+
+
+def test_replay_passes_the_launched_node_no_input_size():
+    """The node runs the model at the size it records: replay's own arguments never set one."""
+    from hypood_ros.node.replay import node_arguments
+
+    args = node_arguments("m.pt", "/front/image_raw", True, "/car", "p.yaml", qos="sensor_data", use_sim_time=True,
+                          camera_info="/front/camera_info")
+    assert "model:=m.pt" in args and not any(a.startswith(("input_height", "input_width")) for a in args), args
+    extra = ["-p", "input_height:=42"]
+    assert node_arguments("m.pt", "/front/image_raw", False, extra=extra)[-2:] == extra  # asked: passed on last
+
+
+@pytest.mark.ros
+def test_launched_node_runs_at_the_recorded_size(tmp_path, tiny_model):
+    from hypood_ros.model import save_checkpoint
+
+    ckpt = save_checkpoint(tiny_model, tmp_path / "recorded.pt", metadata={"input_size": [28, 56]})
+    bag = write_bag(tmp_path / "drive", "mcap", n=2)
+    proc = hypood("replay", bag, "--topic", "/front/image_raw", "--launch-node", "--model", ckpt, "--max-speed")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ready = [line for line in proc.stderr.splitlines() if line.startswith("node: ") and "ready:" in line]
+    assert len(ready) == 1 and "input 28x56 (recorded in the model)" in ready[0], proc.stderr
+    assert "answered on ood/mask: 2" in proc.stdout

@@ -69,20 +69,21 @@ def test_segmentor_training_reduces_loss_and_resumes(tmp_path, cityscapes):
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == saved
 
     proc = hypood("train", "segmentor", "--data-root", cityscapes, "--init", init, "--out", run, "--resume",
-                  "--set", "steps=30", "--set", "val_every=0", *SMALL)
+                  "--set", "steps=30", "--set", "val_every=0", *SMALL, "--set", "val_window=[56,84]")
     assert proc.returncode == 0, proc.stderr
     assert "resumed from" in proc.stderr and "at step 20" in proc.stderr
     steps = [int(r["step"]) for r in log_rows(run)]
     assert steps[-1] == 30 and steps.count(25) == 1  # continued, not restarted
     model = load_checkpoint(run / "model.pt")
     assert model.metadata["trained"]["head"] and model.metadata["steps"] == 30
+    assert model.input_size == (56, 84)  # the validation window, not the crop (42x84): the network input it states
     assert evaluate_miou(model, val_pairs(cityscapes), (42, 84), (42, 42), "cpu") > 0.5
 
 
 def test_uem_training_reduces_the_llr_loss(tmp_path, cityscapes):
     images, annotations = make_coco(tmp_path / "coco")
     torch.manual_seed(0)
-    init = save_checkpoint(build_segmentor("tiny"), tmp_path / "seg.pt")
+    init = save_checkpoint(build_segmentor("tiny"), tmp_path / "seg.pt", metadata={"input_size": [28, 56]})
     run = tmp_path / "uem"
     proc = hypood("train", "uem", "--data-root", cityscapes, "--init", init, "--out", run, "--set", "steps=40",
                   "--set", f"coco_root={images}", "--set", f"coco_annotations={annotations}", "--set", "ood_prob=1.0",
@@ -93,6 +94,7 @@ def test_uem_training_reduces_the_llr_loss(tmp_path, cityscapes):
     trained, start = load_checkpoint(run / "model.pt"), load_checkpoint(init)
     assert torch.equal(trained.head.weight, start.head.weight)  # the segmentor stays frozen
     assert not torch.equal(trained.uem.classifier.weight, start.uem.classifier.weight)
+    assert trained.input_size == (28, 56)  # stage uem validates at no size: the segmentor's recorded one is kept
 
 
 def test_two_process_torchrun_on_cpu(tmp_path, cityscapes):

@@ -37,13 +37,15 @@ def build_tensorrt(args: argparse.Namespace, out: Path) -> str:
 
 
 def build_aoti_package(args: argparse.Namespace, out: Path) -> str:
+    from hypood_ros.cli.run import input_size
     from hypood_ros.runtimes.aoti_build import build_aoti
 
     if args.precision == "int8":
         raise UsageError("--int8 is a TensorRT option; AOTInductor packages are fp32, or fp16 on CUDA")
     if args.precision == "fp16" and not args.device.startswith("cuda"):
         raise UsageError("fp16 packages are built for CUDA only (use fp32 on CPU)")
-    meta = build_aoti(args.model, out, args.input_height, args.input_width, device=args.device,
+    height, width = input_size(args, args.model)  # the checkpoint's recorded size unless one is asked
+    meta = build_aoti(args.model, out, height, width, device=args.device,
                       fp16=args.precision == "fp16", batch=args.batch, max_batch=args.max_batch)
     target = meta.gpu_name if meta.device_type == "cuda" else f"{meta.machine} {meta.cpu_isa}".strip()
     return (f"{meta.precision}, {meta.device_type}: {target}, torch {meta.torch_version}, "

@@ -13,7 +13,7 @@ from typing import List
 
 from hypood_ros.cli.parser import add_option, float_in, int_at_least
 from hypood_ros.cli.paths import CHECKPOINT_SUFFIXES, existing_file, model_file
-from hypood_ros.errors import ConfigError, MissingDependencyError, UsageError
+from hypood_ros.errors import MissingDependencyError, UsageError
 from hypood_ros.folders import missing_folders, nearest_existing, remove_empty
 
 HELP = "a generated drive through the node with the demo model: pictures, metrics, summary"
@@ -83,20 +83,12 @@ def checkpoint(value) -> Path:
 
 def params_file(value):
     """--params-file: an existing YAML whose ros__parameters the node and the evaluator accept; None for ''."""
-    from hypood_ros.defaults import BY_NAME, check_value
-    from hypood_ros.demo import node_params
+    from hypood_ros.node.params_files import checked_values
 
     if not value:
         return None
     path = existing_file(value, "--params-file", (".yaml", ".yml"), "YAML file")
-    for name, given in node_params(path).items():
-        param = BY_NAME.get(name)
-        if param is None:
-            continue  # the node reports parameters it does not know
-        try:
-            check_value(param, given)  # the node's own start-up check
-        except ConfigError as exc:
-            raise ConfigError(f"--params-file {path}: {exc}") from None
+    checked_values(path, f"--params-file {path}")  # the node reports the names it does not know itself
     return path
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any, Dict
 
 from hypood_ros.cli.parser import (
     add_model_options,
@@ -12,10 +13,13 @@ from hypood_ros.cli.parser import (
     add_sml_stats,
     int_at_least,
 )
-from hypood_ros.cli.paths import Output, existing_folder
+from hypood_ros.cli.paths import Output, existing_file, existing_folder
 from hypood_ros.errors import ConfigError, UsageError
 
 HELP = "AP / AUROC / FPR95 of every score on a benchmark, with curves and histograms"
+#: What eval takes from --params-file (options given on the command line win): the score parameters and the
+#: network input; the node's other parameters (score, threshold, ...) do not change what eval measures.
+FROM_PARAMS_FILE = ("score_resolution", "eta", "lam", "delta", "input_height", "input_width")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +34,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_model_options(parser)
     add_option(parser, "--scores", default="all", metavar="LIST",
                help="'all' or a comma-separated list of score names (all leaves out sml without --sml-stats)")
-    add_score_params(parser)
+    add_score_params(parser, explicit=True)  # None unless given: --params-file fills the rest
+    add_option(parser, "--params-file", default=None, metavar="FILE",
+               help="node params YAML (as the node reads it, e.g. models/demo/params.yaml): "
+                    f"{', '.join(FROM_PARAMS_FILE)} from it; options given here win")
     add_sml_stats(parser)
     add_option(parser, "--metric-pixels", aliases=["--max-pixels"], type=int_at_least(2), default=4_000_000,
                metavar="N", help="pixels kept for the metrics (a uniform sample per class beyond this)")
@@ -45,6 +52,29 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=run)
 
 
+def params_file_values(value) -> Dict[str, Any]:
+    """The node parameters the params YAML `value` gives, sections matched as ROS matches them for the node, each
+    value checked as the node checks it at start; names that are no node parameter are noted in one line."""
+    from hypood_ros.cli.console import note
+    from hypood_ros.node.params_files import checked_values
+
+    path = existing_file(value, "--params-file", (".yaml", ".yml"), "YAML file")
+    values, unknown = checked_values(path, f"--params-file {path}")
+    if unknown:
+        note(f"note: --params-file {path}: ignored names that are not node parameters: {', '.join(unknown)}")
+    return values
+
+
+def apply_params_file(args: argparse.Namespace) -> None:
+    """Options not given on the command line from --params-file, else the table's defaults."""
+    from hypood_ros.defaults import default
+
+    values = params_file_values(args.params_file) if args.params_file else {}
+    for name in FROM_PARAMS_FILE:
+        if getattr(args, name) is None:
+            setattr(args, name, values.get(name, default(name)))
+
+
 def run(args: argparse.Namespace) -> int:
     from hypood_ros.cli.console import progress
     from hypood_ros.cli.run import load_model, sml_stats_from_args
@@ -53,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from hypood_ros.scores import SCORES
 
     root = existing_folder(args.data_root, "--data-root")
+    apply_params_file(args)
     stats = sml_stats_from_args(args)
     names = select_scores(args.scores, stats is not None)
     if not names:

@@ -22,15 +22,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hypood_ros.cli.run import input_size
     from hypood_ros.model import load_checkpoint
     from hypood_ros.runtimes.export import export_onnx
 
     path = model_file(args.model, suffixes=CHECKPOINT_SUFFIXES)
     with Output(args.out, "--out", suffixes=(".onnx",), overwrite=args.overwrite) as tmp:
+        height, width = input_size(args, path)  # the checkpoint's recorded size unless one is asked
         model = load_checkpoint(path)
-        report = export_onnx(model, tmp, args.input_height, args.input_width, batch=args.batch, fp16=args.fp16)
+        report = export_onnx(model, tmp, height, width, batch=args.batch, fp16=args.fp16)
     worst = max(report.max_abs.values())
-    print(f"wrote {args.out} (input [{args.batch},3,{args.input_height},{args.input_width}], "
+    print(f"wrote {args.out} (input [{args.batch},3,{height},{width}], "
           f"{'fp16' if args.fp16 else 'fp32'}); ONNX Runtime vs PyTorch max-abs {worst:.2e} "
           f"(tolerance {report.tolerance:.0e})")
     return 0

@@ -202,13 +202,18 @@ def add_model_options(parser, model_help: str = "model file: checkpoint (.pt), O
 
 
 def add_input_size(parser, help_pattern: str, explicit: bool = False) -> None:
-    add_param(parser, "input_height", aliases=["--height"], explicit=explicit, help=help_pattern.format("height"))
-    add_param(parser, "input_width", aliases=["--width"], explicit=explicit, help=help_pattern.format("width"))
+    """--input-height/--input-width; 0 or not given: the size the checkpoint records, else the old default."""
+    from hypood_ros.runtimes import DEFAULT_INPUT_HW
+
+    for side, fallback in zip(("height", "width"), DEFAULT_INPUT_HW):
+        add_param(parser, f"input_{side}", aliases=[f"--{side}"], explicit=explicit,
+                  help=help_pattern.format(side) + f"; 0 (default): the {side} the checkpoint records, else {fallback}")
 
 
-def add_score_params(parser, names: Iterable[str] = ("score_resolution", "eta", "lam", "delta")) -> None:
+def add_score_params(parser, names: Iterable[str] = ("score_resolution", "eta", "lam", "delta"),
+                     explicit: bool = False) -> None:
     for name in names:
-        add_param(parser, name)
+        add_param(parser, name, explicit=explicit)
 
 
 #: Options that act on the thresholded mask and the pictures, after the score.

@@ -96,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
                                                    camera_info=replayer.publish_info_topic),
                                     env=profile_env(profile), echo=note)
             launcher.wait_ready()
+            note(f"node: {launcher.ready_line}")  # which input size it runs at, and where that came from
         if record is not None:
             recorder = RecorderThread(args.record, args.storage)  # writes NAME.partial, renamed when closed
         with progress(desc="hypood replay", unit="frame") as bar:

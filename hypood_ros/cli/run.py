@@ -27,17 +27,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=run)
 
 
-def input_size(args: argparse.Namespace):
-    from hypood_ros.defaults import default
+def input_size(args: argparse.Namespace, path=None, backend=None, engine=""):
+    """The network input for --model and --input-height/--input-width (0 or not given: the size the checkpoint
+    records, else the default), by the rule the node follows too; its note, if any, printed."""
+    from hypood_ros.cli.console import note
+    from hypood_ros.runtimes import resolve_input_size
 
-    return (args.input_height or default("input_height"), args.input_width or default("input_width"))
+    size = resolve_input_size(args.model if path is None else path, getattr(args, "input_height", None) or 0,
+                              getattr(args, "input_width", None) or 0, backend=backend, engine=engine)
+    if size.note:
+        note(f"note: {size.note}")
+    return size.hw
 
 
 def check_fixed_size(args: argparse.Namespace, backend) -> None:
     """--input-height/--input-width set the size of a checkpoint's input; ONNX models and engines have theirs."""
     asked = {"--input-height": getattr(args, "input_height", None), "--input-width": getattr(args, "input_width", None)}
     fixed = dict(zip(asked, backend.input_shape[2:]))
-    wrong = [f"{k} {v}" for k, v in asked.items() if v is not None and v != fixed[k]]
+    wrong = [f"{k} {v}" for k, v in asked.items() if v and v != fixed[k]]
     if backend.name != "torch" and wrong:
         raise UsageError(f"{args.model} has a fixed input size of {fixed['--input-height']}x{fixed['--input-width']}"
                          f" ({backend.name}); {' and '.join(wrong)} cannot change it (export the checkpoint again "
@@ -57,14 +64,14 @@ def load_model(args: argparse.Namespace):
         raise UsageError(f"--fp16 applies to checkpoints (.pt); {path.name} has the precision it was exported or "
                          "built with")
     engine = getattr(args, "engine", "")
+    size = input_size(args, path, args.backend or None, engine)
     if engine:  # an AOTInductor package of the checkpoint, built when missing or stale
         from hypood_ros.runtimes.engine_cache import load_or_build
 
         backend = load_or_build(path, engine, args.rebuild_engine, backend=args.backend or None, device=device,
-                                input_hw=input_size(args), fp16=args.fp16)
+                                input_hw=size, fp16=args.fp16)
     else:
-        backend = load_backend(path, backend=args.backend or None, device=device, input_hw=input_size(args),
-                               fp16=args.fp16)
+        backend = load_backend(path, backend=args.backend or None, device=device, input_hw=size, fp16=args.fp16)
     check_fixed_size(args, backend)
     return backend
 

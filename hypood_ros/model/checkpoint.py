@@ -3,7 +3,9 @@
 A checkpoint is a dict `{"format": FORMAT, "version": 1, "config": {...}, "state_dict": {...},
 "metadata": {...}}`. Everything in it is plain data or tensors, so the safe unpickler accepts it.
 `metadata["classes"]` holds the class names and colours (`hypood_ros.classes`); checkpoints without it
-get the default for their class count.
+get the default for their class count. `metadata["input_size"]` is the network input [H, W] (multiples of 14)
+the model was trained and calibrated at; `hypood_ros.runtimes.resolve_input_size` makes it the default
+everywhere a checkpoint runs. Checkpoints without it run at the table's old default (518x1036).
 """
 from __future__ import annotations
 
@@ -11,8 +13,9 @@ import os
 import pickle
 import re
 import warnings
+import zipfile
 from pathlib import Path
-from typing import Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch
 from torch import nn
@@ -40,11 +43,13 @@ def _refusal(exc: Exception) -> str:
             "run code from the file; only tensors and plain data are loaded (weights_only=True)")
 
 
-def read_torch_file(path: str | os.PathLike) -> object:
+def read_torch_file(path: str | os.PathLike, mmap: bool = False) -> object:
     """torch.load with the safe unpickler, every failure turned into one CheckpointError line.
 
     A damaged file can make the unpickler fail in many ways (IndexError, KeyError, struct errors...):
     all of them are a property of the file, not a bug here, so all of them become one line.
+    mmap: map the tensors instead of reading them (cheap when only the plain data is wanted; files in
+    torch's legacy format, which cannot be mapped, are read).
     """
     path = Path(path)
     if not path.exists():
@@ -59,7 +64,8 @@ def read_torch_file(path: str | os.PathLike) -> object:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's own notes about the file's format are not for users
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location="cpu", weights_only=True,
+                              mmap=mmap and zipfile.is_zipfile(path))
     except pickle.UnpicklingError as exc:
         raise CheckpointError(f"{path}: {_refusal(exc)}") from None
     except MemoryError:
@@ -95,29 +101,21 @@ def num_classes(model: nn.Module) -> int:
     return int(model.head.weight.shape[0])
 
 
-def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: Optional[Dict] = None) -> Path:
-    """Write atomically so a crash never leaves a half-written file under the final name.
+INPUT_SIZE = "input_size"  # metadata key of the network input [H, W]
 
-    The class names and colours come from `metadata["classes"]`, else from the model's own (`model.classes`,
-    set by `load_checkpoint`), else the default for its class count; they are checked against the head.
-    """
-    path = Path(path)
-    metadata = dict(metadata or {})
-    classes = metadata.get("classes")
-    if classes is None and getattr(model, "classes", None) is not None:
-        classes = model.classes.to_metadata()
-    try:
-        metadata["classes"] = ClassInfo.from_metadata(classes, num_classes(model)).to_metadata()
-    except ValueError as exc:
-        raise CheckpointError(f"{path}: {exc}") from None
+
+def check_input_size(value: Any, source: str) -> Tuple[int, int]:
+    """A recorded input size as (H, W): two positive multiples of 14, else one CheckpointError line."""
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 and v % 14 == 0 for v in value)):
+        raise CheckpointError(f"{source}: metadata input_size must be [height, width], two positive multiples of "
+                              f"14 (the patch size), got {value!r}")
+    return int(value[0]), int(value[1])
+
+
+def _write(payload: Dict, path: Path) -> Path:
+    """torch.save under a temporary name, renamed when complete: never a half-written file under `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "format": FORMAT,
-        "version": VERSION,
-        "config": model.config,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "metadata": metadata,
-    }
     tmp = path.with_name(path.name + ".tmp")
     try:
         torch.save(payload, tmp)
@@ -128,11 +126,40 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: Optiona
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu"):
-    """A `Segmentor` in eval mode from a project checkpoint; CheckpointError on anything unexpected."""
-    from hypood_ros.model.segmentor import Segmentor
+def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: Optional[Dict] = None) -> Path:
+    """Write atomically so a crash never leaves a half-written file under the final name.
 
-    payload = read_torch_file(path)
+    The class names and colours come from `metadata["classes"]`, else from the model's own (`model.classes`,
+    set by `load_checkpoint`), else the default for its class count; they are checked against the head.
+    The input size likewise comes from `metadata["input_size"]`, else the model's own (`model.input_size`);
+    with neither, none is recorded.
+    """
+    path = Path(path)
+    metadata = dict(metadata or {})
+    classes = metadata.get("classes")
+    if classes is None and getattr(model, "classes", None) is not None:
+        classes = model.classes.to_metadata()
+    try:
+        metadata["classes"] = ClassInfo.from_metadata(classes, num_classes(model)).to_metadata()
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    size = metadata.pop(INPUT_SIZE, None)
+    size = getattr(model, "input_size", None) if size is None else size
+    if size is not None:
+        metadata[INPUT_SIZE] = list(check_input_size(size, str(path)))
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": model.config,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "metadata": metadata,
+    }
+    return _write(payload, path)
+
+
+def read_payload(path: str | os.PathLike, mmap: bool = False) -> Dict:
+    """The checkpoint's dict after the checks of its format, version and metadata (tensors not checked)."""
+    payload = read_torch_file(path, mmap=mmap)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         hint = ""
         if isinstance(payload, dict) and ("state_dict" in payload or "pos_embed" in payload):
@@ -141,6 +168,39 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if payload.get("version") != VERSION:
         raise CheckpointError(f"{path}: checkpoint version {payload.get('version')!r} is not supported "
                               f"(expected {VERSION})")
+    metadata = payload.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise CheckpointError(f"{path}: checkpoint metadata is a {type(metadata).__name__}, not a mapping")
+    if (metadata or {}).get(INPUT_SIZE) is not None:
+        check_input_size(metadata[INPUT_SIZE], str(path))
+    return payload
+
+
+def recorded_input_size(path: str | os.PathLike) -> Optional[Tuple[int, int]]:
+    """The input size (H, W) the checkpoint records, or None; reads the metadata without building the model
+    (the tensors are mapped, not read). CheckpointError for a file that is not a valid checkpoint."""
+    size = (read_payload(path, mmap=True).get("metadata") or {}).get(INPUT_SIZE)
+    return None if size is None else check_input_size(size, str(path))
+
+
+def write_input_size(source: str | os.PathLike, out: str | os.PathLike, size) -> Path:
+    """The checkpoint `source` written at `out` (the same path is fine) with `size` [H, W] as its recorded
+    input size: the configuration, tensors and other metadata are copied from the file unchanged."""
+    out = Path(out)
+    size = check_input_size(size, str(out))
+    payload = read_payload(source)
+    payload["metadata"] = {**(payload.get("metadata") or {}), INPUT_SIZE: list(size)}
+    return _write(payload, out)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu"):
+    """A `Segmentor` in eval mode from a project checkpoint; CheckpointError on anything unexpected.
+
+    Its `metadata` is the file's, `classes` a ClassInfo and `input_size` the recorded (H, W) or None.
+    """
+    from hypood_ros.model.segmentor import Segmentor
+
+    payload = read_payload(path)
     config = payload.get("config")
     if not isinstance(config, dict):
         raise CheckpointError(f"{path}: checkpoint has no model configuration")
@@ -158,4 +218,6 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         model.classes = ClassInfo.from_metadata(model.metadata.get("classes"), num_classes(model))
     except ValueError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
+    size = model.metadata.get(INPUT_SIZE)
+    model.input_size = None if size is None else check_input_size(size, str(path))
     return model.to(map_location).eval()

@@ -49,6 +49,7 @@ from hypood_ros.node.parameters import (
 )
 from hypood_ros.node.stats import FrameStats
 from hypood_ros.pipeline import FramePipeline
+from hypood_ros.runtimes import resolve_input_size
 from hypood_ros.runtimes.engine_cache import load_or_build
 from hypood_ros.scores import load_sml_stats
 
@@ -92,9 +93,15 @@ class HypoodNode(Node):
         device = check_device(values["device"])
         config = pipeline_config(values)
         stats = load_sml_stats(values["sml_stats"]) if values["sml_stats"] else None
+        # input_height/input_width 0: the size the checkpoint records (the CLI's rule: resolve_input_size)
+        size = resolve_input_size(values["model"], values["input_height"], values["input_width"],
+                                  backend=values["backend"] or None, engine=values["engine"])
+        if size.note:
+            self.get_logger().warning(size.note)
+        self._input_source = size.source
         backend = load_or_build(values["model"], values["engine"], values["rebuild_engine"], self.get_logger().info,
-                                backend=values["backend"] or None, device=device,
-                                input_hw=(values["input_height"], values["input_width"]), fp16=values["fp16"])
+                                backend=values["backend"] or None, device=device, input_hw=size.hw,
+                                fp16=values["fp16"])
         self._pipeline = FramePipeline(backend, config, sml_stats=stats)
         try:
             warning = self._pipeline.warm_up()
@@ -137,8 +144,9 @@ class HypoodNode(Node):
                           clock=Clock(clock_type=ClockType.STEADY_TIME))
         shape = backend.input_shape
         self.get_logger().info(
-            f"ready: {backend.name} backend on {backend.device}, input {shape[2]}x{shape[3]}, score {config.score}, "
-            f"{self._pipeline.classes.num_classes} classes, listening on {self._subscription.topic_name} "
+            f"ready: {backend.name} backend on {backend.device}, input {shape[2]}x{shape[3]} ({size.source}), "
+            f"score {config.score}, {self._pipeline.classes.num_classes} classes, listening on "
+            f"{self._subscription.topic_name} "
             f"({values['input_qos']}, depth {values['input_depth']})")
 
     # -- input ---------------------------------------------------------------------------------------
@@ -270,7 +278,8 @@ class HypoodNode(Node):
         self._reported_errors, self._reported_bad = errors, bad
         backend = self._pipeline.backend
         info = {"backend": backend.name, "device": str(backend.device), "model": self._values["model"],
-                "input_size": "x".join(map(str, backend.input_shape[2:])), "score": self._pipeline.config.score,
+                "input_size": "x".join(map(str, backend.input_shape[2:])), "input_size_source": self._input_source,
+                "score": self._pipeline.config.score,
                 "threshold": self._pipeline.config.threshold}
         status = DiagnosticStatus(level=level, name=f"{self.get_name()}: OOD segmentation", message=message,
                                   hardware_id=self.get_fully_qualified_name())

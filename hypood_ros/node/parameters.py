@@ -8,7 +8,6 @@ not know are reported.
 """
 from __future__ import annotations
 
-import difflib
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
@@ -16,13 +15,11 @@ from rclpy.parameter import Parameter
 
 from hypood_ros.calibration import read_score_thresholds
 from hypood_ros.defaults import BY_NAME, GEOMETRY_OUTPUTS, PARAMS, Param, check_value
-from hypood_ros.node.params_files import foreign_files
+from hypood_ros.node.params_files import foreign_files, unknown_names
 from hypood_ros.pipeline import OUTPUTS, PipelineConfig
 
 CONFIG_FIELDS = ("score", "score_resolution", "threshold", "eta", "lam", "delta", "min_area", "opening", "road_gating",
                  "road_radius", "overlay_alpha")
-#: Parameters rclpy declares on every node; not ours to report.
-RCLPY_PARAMETERS = ("use_sim_time", "start_type_description_service")
 
 __all__ = ["BY_NAME", "CONFIG_FIELDS", "PARAMS", "Param", "declare_all", "descriptor", "pipeline_config",
            "prepare_request", "score_change_problem"]
@@ -54,18 +51,6 @@ def given_values(node) -> Dict[str, Any]:
     attribute from Humble to Kilted); declaring reads them from there too.
     """
     return {name: param.value for name, param in getattr(node, "_parameter_overrides", {}).items()}
-
-
-def unknown_names(names) -> List[str]:
-    """Given names the table does not know, each with the closest known name when there is one."""
-    known = list(BY_NAME)
-    out = []
-    for name in sorted(names):
-        if name in BY_NAME or name in RCLPY_PARAMETERS or name.startswith("qos_overrides."):
-            continue
-        close = difflib.get_close_matches(name, known, n=1)
-        out.append(f"{name} (did you mean {close[0]}?)" if close else name)
-    return out
 
 
 def declare_all(node, argv: Optional[List[str]] = None) -> Tuple[Dict[str, Any], Dict[str, float], List[str]]:

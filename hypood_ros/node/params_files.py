@@ -2,10 +2,12 @@
 
 A file's top-level keys (or nested keys, joined with '/') name nodes, with `*` for one name token and `**`
 for any; a bare name is in the root namespace. The node uses this to warn about a file of which nothing
-applies to it (ROS ignores such a file silently), and the demo to read the values the node will get.
+applies to it (ROS ignores such a file silently), and the demo and `hypood eval --params-file` to read the
+values the node will get.
 """
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from typing import Any, Dict, Iterator, List, Tuple
@@ -13,6 +15,8 @@ from typing import Any, Dict, Iterator, List, Tuple
 from hypood_ros.errors import ConfigError
 
 NODE_FQN = "/hypood"  # the node's name, in the root namespace (as the demo and replay start it)
+#: Parameters rclpy declares on every node; not ours to report.
+RCLPY_PARAMETERS = ("use_sim_time", "start_type_description_service")
 
 
 def params_files(argv: List[str]) -> List[str]:
@@ -84,3 +88,47 @@ def foreign_files(argv: List[str], fqn: str) -> List[str]:
             out.append(f"parameter file {path} has no section for this node ({fqn}), so none of its values apply; "
                        f"its sections: {', '.join(names)} (use '{fqn}:' or '/**:')")
     return out
+
+
+def node_values(path: str | os.PathLike, fqn: str = NODE_FQN) -> Dict[str, Any]:
+    """The parameters the node named `fqn` gets from the params YAML at `path`, by ROS's section rules;
+    ConfigError for a file with no ros__parameters section, or none that addresses the node."""
+    data = read(path)
+    names = [name for name, _ in sections(data)]
+    if not names:
+        raise ConfigError(f"{path}: no ros__parameters section (a node params YAML: NODE: {{ros__parameters: ...}})")
+    if not any(section_applies(name, fqn) for name in names):
+        raise ConfigError(f"{path}: no section for the node {fqn} (sections: {', '.join(names)}); "
+                          f"use '{fqn}:' or '/**:'")
+    return values_for(data, fqn)
+
+
+def unknown_names(names) -> List[str]:
+    """Given names the table does not know, each with the closest known name when there is one."""
+    from hypood_ros.defaults import BY_NAME
+
+    known = list(BY_NAME)
+    out = []
+    for name in sorted(names):
+        if name in BY_NAME or name in RCLPY_PARAMETERS or name.startswith("qos_overrides."):
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        out.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return out
+
+
+def checked_values(path: str | os.PathLike, label: str = "") -> Tuple[Dict[str, Any], List[str]]:
+    """(the table's parameters the node gets from the file at `path`, each checked as the node checks it at
+    start and in the table's type; the names the table does not know, as `unknown_names` gives them).
+    A value the node would refuse is a ConfigError that starts with `label` (default: the path)."""
+    from hypood_ros.defaults import BY_NAME, check_value
+
+    given = node_values(path)
+    values = {}
+    for name, value in given.items():
+        if name in BY_NAME:
+            try:
+                values[name] = check_value(BY_NAME[name], value)  # the node's own start-up check
+            except ConfigError as exc:
+                raise ConfigError(f"{label or path}: {exc}") from None
+    return values, unknown_names(given)

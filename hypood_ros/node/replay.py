@@ -124,6 +124,7 @@ def node_arguments(model: str, topic: str, compressed: bool, namespace: str = ""
     `qos`: how the frames are published (REPLAY_QOS), so the node subscribes with the matching QoS;
     `extra` comes last: its parameters override those before it, and a camera_info remap in it replaces
     replay's own (rcl applies the first remap rule that matches, so replay leaves its rule out).
+    No input size is passed: the node runs the model at the size it records unless `params_file` or `extra` ask.
     """
     args = ["--params-file", str(params_file)] if params_file else []
     args += ["-p", f"model:={model}", "-p", f"input_type:={'compressed' if compressed else 'raw'}",
@@ -165,10 +166,15 @@ class NodeLauncher:
             if self._echo is not None and line.startswith(NODE_LOUD):
                 self._echo(f"node: {line}")
 
+    @property
+    def ready_line(self) -> Optional[str]:
+        """The node's start-up line (backend, input size and where it came from, score, topic), once it came."""
+        return next((line for line in self.lines if READY_MARK in line), None)
+
     def wait_ready(self, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if any(READY_MARK in line for line in self.lines):
+            if self.ready_line is not None:
                 return
             if self.proc.poll() is not None:
                 self._reader.join(timeout=2)

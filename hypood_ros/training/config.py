@@ -38,6 +38,7 @@ class TrainConfig:
     log_every: int = 50
     val_every: int = 2000
     val_images: int = 0  # 0 = the whole val split
+    # The window validation runs the network at; stage segmentor records it as the checkpoint's input size.
     val_window: List[int] = field(default_factory=lambda: [518, 1036])
     val_stride: List[int] = field(default_factory=lambda: [140, 140])
     ckpt_every: int = 1000

@@ -272,8 +272,14 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
             trained.update({"decoder": True, "head": True} if cfg.stage == "segmentor" else {"uem": True})
             if cfg.train_backbone:
                 trained["backbone"] = True
-            save_checkpoint(model.cpu(), final, metadata={"trained_by": f"hypood train {cfg.stage}", "steps": step,
-                                                          "trained": trained})
+            metadata = {"trained_by": f"hypood train {cfg.stage}", "steps": step, "trained": trained}
+            if cfg.stage == "segmentor":
+                # The input size: the window validation measured the network at. Not the crop: a crop is a part
+                # of a scale-jittered image (the demo's 126x252 out of 240x480 frames), while the node resizes a
+                # whole frame to the input size. Stage uem validates at no size and keeps the size its init
+                # records (save_checkpoint takes the model's own).
+                metadata["input_size"] = list(cfg.val_window)
+            save_checkpoint(model.cpu(), final, metadata=metadata)
         dist.barrier()
         return final
     except BaseException:
