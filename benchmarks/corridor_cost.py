@@ -49,7 +49,7 @@ def main() -> None:
              for i in range(args.calls)]
     print(f"# {platform.processor() or platform.machine()}, numpy {np.__version__}, camera {args.distortion}, "
           f"corridor {CORRIDOR}, medians of {args.calls} calls")
-    print("| resolution | first call of a camera ms | new pose ms (wall / CPU) | cached ms (wall / CPU) |")
+    print("| resolution | first call of a camera ms | new pose ms (wall / CPU) | cached us (wall / CPU) |")
     print("|---|---|---|---|")
     for h, w in SIZES:
         cam = camera(h, w, args.distortion)
@@ -59,8 +59,8 @@ def main() -> None:
         new = timed(lambda i: corridor_mask(cam, poses[i], **CORRIDOR), args.calls)
         same = CameraPose(poses[-1].rotation.copy(), poses[-1].translation.copy())  # equal values, new object
         cached = timed(lambda i: corridor_mask(cam, same, **CORRIDOR), args.calls)
-        print(f"| {w}x{h} | {first:.1f} | {new[0]:.3f} / {new[1]:.3f} | {cached[0] * 1e3:.1f} us / "
-              f"{cached[1] * 1e3:.1f} us |")
+        print(f"| {w}x{h} | {first:.1f} | {new[0]:.3f} / {new[1]:.3f} | {cached[0] * 1e3:.1f} / "
+              f"{cached[1] * 1e3:.1f} |")
 
 
 if __name__ == "__main__":
