@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from hypood_ros.errors import ConfigError
+from hypood_ros.roi import ROI_MODES
 from hypood_ros.runtimes import DEFAULT_INPUT_HW
 from hypood_ros.scores import SCORE_RESOLUTIONS, SCORES
 
@@ -75,9 +76,19 @@ PARAMS: List[Param] = [
     Param("min_area", 0, "drop mask components smaller than this (pixels, 0 = off)", dynamic=True,
           range=(0, 10_000_000, 1)),
     Param("opening", 0, "diameter of the morphological opening (pixels, 0 = off)", dynamic=True, range=(0, 101, 1)),
-    Param("road_gating", False, "keep only mask components on or next to the predicted road", dynamic=True),
-    Param("road_radius", 15, "how far from the road a component may start (pixels)", dynamic=True,
-          range=(0, 1000, 1)),
+    Param("roi", "road", "region of interest of the obstacle mask (docs/OBSTACLES.md): none (the whole picture); road "
+          "(the drivable region: the extent of the road reaching the picture's lower part, obstacles on it included); "
+          "corridor (the space ahead from camera geometry: needs camera_info and the camera pose, else road); "
+          "road_corridor (both)", dynamic=True, choices=ROI_MODES),
+    Param("roi_margin", 3, "pixels taken off the road region's border, where class borders score high", dynamic=True,
+          range=(0, 100, 1)),
+    Param("roi_drop_known", False, "take pixels labelled person, rider or vehicle out of the road region", dynamic=True),
+    Param("corridor_half_width", 1.5, "half width of the corridor ahead (metres, roi corridor / road_corridor)",
+          dynamic=True, range=(0.1, 50.0, 0.0)),
+    Param("corridor_min_range", 2.0, "the corridor starts this far ahead of base_frame (metres; the vehicle's own "
+          "front)", dynamic=True, range=(0.0, 100.0, 0.0)),
+    Param("corridor_height", 1.0, "height of the corridor above the road (metres): an obstacle up to this tall lies "
+          "inside it with its whole body", dynamic=True, range=(0.05, 10.0, 0.0)),
     Param("overlay_alpha", 0.5, "opacity of the mask in the overlay", dynamic=True, range=(0.0, 1.0, 0.0)),
 ] + [Param(f"publish_{name}", True, f"publish the {name} output", dynamic=True) for name in OUTPUTS] + [
     # Obstacles on the road (hypood_ros/geometry): camera_info + camera pose -> ood/obstacles, ood/grid, ood/markers

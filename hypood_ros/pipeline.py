@@ -20,6 +20,7 @@ from hypood_ros.kernels import fused_scores, reference_fused_scores
 from hypood_ros.kernels.compile import KernelCompileError
 from hypood_ros.postprocess import clean_mask, upsample
 from hypood_ros.preprocess import check_rgb, preprocess
+from hypood_ros.roi import GEOMETRY_MODES, check_roi, region_of_interest
 from hypood_ros.runtimes.base import Backend
 from hypood_ros.scores import (
     SCORE_RESOLUTIONS,
@@ -32,7 +33,8 @@ from hypood_ros.scores import (
 )
 from hypood_ros.visualize import color_map, overlay
 
-OUTPUTS: FrozenSet[str] = frozenset(OUTPUT_NAMES)
+#: what a FramePipeline can return: the published outputs and the mask's region of interest
+OUTPUTS: FrozenSet[str] = frozenset(OUTPUT_NAMES) | {"region"}
 #: Scores the fused op computes in one pass; every other registry score goes through `compute_score`.
 FUSED_SCORES = {"weighted_normalized_energy": "energy", "hyperspherical_llr": "llr"}
 
@@ -49,10 +51,11 @@ class PipelineConfig:
     lam: float = default("lam")
     min_area: int = default("min_area")
     opening: int = default("opening")
-    road_gating: bool = default("road_gating")
-    road_radius: int = default("road_radius")
+    roi: str = default("roi")
+    roi_margin: int = default("roi_margin")
+    roi_drop_known: bool = default("roi_drop_known")
     overlay_alpha: float = default("overlay_alpha")
-    outputs: FrozenSet[str] = field(default_factory=lambda: OUTPUTS)
+    outputs: FrozenSet[str] = field(default_factory=lambda: frozenset(OUTPUT_NAMES))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "outputs", frozenset(self.outputs))
@@ -70,7 +73,10 @@ class PipelineConfig:
             raise ConfigError(f"delta must be in [0, 1], got {self.delta}")
         if self.lam < 0:
             raise ConfigError(f"lam must be >= 0, got {self.lam}")
-        for name in ("min_area", "opening", "road_radius"):
+        check_roi(self.roi)
+        if not isinstance(self.roi_drop_known, bool):
+            raise ConfigError(f"roi_drop_known must be true or false, got {self.roi_drop_known!r}")
+        for name in ("min_area", "opening", "roi_margin"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
@@ -94,6 +100,9 @@ class FrameResult:
     score: Optional[np.ndarray] = None  # float32 HxW, higher = more OOD
     mask: Optional[np.ndarray] = None  # uint8 HxW, 0 or 255
     overlay: Optional[np.ndarray] = None  # uint8 HxWx3 RGB
+    region: Optional[np.ndarray] = None  # bool HxW region of interest of the mask (None: the whole picture)
+    #: the config's roi needed a corridor that was not given, so the road region stood in for it
+    roi_fallback: bool = False
 
 
 @dataclass
@@ -210,17 +219,21 @@ class FramePipeline:
         self.process(frame)
         return warning
 
-    def process(self, frame: np.ndarray) -> FrameResult:
-        return self.process_batch([frame])[0]
+    def process(self, frame: np.ndarray, corridor: Optional[np.ndarray] = None) -> FrameResult:
+        return self.process_batch([frame], None if corridor is None else [corridor])[0]
 
-    def process_batch(self, frames: Sequence[np.ndarray]) -> List[FrameResult]:
+    def process_batch(self, frames: Sequence[np.ndarray],
+                      corridors: Optional[Sequence[Optional[np.ndarray]]] = None) -> List[FrameResult]:
+        """`corridors`: per frame, the corridor ahead (bool, the frame's size) for the geometry `roi` modes."""
         config = self._config  # one consistent snapshot per batch
         frames = [check_rgb(f) for f in frames]
+        corridors = list(corridors) if corridors is not None else [None] * len(frames)
         maps = self.infer(frames, config)
-        return [self._finish(frame, maps.score[i], maps.class_ids[i], config) for i, frame in enumerate(frames)]
+        return [self._finish(frame, maps.score[i], maps.class_ids[i], config, corridors[i])
+                for i, frame in enumerate(frames)]
 
     def _finish(self, frame: np.ndarray, score: torch.Tensor, class_ids: torch.Tensor,
-                config: PipelineConfig) -> FrameResult:
+                config: PipelineConfig, corridor: Optional[np.ndarray] = None) -> FrameResult:
         want = config.outputs
         score_np, labels = upsample(score, class_ids, frame.shape[:2])
         result = FrameResult()
@@ -230,9 +243,15 @@ class FramePipeline:
             result.color = color_map(labels, self._lut)
         if "score" in want:
             result.score = score_np
+        if want & {"mask", "overlay", "region"}:
+            if corridor is not None and corridor.shape != labels.shape:
+                raise ConfigError(f"corridor is {corridor.shape[1]}x{corridor.shape[0]}, the frame "
+                                  f"{labels.shape[1]}x{labels.shape[0]}")
+            result.region = region_of_interest(config.roi, labels, corridor, config.roi_margin,
+                                               config.roi_drop_known)
+            result.roi_fallback = config.roi in GEOMETRY_MODES and corridor is None
         if want & {"mask", "overlay"}:
-            mask = clean_mask(score_np > config.threshold, labels, config.opening, config.min_area,
-                              config.road_gating, config.road_radius)
+            mask = clean_mask(score_np > config.threshold, result.region, config.opening, config.min_area)
             if "mask" in want:
                 result.mask = mask
             if "overlay" in want:

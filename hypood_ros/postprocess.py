@@ -5,13 +5,12 @@ size (score bilinear, class ids nearest); at `image` they arrive at camera size 
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-ROAD_ID = 0
 
 
 def upsample(score: torch.Tensor, class_ids: torch.Tensor, size: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
@@ -28,34 +27,24 @@ def _ellipse(size: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
 
 
-def clean_mask(
-    raw: np.ndarray,
-    labels: np.ndarray,
-    opening: int = 0,
-    min_area: int = 0,
-    road_gating: bool = False,
-    road_radius: int = 15,
-) -> np.ndarray:
+def clean_mask(raw: np.ndarray, region: Optional[np.ndarray] = None, opening: int = 0, min_area: int = 0) -> np.ndarray:
     """Boolean HxW mask -> uint8 0/255.
 
+    region: bool HxW region of interest (`hypood_ros.roi`); pixels outside it are never flagged. It is
+    applied first, so the opening and the minimum area judge only what lies inside it.
     opening: diameter in pixels of the elliptical opening (0 = off) that removes speckle.
     min_area: connected components (8-connected) smaller than this many pixels are dropped.
-    road_gating: keep only components that touch the predicted road grown by `road_radius` pixels,
-    i.e. obstacles on the road or at its edge; everything else (sky, buildings) is ignored.
     """
     import cv2
 
     mask = raw.astype(np.uint8)
+    if region is not None:
+        mask &= region.view(np.uint8) if region.dtype == bool else (region > 0).astype(np.uint8)
     if opening > 1:
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _ellipse(opening))
-    if min_area <= 1 and not road_gating:
+    if min_area <= 1:
         return mask * np.uint8(255)
     count, components, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    keep = stats[:, cv2.CC_STAT_AREA] >= max(min_area, 1)
-    if road_gating:
-        road = (labels == ROAD_ID).astype(np.uint8)
-        if road_radius > 0:
-            road = cv2.dilate(road, _ellipse(2 * road_radius + 1))
-        keep &= np.bincount(components[road > 0], minlength=count)[:count] > 0
+    keep = stats[:, cv2.CC_STAT_AREA] >= min_area
     keep[0] = False  # background
     return (keep[components].astype(np.uint8)) * np.uint8(255)

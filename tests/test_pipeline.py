@@ -48,7 +48,7 @@ def test_network_resolution_is_the_registry_score_upsampled(backend):
 
 
 def test_threshold_change_changes_the_mask(backend):
-    pipeline = FramePipeline(backend)
+    pipeline = FramePipeline(backend, PipelineConfig(roi="none"))
     img = frame(seed=1)
     score = pipeline.process(img).score
     pipeline.update(threshold=float(np.median(score)))
@@ -155,7 +155,7 @@ def test_run_options_reach_the_pipeline_config(tiny_checkpoint):
     add_pipeline_arguments(parser)
     args = parser.parse_args(["--model", str(tiny_checkpoint), "--height", "56", "--width", "112",
                               "--score", "energy", "--threshold", "-3.5", "--min-area", "7", "--opening", "3",
-                              "--road-gating", "--road-radius", "4"])
+                              "--roi", "corridor", "--roi-margin", "4", "--roi-drop-known"])
     config = pipeline_from_args(args).config
     assert (config.score, config.threshold, config.min_area, config.opening) == ("energy", -3.5, 7, 3)
-    assert config.road_gating and config.road_radius == 4
+    assert (config.roi, config.roi_margin, config.roi_drop_known) == ("corridor", 4, True)

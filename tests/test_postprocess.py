@@ -54,7 +54,7 @@ def blobs():
 
 def test_min_area_drops_exactly_the_small_components():
     mask, labels = blobs()
-    out = clean_mask(mask, labels, min_area=50)
+    out = clean_mask(mask, min_area=50)
     assert out.dtype == np.uint8 and set(np.unique(out)) == {0, 255}
     assert (out > 0).sum() == 400 + 100
     assert out[2, 70] == 0 and out[41, 41] == 0
@@ -62,18 +62,23 @@ def test_min_area_drops_exactly_the_small_components():
 
 def test_opening_removes_specks_and_keeps_blobs():
     mask, labels = blobs()
-    out = clean_mask(mask, labels, opening=3)
+    out = clean_mask(mask, opening=3)
     assert out[2, 70] == 0 and out[15, 15] == 255 and out[50, 65] == 255
 
 
-def test_road_gating_keeps_only_components_touching_the_road():
+def test_region_limits_the_mask_before_opening_and_min_area():
     mask, labels = blobs()
-    out = clean_mask(mask, labels, road_gating=True, road_radius=2)
-    assert out[15, 15] == 0  # in the sky
-    assert out[41, 41] == 255  # on the road
-    assert out[50, 65] == 255  # a car-labelled blob surrounded by road
-    no_gate = clean_mask(mask, labels)
-    assert (no_gate > 0).sum() == mask.sum()
+    region = np.zeros(mask.shape, bool)
+    region[30:, :] = True  # the lower part only
+    out = clean_mask(mask, region)
+    assert out[15, 15] == 0  # outside the region
+    assert out[41, 41] == 255 and out[50, 65] == 255
+    assert (out > 0).sum() == (mask & region).sum()
+    # min_area counts only the pixels inside the region: a blob cut by the region's edge can fall below it
+    cut = np.zeros(mask.shape, bool)
+    cut[:, :62] = True
+    assert (clean_mask(mask, cut, min_area=50)[50, 60:62] == 0).all()
+    assert (clean_mask(mask) > 0).sum() == mask.sum()
 
 
 def test_pictures():

@@ -217,16 +217,20 @@ def add_score_params(parser, names: Iterable[str] = ("score_resolution", "eta", 
 
 
 #: Options that act on the thresholded mask and the pictures, after the score.
-MASK_OPTIONS = ("threshold", "min_area", "opening", "road_gating", "road_radius", "overlay_alpha")
+MASK_OPTIONS = ("threshold", "min_area", "opening", "overlay_alpha")
+#: The mask's region of interest (hypood_ros.roi): the mask and its calibration both depend on it.
+ROI_OPTIONS = ("roi", "roi_margin", "roi_drop_known")
 
 
 def add_pipeline_options(parser, mask: bool = True) -> None:
     """Options of the commands that drive a FramePipeline (run, calibrate).
 
-    mask=False (calibrate: it chooses the threshold from the raw scores) leaves out MASK_OPTIONS, which
-    would be accepted and have no effect; they keep the table's defaults."""
+    mask=False (calibrate: it chooses the threshold from the raw scores inside the region of interest)
+    leaves out MASK_OPTIONS, which would be accepted and have no effect; they keep the table's defaults.
+    Both take the ROI_OPTIONS: the threshold holds for the region it was calibrated in."""
     add_model_options(parser)
     add_score_params(parser, ("score", "score_resolution") + (("threshold",) if mask else ()) + ("eta", "lam", "delta"))
+    add_score_params(parser, ROI_OPTIONS)
     for name in MASK_OPTIONS[1:]:
         if mask:
             add_param(parser, name)

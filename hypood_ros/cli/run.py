@@ -81,7 +81,8 @@ def config_from_args(args: argparse.Namespace):
 
     return PipelineConfig(score=args.score, score_resolution=args.score_resolution, threshold=args.threshold,
                           eta=args.eta, lam=args.lam, delta=args.delta, min_area=args.min_area, opening=args.opening,
-                          road_gating=args.road_gating, road_radius=args.road_radius, overlay_alpha=args.overlay_alpha)
+                          roi=args.roi, roi_margin=args.roi_margin, roi_drop_known=args.roi_drop_known,
+                          overlay_alpha=args.overlay_alpha)
 
 
 def sml_stats_from_args(args: argparse.Namespace):

@@ -18,8 +18,8 @@ from hypood_ros.defaults import BY_NAME, GEOMETRY_OUTPUTS, PARAMS, Param, check_
 from hypood_ros.node.params_files import foreign_files, unknown_names
 from hypood_ros.pipeline import OUTPUTS, PipelineConfig
 
-CONFIG_FIELDS = ("score", "score_resolution", "threshold", "eta", "lam", "delta", "min_area", "opening", "road_gating",
-                 "road_radius", "overlay_alpha")
+CONFIG_FIELDS = ("score", "score_resolution", "threshold", "eta", "lam", "delta", "min_area", "opening", "roi",
+                 "roi_margin", "roi_drop_known", "overlay_alpha")
 
 __all__ = ["BY_NAME", "CONFIG_FIELDS", "PARAMS", "Param", "declare_all", "descriptor", "pipeline_config",
            "prepare_request", "score_change_problem"]
