@@ -82,7 +82,8 @@ PARAMS: List[Param] = [
           "road_corridor (both)", dynamic=True, choices=ROI_MODES),
     Param("roi_margin", 3, "pixels taken off the road region's border, where class borders score high", dynamic=True,
           range=(0, 100, 1)),
-    Param("roi_drop_known", False, "take pixels labelled person, rider or vehicle out of the road region", dynamic=True),
+    Param("roi_drop_known", False, "take pixels labelled person, rider or vehicle out of the road region",
+          dynamic=True),
     Param("corridor_half_width", 1.5, "half width of the corridor ahead (metres, roi corridor / road_corridor)",
           dynamic=True, range=(0.1, 50.0, 0.0)),
     Param("corridor_min_range", 2.0, "the corridor starts this far ahead of base_frame (metres; the vehicle's own "

@@ -12,7 +12,6 @@ import torch
 import torch.nn.functional as F
 
 
-
 def upsample(score: torch.Tensor, class_ids: torch.Tensor, size: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
     """[h,w] score (bilinear) and class ids (nearest) -> camera size (unchanged if already there), then to the host."""
     if tuple(score.shape[-2:]) != tuple(size):
