@@ -1,11 +1,14 @@
-"""Threshold calibration on in-distribution data: flag at most a target fraction of ID pixels.
+"""Threshold calibration on in-distribution data: flag at most a target fraction of ID pixels *inside the
+region of interest* of the mask (`roi`), where obstacles matter.
 
-Exact, with bounded memory: a first pass counts the pixels N (frames are decoded twice, inference runs
-once), then only the k+1 largest scores are kept, k = floor(target * N). The threshold is the (k+1)-th
-largest score, so `score > threshold` flags at most k pixels (fewer only when scores tie there).
-The fraction is of raw thresholded pixels at camera resolution, before opening / min-area / gating. The
-scores are the pipeline's, at its `score_resolution`; the params file records that resolution with the
-threshold, since a threshold chosen on `image` scores does not hold for `network` scores.
+Exact, with bounded memory: a first pass counts the pixels of all frames, P (frames are decoded twice,
+inference runs once), which bounds the region's pixel count N. The kmax + 1 largest region scores are
+kept, kmax = floor(target * P) >= k = floor(target * N); the threshold is the (k+1)-th largest, so
+`score > threshold` flags at most k region pixels (fewer only when scores tie there).
+The fraction is of raw thresholded pixels at camera resolution inside the region, before opening and
+min-area (which only remove flagged pixels). The scores are the pipeline's, at its `score_resolution`; the
+params file records that resolution, the region and the input size with the threshold, since the
+threshold holds for those only.
 """
 from __future__ import annotations
 
@@ -26,8 +29,10 @@ class Calibration:
     threshold: float
     target: float
     flagged_fraction: float
-    pixels: int
+    pixels: int  # pixels the fraction is of: those inside the region of interest
     frames: int
+    roi: str = "none"
+    total_pixels: int = 0  # every pixel of the frames (0: not counted)
 
 
 class TopScores:
@@ -68,28 +73,61 @@ def threshold_for_fraction(score_maps: Iterable[np.ndarray], total_pixels: int, 
 
 
 def calibrate(pipeline, frames: Callable[[], Iterator[np.ndarray]], target: float) -> Calibration:
-    """`frames` is called twice: once to count pixels, once to score them with the pipeline's score."""
+    """`frames` is called twice: once to count pixels, once to score them with the pipeline's score and
+    region of interest (`pipeline.config.roi`; the geometry modes need a camera and are refused)."""
+    from hypood_ros.roi import GEOMETRY_MODES
+
+    if not 0.0 < target < 1.0:
+        raise ConfigError(f"target fraction must be in (0, 1), got {target}")
+    roi = pipeline.config.roi
+    if roi in GEOMETRY_MODES:
+        raise ConfigError(f"calibration has no camera geometry for roi {roi!r}: calibrate with roi 'road' (its "
+                          "threshold is the one for road_corridor too; the corridor only narrows the region) or "
+                          "'none'")
     total = sum(int(f.shape[0]) * int(f.shape[1]) for f in frames())
-    pipeline.update(outputs={"score"})  # nothing but the score is needed here
-    return threshold_for_fraction((pipeline.process(f).score for f in frames()), total, target)
+    if total <= 0:
+        raise HypoodError("no usable in-distribution pixels to calibrate on")
+    pipeline.update(outputs={"score", "region"})  # nothing else is needed here
+    top = TopScores(int(math.floor(target * total)) + 1)
+    inside = seen = count = 0
+    for frame in frames():
+        result = pipeline.process(frame)
+        scores = result.score if result.region is None else result.score[result.region]
+        top.add(scores)
+        inside += scores.size
+        seen += result.score.size
+        count += 1
+    if seen != total:
+        raise HypoodError(f"calibration data changed between passes ({total} then {seen} pixels)")
+    if inside == 0:
+        raise HypoodError(f"the region of interest ({roi}) was empty in every frame: no pixels to calibrate on "
+                          "(is the model's road class found in these frames? roi 'none' calibrates on the whole "
+                          "picture)")
+    k = int(math.floor(target * inside))
+    ranked = np.sort(top.values)[::-1]
+    threshold = float(ranked[min(k, ranked.size - 1)])
+    flagged = int((ranked > threshold).sum())
+    return Calibration(threshold, target, flagged / inside, inside, count, roi, total)
 
 
 def write_params(path: str | os.PathLike, result: Calibration, config, source: str, model: str,
-                 input_hw: Optional[Tuple[int, int]] = None) -> Path:
+                 input_hw: Optional[Tuple[int, int]] = None, mask: bool = False) -> Path:
     """A params YAML for the node; provenance in comments (the node only reads ros__parameters).
 
-    A threshold holds for the network input size it was calibrated at (the scores of a resized frame
-    differ), so that size goes into the file with it when known."""
+    A threshold holds for the network input size and the region of interest it was calibrated at (the
+    scores of a resized frame differ; the fraction is of the region's pixels), so both go into the file
+    with it. mask=True also writes the config's opening and min_area (a model's shipped mask)."""
     path = Path(path)
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     lines = [
         "# Threshold calibrated by `hypood calibrate`",
         f"#   data: {source}",
         f"#   model: {model}",
-        f"#   frames: {result.frames}, pixels: {result.pixels}",
-        f"#   target fraction of ID pixels flagged: {result.target}; flagged at this threshold: "
+        f"#   frames: {result.frames}, pixels inside the region of interest ({result.roi}): {result.pixels}"
+        + (f" of {result.total_pixels}" if result.total_pixels else ""),
+        f"#   target fraction of the region's ID pixels flagged: {result.target}; flagged at this threshold: "
         f"{result.flagged_fraction:.6g}",
-        "#   (raw thresholded pixels, before opening / min_area / road gating)",
+        "#   (raw thresholded pixels inside the region, before opening / min_area)",
         f"#   date: {stamp}",
         "/**:",
         "  ros__parameters:",
@@ -99,7 +137,12 @@ def write_params(path: str | os.PathLike, result: Calibration, config, source: s
         f"    eta: {float(config.eta)!r}",
         f"    lam: {float(config.lam)!r}",
         f"    delta: {float(config.delta)!r}",
+        f"    roi: \"{config.roi}\"",
+        f"    roi_margin: {int(config.roi_margin)}",
+        f"    roi_drop_known: {str(bool(config.roi_drop_known)).lower()}",
     ]
+    if mask:
+        lines += [f"    opening: {int(config.opening)}", f"    min_area: {int(config.min_area)}"]
     if input_hw is not None:
         lines += [f"    input_height: {int(input_hw[0])}", f"    input_width: {int(input_hw[1])}"]
     path.parent.mkdir(parents=True, exist_ok=True)

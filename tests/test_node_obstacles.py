@@ -90,7 +90,8 @@ def geometry_node(tiny_checkpoint):
     domain = random_domain()
     # threshold far below every score: the whole image is one obstacle whose ground contact is the bottom row
     node = NodeProcess(["-p", f"model:={tiny_checkpoint}", "-p", "input_height:=56", "-p", "input_width:=112",
-                        "-p", "diagnostics_period:=0.2", "-p", "threshold:=-10000.0", "-p", "base_frame:=base_link",
+                        "-p", "diagnostics_period:=0.2", "-p", "threshold:=-10000.0", "-p", "roi:=none",
+                        "-p", "base_frame:=base_link",
                         "-p", "pose_source:=parameters", "-p", "camera_height:=1.5", "-p", "camera_pitch:=0.3",
                         "-p", "camera_x:=2.0", "-p", "grid_size:=20.0", "-p", "grid_resolution:=0.25"], domain)
     peer = None
@@ -247,7 +248,8 @@ def test_pose_source_tf_looks_up_the_pose_at_the_image_stamp(tiny_checkpoint, tm
     domain = random_domain()
     path = os.pathsep.join(p for p in (str(STAND_IN), os.environ.get("PYTHONPATH", "")) if p)
     node = NodeProcess(["-p", f"model:={tiny_checkpoint}", "-p", "input_height:=56", "-p", "input_width:=112",
-                        "-p", "diagnostics_period:=0.2", "-p", "threshold:=-10000.0", "-p", "base_frame:=base_link",
+                        "-p", "diagnostics_period:=0.2", "-p", "threshold:=-10000.0", "-p", "roi:=none",
+                        "-p", "base_frame:=base_link",
                         "-p", "pose_source:=tf", "-p", "publish_grid:=false"], domain,
                        env={"PYTHONPATH": path, "HYPOOD_TF_LOG": str(log)})
     peer = None
@@ -288,3 +290,57 @@ def test_pose_source_tf_looks_up_the_pose_at_the_image_stamp(tiny_checkpoint, tm
     lookups = [line.split() for line in log.read_text().splitlines()]
     assert ["base_link", "front_camera_optical", str(31 * 10**9)] in lookups
     assert ["base_link", "front_camera_optical", str(32 * 10**9)] in lookups
+
+
+def main_status(peer, predicate, timeout=15.0, poke=None):
+    """The node's own (first) diagnostics status once it satisfies `predicate`."""
+    deadline, next_poke, status = time.monotonic() + timeout, time.monotonic(), None
+    while time.monotonic() < deadline:
+        if poke is not None and time.monotonic() >= next_poke:
+            poke()
+            next_poke = time.monotonic() + 1.0
+        with peer.lock:
+            last = peer.received["diagnostics"][-1][1] if peer.received["diagnostics"] else None
+        status = last.status[0] if last else None
+        if status is not None and predicate(status):
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"node status never matched; last: {status}")
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_roi_corridor_limits_the_mask_and_falls_back_to_the_road_without_camera_info(tiny_checkpoint):
+    from hypood_ros.geometry import CameraModel, CameraPose, corridor_mask
+
+    domain = random_domain()
+    node = NodeProcess(["-p", f"model:={tiny_checkpoint}", "-p", "input_height:=56", "-p", "input_width:=112",
+                        "-p", "diagnostics_period:=0.2", "-p", "threshold:=-10000.0", "-p", "roi:=corridor",
+                        "-p", "pose_source:=parameters", "-p", "camera_height:=1.5", "-p", "camera_pitch:=0.3",
+                        "-p", "corridor_half_width:=1.0", "-p", "corridor_min_range:=2.0", "-p", "max_range:=15.0"],
+                       domain)
+    peer = None
+    try:
+        node.wait_ready()
+        peer = GeometryPeer(domain)
+        peer.wait_connected(peer.raw)
+        # no camera_info: the road region stands in, and the node's status says so
+        peer.send(40, want=("ood/mask",))
+        status = main_status(peer, lambda s: s.level == b"\x01" and "roi corridor" in s.message,
+                             poke=lambda: peer.send(40, want=("ood/mask",)))
+        assert "no camera_info received" in status.message and "road region is used" in status.message
+        assert {kv.key: kv.value for kv in status.values}["roi"] == "corridor (road used)"
+        # with camera_info: exactly the corridor of that camera and pose (everything scores above the threshold)
+        info = camera_info(41)
+        mask = np.frombuffer(bytes(peer.send(41, info=info)["ood/mask"].data), np.uint8).reshape(H, W) > 0
+        camera = CameraModel.from_camera_info(W, H, list(info.k), list(info.d), info.distortion_model, list(info.p))
+        expected = corridor_mask(camera, CameraPose.from_parameters(1.5, pitch=0.3), 1.0, 15.0, 1.0, 2.0)
+        assert expected.any() and not expected.all()
+        assert (mask == expected).all()
+        status = main_status(peer, lambda s: s.level == b"\x00", poke=lambda: peer.send(42, info=camera_info(42)))
+        values = {kv.key: kv.value for kv in status.values}
+        assert values["roi"] == "corridor" and 0 < float(values["roi_share"]) < 1
+    finally:
+        if peer is not None:
+            peer.close()
+        node.stop()

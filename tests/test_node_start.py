@@ -86,6 +86,9 @@ BAD_STARTS = {
                                       "multiples of 14 (the patch size), got [28, 50]"),
     "not an allowed value": (["-p", "input_qos:=sometimes"], "parameter input_qos must be one of"),
     "unknown score": (["-p", "score:=energi"], "parameter score must be one of"),
+    "unknown region in a params file": (["--params-file", "{bad_roi}"],
+                                        "parameter roi must be one of 'none', 'road', 'corridor', 'road_corridor', "
+                                        "got 'lane'"),
     "model will not load": (["-p", "model:={tmp}/broken.onnx"], "cannot load ONNX model"),
     "bad thresholds file": (["-p", "score_thresholds:={tmp}/none.yaml"], "cannot read score thresholds"),
 }
@@ -99,12 +102,13 @@ if not torch.cuda.is_available():
 def test_start_up_failures_are_one_line(tmp_path, tiny_checkpoint, case):
     bad_yaml = tmp_path / "bad.yaml"
     bad_yaml.write_text('/**:\n  ros__parameters:\n    threshold: [1, "a"\n')
+    (tmp_path / "bad_roi.yaml").write_text('/**:\n  ros__parameters:\n    roi: "lane"\n')
     (tmp_path / "broken.onnx").write_bytes(b"not a protobuf" * 100)
     payload = torch.load(tiny_checkpoint, weights_only=True)
     payload["metadata"]["input_size"] = [28, 50]
     torch.save(payload, tmp_path / "badsize.pt")
     args, expected = BAD_STARTS[case]
-    args = [a.format(bad_yaml=bad_yaml, tmp=tmp_path) for a in args]
+    args = [a.format(bad_yaml=bad_yaml, bad_roi=tmp_path / 'bad_roi.yaml', tmp=tmp_path) for a in args]
     code, lines = run_node(["-p", f"model:={tiny_checkpoint}", *args])
     assert code == 1, lines
     assert len(lines) == 1 and lines[0].startswith("hypood_node: error: ") and expected in lines[0], lines

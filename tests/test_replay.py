@@ -177,7 +177,7 @@ def test_calibrate_then_replay_reproduces_the_fraction(tmp_path, tiny_checkpoint
     bag = write_bag(tmp_path / "id_drive", "mcap", n=5)
     params = tmp_path / "calibrated.yaml"
     proc = hypood("calibrate", "--bag", bag, "--topic", "/front/image_raw", "--model", tiny_checkpoint,
-                  "--height", 56, "--width", 112, "--target-fpr", 0.05, "--out", params)
+                  "--height", 56, "--width", 112, "--target-fpr", 0.05, "--roi", "none", "--out", params)
     assert proc.returncode == 0, proc.stderr
     values = yaml.safe_load(params.read_text())["/**"]["ros__parameters"]
     assert values["score"] == "hyperspherical_llr" and "id_drive" in params.read_text()
@@ -338,7 +338,7 @@ def test_replay_sends_camera_info_and_records_the_obstacle_outputs(tmp_path, tin
     writers.write_bag(bag, writers.drive(3, 5))  # /front/image_raw and /front/camera_info
     stamps = sorted((f.msg.header.stamp.sec, f.msg.header.stamp.nanosec) for f in read_frames(bag, "/front/image_raw"))
     # threshold below every score: the whole frame is one obstacle, so every frame has obstacle outputs
-    node_args = NODE_ARGS + ["--node-arg=-p", "--node-arg=threshold:=-10000.0"]
+    node_args = NODE_ARGS + ["--node-arg=-p", "--node-arg=threshold:=-10000.0", "--node-arg=-p", "--node-arg=roi:=none"]
     proc = hypood("replay", bag, "--topic", "/front/image_raw", "--launch-node", "--model", tiny_checkpoint,
                   "--max-speed", *node_args, "--record", tmp_path / "out")
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -111,3 +111,14 @@ def test_pipeline_masks_only_inside_the_region_and_reports_a_missing_corridor(ti
         pipeline.process(frame, np.ones((10, 10), bool))
     with pytest.raises(ConfigError):
         pipeline.update(roi="lane")
+
+
+def test_an_empty_region_gives_an_empty_mask(tiny_checkpoint):
+    """A frame without road (a wall, a black frame) has an empty road region: no mask, nothing divided by it."""
+    from hypood_ros.pipeline import FramePipeline, PipelineConfig
+    from hypood_ros.runtimes import load_backend
+
+    backend = load_backend(str(tiny_checkpoint), input_hw=(28, 56))
+    pipeline = FramePipeline(backend, PipelineConfig(roi="road", roi_margin=100, threshold=-1e9))
+    result = pipeline.process(np.zeros((40, 80, 3), np.uint8))
+    assert not result.region.any() and not result.mask.any() and result.overlay is not None

@@ -72,7 +72,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_frame_source(parser)
     add_pipeline_options(parser, mask=False)  # the threshold is computed from raw scores: no mask options
     add_option(parser, "--target-fpr", type=float_in(0.0, 1.0, low_open=True, high_open=True), default=0.01,
-               metavar="FRACTION", help="largest fraction of in-distribution pixels that may be flagged, in (0, 1)")
+               metavar="FRACTION", help="largest fraction of the in-distribution pixels inside the region of interest "
+                                        "(--roi) that may be flagged, in (0, 1)")
     add_option(parser, "--out", required=True, metavar="FILE", help="params YAML to write (.yaml)")
     add_overwrite(parser)
     parser.set_defaults(func=run)
@@ -94,7 +95,9 @@ def run(args: argparse.Namespace) -> int:
 
         result = calibrate(pipeline, with_progress, args.target_fpr)
         write_params(tmp, result, pipeline.config, source, str(args.model), pipeline.backend.input_shape[2:])
+    region = "pixels" if result.roi == "none" else f"pixels inside the region of interest ({result.roi}, " \
+        f"{result.pixels / max(result.total_pixels, 1):.1%} of the picture)"
     print(f"threshold {result.threshold:.6g} for score {pipeline.config.score}: flags "
-          f"{result.flagged_fraction:.4%} of {result.pixels} pixels in {result.frames} frames "
+          f"{result.flagged_fraction:.4%} of {result.pixels} {region} in {result.frames} frames "
           f"(target {args.target_fpr:.4%}); wrote {args.out}")
     return 0

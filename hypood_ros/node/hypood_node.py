@@ -49,6 +49,7 @@ from hypood_ros.node.parameters import (
 )
 from hypood_ros.node.stats import FrameStats
 from hypood_ros.pipeline import FramePipeline
+from hypood_ros.roi import GEOMETRY_MODES
 from hypood_ros.runtimes import resolve_input_size
 from hypood_ros.runtimes.engine_cache import load_or_build
 from hypood_ros.scores import load_sml_stats
@@ -123,6 +124,7 @@ class HypoodNode(Node):
         self._classes.publish(String(data=self._pipeline.classes.to_json()))
         self._obstacles = ObstacleOutputs(self, values, output_qos)
 
+        self._roi_state = ("", None)  # why the corridor was missing in the last frame, the region's share of it
         self._mailbox = None
         self._condition = threading.Condition()
         self._running = True
@@ -202,7 +204,13 @@ class HypoodNode(Node):
                 msg, received = self._mailbox
                 self._mailbox = None
             try:
-                result = self._pipeline.process(self._to_rgb(msg))
+                rgb = self._to_rgb(msg)
+                corridor, why = None, ""
+                if self._pipeline.config.roi in GEOMETRY_MODES:
+                    corridor, why = self._obstacles.corridor(msg.header, rgb.shape[:2])
+                result = self._pipeline.process(rgb, corridor)
+                self._roi_state = ((why or "no corridor") if result.roi_fallback else "",
+                                   None if result.region is None else float(result.region.mean()))
             except FrameError as exc:
                 self._bad(str(exc))
                 continue
@@ -275,12 +283,17 @@ class HypoodNode(Node):
             level, message = DiagnosticStatus.WARN, f"bad input: {snap['last_error']}"
         else:
             level, message = DiagnosticStatus.OK, "running"
+        roi = self._pipeline.config.roi
+        fallback, share = self._roi_state
+        if fallback and level == DiagnosticStatus.OK:
+            level, message = DiagnosticStatus.WARN, f"roi {roi} needs the corridor: {fallback}; the road region is used"
         self._reported_errors, self._reported_bad = errors, bad
         backend = self._pipeline.backend
         info = {"backend": backend.name, "device": str(backend.device), "model": self._values["model"],
                 "input_size": "x".join(map(str, backend.input_shape[2:])), "input_size_source": self._input_source,
                 "score": self._pipeline.config.score,
-                "threshold": self._pipeline.config.threshold}
+                "threshold": self._pipeline.config.threshold, "roi": roi if not fallback else f"{roi} (road used)",
+                "roi_share": "whole picture" if share is None else f"{share:.3f}"}
         status = DiagnosticStatus(level=level, name=f"{self.get_name()}: OOD segmentation", message=message,
                                   hardware_id=self.get_fully_qualified_name())
         status.values = [KeyValue(key=k, value=f"{v:.3f}" if isinstance(v, float) else str(v))

@@ -11,7 +11,7 @@ import array
 import math
 import threading
 from collections import deque
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
@@ -34,6 +34,7 @@ from hypood_ros.geometry import (
     GridConfig,
     LocalGrid,
     Obstacles,
+    corridor_mask,
     find_obstacles,
     to_frame,
 )
@@ -185,6 +186,27 @@ class ObstacleOutputs:
             self._tf_buffer.lookup_transform(base_frame, header.frame_id, Time.from_msg(header.stamp), TF_TIMEOUT))
 
     # -- per frame -----------------------------------------------------------------------------------
+    def corridor(self, header, shape) -> Tuple[Optional[np.ndarray], str]:
+        """The corridor ahead (roi corridor / road_corridor) as a bool mask of the frame's size from the
+        camera_info and pose of this frame, or (None, the reason there is none); never raises."""
+        try:
+            with self._lock:
+                values = self._values
+                info = nearest(self._infos, stamp_ns(header.stamp), values["camera_info_tolerance"])
+                any_info = bool(self._infos)
+            if info is None:
+                return None, (f"no camera_info within {values['camera_info_tolerance']} s of the image stamp"
+                              if any_info else "no camera_info received on " + self._info_sub.topic_name)
+            camera = self._camera_for(info, values["image_rectified"])
+            camera.check_size(*shape)
+            pose = self._camera_pose(header, values["base_frame"])
+            return corridor_mask(camera, pose, values["corridor_half_width"], values["max_range"],
+                                 values["corridor_height"], values["corridor_min_range"]), ""
+        except HypoodError as exc:
+            return None, str(exc)
+        except Exception as exc:  # TF lookups raise their own exception types
+            return None, f"{type(exc).__name__}: {exc}"
+
     def process(self, header, mask: Optional[np.ndarray], score: Optional[np.ndarray]) -> Optional[Obstacles]:
         """Never raises: whatever is missing is reported in diagnostics and the frame is skipped here."""
         if not self.enabled():

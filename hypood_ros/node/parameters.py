@@ -14,9 +14,9 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.parameter import Parameter
 
 from hypood_ros.calibration import read_score_thresholds
-from hypood_ros.defaults import BY_NAME, GEOMETRY_OUTPUTS, PARAMS, Param, check_value
+from hypood_ros.defaults import BY_NAME, GEOMETRY_OUTPUTS, OUTPUTS, PARAMS, Param, check_value
 from hypood_ros.node.params_files import foreign_files, unknown_names
-from hypood_ros.pipeline import OUTPUTS, PipelineConfig
+from hypood_ros.pipeline import PipelineConfig
 
 CONFIG_FIELDS = ("score", "score_resolution", "threshold", "eta", "lam", "delta", "min_area", "opening", "roi",
                  "roi_margin", "roi_drop_known", "overlay_alpha")
