@@ -17,8 +17,9 @@ a region:
 - `corridor`: the space ahead of the vehicle from camera geometry (`geometry.corridor`), alone.
 - `road_corridor`: both at once (their intersection).
 
-ROS-free and cheap: the road extent is formed on a grid `ROAD_STEP` times coarser than the labels and
-brought back with nearest-neighbour sampling (docs/PERFORMANCE.md has the cost).
+ROS-free and cheap: the road extent is formed on a grid of about `ROAD_ROWS` rows (every `step`-th row and
+column of the labels) and brought back with nearest-neighbour sampling, so its border is `step` pixels
+coarse (docs/PERFORMANCE.md has the cost).
 """
 from __future__ import annotations
 
@@ -38,8 +39,13 @@ KNOWN_OBJECTS: Tuple[int, ...] = (11, 12, 13, 14, 15, 16, 17, 18)
 #: A road component belongs to the drivable region when its lowest pixel lies in this lower fraction of
 #: the picture (the road ahead starts at the bottom; a patch of road seen between buildings does not).
 BOTTOM_FRACTION = 0.25
-#: The road extent is formed on every ROAD_STEP-th row and column (the region's border is that coarse).
-ROAD_STEP = 2
+#: Rows of the grid the road extent is formed on: every `road_step(height)`-th row and column.
+ROAD_ROWS = 180
+
+
+def road_step(height: int) -> int:
+    """Rows and columns between two samples of the road extent: about ROAD_ROWS rows whatever the size."""
+    return max(1, int(round(height / ROAD_ROWS)))
 
 
 def check_roi(mode: str) -> str:
@@ -48,19 +54,21 @@ def check_roi(mode: str) -> str:
     return mode
 
 
-def road_region(labels: np.ndarray, margin: int = 0, drop_known: bool = False, step: int = ROAD_STEP) -> np.ndarray:
+def road_region(labels: np.ndarray, margin: int = 0, drop_known: bool = False,
+                step: Optional[int] = None) -> np.ndarray:
     """bool [H,W]: the road's extent (rows and columns) from train ids, its border pulled in by `margin`
-    pixels; known road users taken out with `drop_known`."""
+    pixels; known road users taken out with `drop_known`. `step`: the sampling (default `road_step`)."""
     import cv2
 
     labels = np.asarray(labels)
     height, width = labels.shape
+    step = road_step(height) if step is None else int(step)
     coarse = np.ascontiguousarray(labels[step // 2::step, step // 2::step])
     road = (coarse == ROAD_ID).view(np.uint8)
     h, w = road.shape
-    count, components, stats, _ = cv2.connectedComponentsWithStats(road, connectivity=8)
-    bottom = stats[:, cv2.CC_STAT_TOP] + stats[:, cv2.CC_STAT_HEIGHT]
-    keep = bottom > h * (1.0 - BOTTOM_FRACTION)
+    count, components = cv2.connectedComponents(road, connectivity=8, ltype=cv2.CV_16U)
+    keep = np.zeros(count, bool)  # the components with a pixel in the lower part of the picture
+    keep[components[int(np.ceil(h * (1.0 - BOTTOM_FRACTION))):]] = True
     keep[0] = False
     if not keep.any():
         return np.zeros((height, width), bool)

@@ -1,0 +1,125 @@
+"""How the obstacle mask's settings (region margin, calibration target, opening) trade obstacles found against
+false alarms inside the region, with the shipped demo model on generated held-out scenes.
+
+    python benchmarks/obstacle_mask.py [--scenes 100] [--score normalized_max_logit]
+
+The threshold of each setting is calibrated as `hypood calibrate` does (`hypood_ros.calibration.calibrate`,
+no labels: the fraction of the region's raw pixels) on anomaly-free held-out scenes (seeds 2000-2099, the
+demo model's held-out split). Settings are chosen on training-family scenes (seeds 900000+, the outlier
+kinds pasted in stage 2, in unseen streets) and reported on two evaluation-family sets (seeds 900000+ and
+950000+: kinds never seen in training). Per setting and family:
+- recall: obstacle pixels inside the region that the mask flags / obstacle pixels inside the region;
+- fpr: in-distribution (labelled, non-void) pixels inside the region that the mask flags / those pixels;
+- found30: obstacles whose ground contact is within 30 m (estimated from the bottom row of the obstacle
+  with the scene's camera: pinhole, pitch 0) with the benchmark's sIoU >= 0.25 against the mask;
+- F1: the benchmark's mean component F1 (obstacle-track label and sizes, `evaluation/components.py`).
+Generated scenes and a small model: a measurement of this pipeline, not of real roads.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from hypood_ros.calibration import calibrate  # noqa: E402
+from hypood_ros.evaluation.components import TRACK_SIZES, ComponentTally, instances, segment_metrics  # noqa: E402
+from hypood_ros.pipeline import FramePipeline, PipelineConfig  # noqa: E402
+from hypood_ros.postprocess import clean_mask  # noqa: E402
+from hypood_ros.roi import region_of_interest  # noqa: E402
+from hypood_ros.runtimes import load_backend  # noqa: E402
+from hypood_ros.synthetic import writers  # noqa: E402
+from hypood_ros.synthetic.scene import make_street  # noqa: E402
+
+MARGINS = (0, 3, 6)
+TARGETS = (0.01, 0.02, 0.03)
+OPENINGS = (0, 3, 5)
+FAMILIES = {"training (choice)": ("training", 900000), "evaluation A": ("evaluation", 900000),
+            "evaluation B": ("evaluation", 950000)}
+
+
+def scored(pipeline, seeds, family):
+    """(score, predicted labels, truth frame, camera height) per scene."""
+    out = []
+    for seed in seeds:
+        frame = writers.scene(seed, (240, 480), family, anomalies=2 if family else 0)
+        result = pipeline.process(frame.rgb)
+        camera_h = make_street(seed, length=200, anomalies=family, anomaly_count=2 if family else 0).camera_h
+        out.append((result.score, result.labels, frame, camera_h))
+    return out
+
+
+def measure(scenes, threshold, margin, opening):
+    hit = inside = id_hit = id_inside = found = near = 0
+    tally = ComponentTally()
+    for score, labels, frame, camera_h in scenes:
+        region = region_of_interest("road", labels, margin=margin)
+        mask = clean_mask(score > threshold, region, opening) > 0
+        ood = frame.ood
+        known = (frame.label != 255) & ~ood
+        hit += int((mask & ood & region).sum())
+        inside += int((ood & region).sum())
+        id_hit += int((mask & known).sum())
+        id_inside += int((known & region).sum())
+        label = frame.road_label
+        segments = segment_metrics(*instances(mask, label, *TRACK_SIZES["smiyc-obstacle"]))
+        tally.add(segments)
+        # each ground-truth obstacle's range from its lowest row (flat road, pitch 0); the benchmark's sIoU
+        gt, pred = instances(mask, frame.ood_label, 0, 0)
+        ids = np.zeros(label.shape, np.int32)
+        ids[frame.ood_label < 255] = gt
+        rows = np.broadcast_to(np.arange(label.shape[0])[:, None], label.shape)
+        bottom = np.zeros(int(gt.max(initial=0)) + 1, np.int64)
+        np.maximum.at(bottom, ids.ravel(), rows.ravel())
+        siou = segment_metrics(gt, pred).siou_gt
+        f, _, cy = frame.intrinsics
+        for j in range(1, bottom.size):
+            if f * camera_h / max(bottom[j] + 1 - cy, 1e-3) <= 30.0:
+                near += 1
+                found += bool(siou[j - 1] >= 0.25)
+    summary = tally.summary()
+    return {"recall": hit / max(inside, 1), "fpr": id_hit / max(id_inside, 1), "found30": found / max(near, 1),
+            "F1": summary["F1_mean"]}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scenes", type=int, default=100)
+    parser.add_argument("--score", default="normalized_max_logit")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    backend = load_backend(str(REPO / "models" / "demo" / "model.pt"), device="cpu")
+    base = PipelineConfig(score=args.score, roi="road", outputs={"score", "labels"})
+    pipeline = FramePipeline(backend, base)
+    calib_frames = [writers.scene(seed, (240, 480)).rgb for seed in range(2000, 2000 + args.scenes)]
+    data = {name: scored(pipeline, range(first, first + args.scenes), family)
+            for name, (family, first) in FAMILIES.items()}
+    thresholds = {}
+    for margin, target in itertools.product(MARGINS, TARGETS):
+        calib = FramePipeline(backend, base.replace(roi_margin=margin))
+        thresholds[margin, target] = calibrate(calib, lambda: iter(calib_frames), target).threshold
+    print(f"score {args.score}, roi road, {args.scenes} scenes per set, input "
+          f"{backend.input_shape[2]}x{backend.input_shape[3]}")
+    head = " | ".join(f"{name}: recall / fpr % / found30 / F1" for name in FAMILIES)
+    print(f"| margin | target | opening | threshold | {head} |")
+    print("|---:|---:|---:|---:|" + "---|" * len(FAMILIES))
+    for margin, target, opening in itertools.product(MARGINS, TARGETS, OPENINGS):
+        threshold = thresholds[margin, target]
+        cells = []
+        for name in FAMILIES:
+            m = measure(data[name], threshold, margin, opening)
+            f1 = "-" if m["F1"] is None else f"{m['F1']:.2f}"
+            cells.append(f"{m['recall']:.2f} / {100 * m['fpr']:.2f} / {m['found30']:.2f} / {f1}")
+        print(f"| {margin} | {target} | {opening} | {threshold:.4f} | " + " | ".join(cells) + " |", flush=True)
+    print(f"({time.monotonic() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
