@@ -178,7 +178,7 @@ CASES = [
     ("run-delta-range", RUN + ["--delta", "2", "--out", "o"], 2, "--delta: must be in [0, 1]"),
     ("run-min-area-negative", RUN + ["--min-area", "-5", "--out", "o"], 2, "--min-area: must be in"),
     ("run-opening-float", RUN + ["--opening", "2.5", "--out", "o"], 2, "--opening: expected an integer"),
-    ("run-road-radius-negative", RUN + ["--road-radius", "-1", "--out", "o"], 2, "--road-radius: must be in"),
+    ("run-roi-margin-negative", RUN + ["--roi-margin", "-1", "--out", "o"], 2, "--roi-margin: must be in [0, 100]"),
     ("run-height-negative", RUN + ["--input-height", "-14", "--out", "o"], 2, "--input-height: must be in [0, 4032]"),
     ("run-width-not-14", RUN + ["--input-width", "50", "--out", "o"], 2, "--input-width: must be a multiple of 14"),
     ("run-fp16-on-cpu", RUN + ["--fp16", "--out", "o"], 2, "--fp16 needs a CUDA device"),
@@ -543,10 +543,10 @@ def test_pipeline_options_take_the_parameter_table():
                     (name, action.dest)
     for command in ("run", "calibrate", "eval"):
         assert (command, "score_resolution") in seen
-    mask = ("threshold", "min_area", "opening", "road_gating", "road_radius", "overlay_alpha")
+    mask = ("threshold", "min_area", "opening", "overlay_alpha")
     for command in ("run", "calibrate"):
         for param in ("score", "eta", "lam", "delta", "device", "fp16", "input_height", "input_width", "backend",
-                      "sml_stats") + (mask if command == "run" else ()):
+                      "sml_stats", "roi", "roi_margin", "roi_drop_known") + (mask if command == "run" else ()):
             assert (command, param) in seen, (command, param)
     assert not {("calibrate", param) for param in mask} & seen  # it computes the threshold from raw scores
 
