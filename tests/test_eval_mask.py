@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from hypood_ros.demo import MODEL_DIR
 from hypood_ros.evaluation.components import TRACK_SIZES, ComponentTally, best_f1_threshold, instances, segment_metrics
@@ -27,6 +28,7 @@ from hypood_ros.runtimes import load_backend
 from hypood_ros.scores import ScoreInputs, score_maps
 from hypood_ros.synthetic import writers
 
+TINY_INPUT = ("--input-height", "28", "--input-width", "56")
 PARAMS = {"eta": 1.5, "lam": 1.0, "delta": 0.0}
 
 
@@ -189,3 +191,86 @@ def test_datasets_without_a_track_use_the_generic_sizes():
                          "(500 px predicted, 100 px ground truth)"]
     assert (MaskTally("smiyc-obstacle").min_pred, MaskTally("smiyc-anomaly").min_gt) == (50, 100)
 
+
+# ---- through `hypood eval` ----
+
+def run_eval(server, tmp_path, data, out, *args, dataset="smiyc-obstacle"):
+    result = server.run(["eval", "--dataset", dataset, "--data-root", data, "--scores", "msp,energy",
+                         "--heatmaps", "0", *args, "--out", tmp_path / out], cwd=tmp_path)
+    assert result.code == 0, result.stderr
+    summary = json.loads((tmp_path / out / "results.json").read_text())
+    return result, summary, (tmp_path / out / "results.md").read_text()
+
+
+def notes(result):
+    return [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+
+
+def test_threshold_from_the_flag_the_params_file_or_the_best_f1(data, tiny_checkpoint, server, tmp_path):
+    tiny = ["--model", tiny_checkpoint, *TINY_INPUT]
+    with_threshold, without = tmp_path / "calibrated.yaml", tmp_path / "uncalibrated.yaml"
+    with_threshold.write_text(yaml.safe_dump({"/**": {"ros__parameters": {"score": "msp", "threshold": 0.25,
+                                                                           "roi": "none", "min_area": 4}}}))
+    without.write_text(yaml.safe_dump({"/**": {"ros__parameters": {"score": "msp", "roi": "none"}}}))
+
+    result, summary, text = run_eval(server, tmp_path, data, "flag", *tiny, "--threshold", "0.5")
+    mask = summary["mask"]
+    assert (mask["threshold"], mask["threshold_source"], mask["best_pixel_f1"]) == (0.5, "--threshold", None)
+    assert mask["score"] == "hyperspherical_llr" and mask["roi"] == "road" and notes(result) == []
+    assert "Threshold: --threshold." in text
+
+    result, summary, text = run_eval(server, tmp_path, data, "file", *tiny, "--params-file", with_threshold)
+    mask = summary["mask"]
+    assert (mask["score"], mask["threshold"], mask["roi"], mask["min_area"]) == ("msp", 0.25, "none", 4)
+    assert mask["threshold_source"] == f"--params-file {with_threshold}" and notes(result) == []
+    assert "## Obstacle mask: msp > 0.25\n" in text and f"Threshold: --params-file {with_threshold}." in text
+
+    # the command line wins over the file, value by value
+    _, summary, _ = run_eval(server, tmp_path, data, "both", *tiny, "--params-file", with_threshold,
+                             "--threshold", "0.5", "--roi", "road", "--roi-drop-known")
+    mask = summary["mask"]
+    assert (mask["threshold"], mask["roi"], mask["roi_drop_known"], mask["min_area"]) == (0.5, "road", True, 4)
+
+    backend = load_backend(tiny_checkpoint, input_hw=(28, 56))
+    frames = direct_frames(backend, open_dataset("smiyc-obstacle", data), "msp")
+    best = best_f1_threshold(np.concatenate([s[lab == 0] for s, _, lab in frames]),
+                             np.concatenate([s[lab == 1] for s, _, lab in frames]))
+    result, summary, text = run_eval(server, tmp_path, data, "best", *tiny, "--params-file", without)
+    mask = summary["mask"]
+    assert mask["threshold"] == pytest.approx(best.threshold, rel=1e-5) and mask["threshold_source"] == BEST_F1
+    assert notes(result) == [f"note: --params-file {without}: it has no threshold; the mask takes the threshold "
+                             "with the best pixel F1 on this dataset (a second pass over it)"]
+    assert f"Note: --params-file {without}: it has no threshold" in text and "pixel F1 " in text
+
+    # a threshold for another score is no threshold for the mask's score
+    result, summary, _ = run_eval(server, tmp_path, data, "other", *tiny, "--params-file", with_threshold,
+                                  "--mask-score", "energy")
+    assert summary["mask"]["score"] == "energy" and summary["mask"]["threshold_source"] == BEST_F1
+    assert notes(result) == [f"note: --params-file {with_threshold}: its threshold is for score msp, not for the "
+                             "mask score energy; the mask takes the threshold with the best pixel F1 on this dataset "
+                             "(a second pass over it)"]
+
+    # no params file: the benchmark's default without a word
+    result, summary, _ = run_eval(server, tmp_path, data, "default", *tiny, "--mask-score", "msp")
+    assert summary["mask"]["threshold_source"] == BEST_F1 and notes(result) == []
+
+
+def test_region_figures_follow_roi_and_the_pixel_metrics_do_not(data, server, tmp_path):
+    demo = ["--model", MODEL_DIR / "model.pt", "--params-file", MODEL_DIR / "params.yaml"]
+    _, road, road_text = run_eval(server, tmp_path, data, "road", *demo)
+    _, whole, _ = run_eval(server, tmp_path, data, "none", *demo, "--roi", "none")
+    _, off, off_text = run_eval(server, tmp_path, data, "off", *demo, "--no-mask-metrics")
+    for summary in (road, whole):  # the shipped params file: its score and threshold, the node's default region
+        assert summary["mask"]["score"] == "normalized_max_logit"
+        assert summary["mask"]["threshold_source"] == f"--params-file {MODEL_DIR / 'params.yaml'}"
+    px_road, px_whole = road["mask"]["pixels"], whole["mask"]["pixels"]
+    assert px_whole["id_region"] == px_whole["id"] and px_whole["ood_region"] == px_whole["ood"]
+    assert whole["mask"]["gt_outside_region"] == 0 and road["mask"]["gt_outside_region"] > 0
+    assert 0 < px_road["id_region"] < px_road["id"] == px_whole["id"]
+    # the road mask is the whole-picture mask cut to the region: never more flagged pixels
+    assert px_road["id_flagged"] <= px_whole["id_flagged"] and px_road["ood_flagged"] <= px_whole["ood_flagged"]
+    assert px_road["id_flagged"] < px_whole["id_flagged"]
+    # the pixel metrics of the scores are the same with or without the mask, and without it there is no mask part
+    assert road["scores"] == whole["scores"] == off["scores"] and road["meta"] == off["meta"]
+    assert "mask" not in off and "Obstacle mask" not in off_text and "Obstacle mask" in road_text
+    assert off_text == road_text[:road_text.index("\n## Obstacle mask")]
