@@ -35,10 +35,11 @@ MASK_GROUP = """\
 one mask made as the node makes it: score > threshold, inside the region of interest (formed from the
 predicted classes), opening, minimum area; each value from its option, else from --params-file, else the
 node's default. Measured as the SegmentMeIfYouCan benchmark measures a mask: sIoU (gt), PPV (precision of
-the predicted components), component F1 at sIoU 0.25 / 0.5 / 0.75 and their mean, with the benchmark's
-component sizes (smiyc-obstacle: predictions under {obstacle[0]} px dropped, ground truth under {obstacle[1]} px
-void; smiyc-anomaly: {anomaly[0]} / {anomaly[1]} px; the other datasets: the generic {generic[0]} / {generic[1]} px);
-and the mask's pixel recall and false-positive rate, over the whole picture and inside the region."""
+the predicted components), component F1 at sIoU 0.25 / 0.5 / 0.75 and its mean over 0.25 ... 0.75, with
+the benchmark's component sizes (smiyc-obstacle: predictions under {obstacle[0]} px dropped, ground truth
+under {obstacle[1]} px void; smiyc-anomaly: {anomaly[0]} / {anomaly[1]} px; the other datasets: the generic
+{generic[0]} / {generic[1]} px); and the mask's pixel recall and false-positive rate, over the whole picture
+and inside the region."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

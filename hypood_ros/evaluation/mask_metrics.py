@@ -7,7 +7,7 @@ the opening and the minimum area) and measured three ways:
 
 - components, as the benchmark's `SegEval` metrics (`components.instances` with the dataset's size
   filters, `segment_metrics`, summed over the frames by `ComponentTally`): sIoU (gt), PPV, component F1
-  at the sIoU thresholds 0.25 / 0.5 / 0.75 and their mean, tp / fn / fp;
+  at the sIoU thresholds 0.25 / 0.5 / 0.75 and its mean over the thresholds 0.25 ... 0.75, tp / fn / fp;
 - pixels (void left out): OOD pixels flagged / OOD pixels (recall) and in-distribution pixels flagged /
   in-distribution pixels (false-positive rate), over the whole picture and inside the region only (what
   the mask costs where it acts);
