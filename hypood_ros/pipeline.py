@@ -117,6 +117,19 @@ class ScoreMaps:
     score: List[torch.Tensor]  # float32, same size
 
 
+def mask_region(labels: np.ndarray, config: PipelineConfig,
+                corridor: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
+    """The obstacle mask's region of interest for the predicted train ids `labels` (HxW) under `config`
+    (roi, roi_margin, roi_drop_known; the geometry modes fall back to the road without `corridor`)."""
+    return region_of_interest(config.roi, labels, corridor, config.roi_margin, config.roi_drop_known)
+
+
+def obstacle_mask(score: np.ndarray, region: Optional[np.ndarray], config: PipelineConfig) -> np.ndarray:
+    """The node's obstacle mask, uint8 0/255: score > threshold, inside `region` (None: everywhere), then the
+    opening and the minimum area of `config`. `hypood eval` measures this same mask."""
+    return clean_mask(score > config.threshold, region, config.opening, config.min_area)
+
+
 class FramePipeline:
     def __init__(self, backend: Backend, config: Optional[PipelineConfig] = None,
                  sml_stats: Optional[SMLStats] = None) -> None:
@@ -247,11 +260,10 @@ class FramePipeline:
             if corridor is not None and corridor.shape != labels.shape:
                 raise ConfigError(f"corridor is {corridor.shape[1]}x{corridor.shape[0]}, the frame "
                                   f"{labels.shape[1]}x{labels.shape[0]}")
-            result.region = region_of_interest(config.roi, labels, corridor, config.roi_margin,
-                                               config.roi_drop_known)
+            result.region = mask_region(labels, config, corridor)
             result.roi_fallback = config.roi in GEOMETRY_MODES and corridor is None
         if want & {"mask", "overlay"}:
-            mask = clean_mask(score_np > config.threshold, result.region, config.opening, config.min_area)
+            mask = obstacle_mask(score_np, result.region, config)
             if "mask" in want:
                 result.mask = mask
             if "overlay" in want:

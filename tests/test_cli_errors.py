@@ -79,6 +79,7 @@ def world(tmp_path_factory, tiny_checkpoint, tiny_model):
     (w / "params_range.yaml").write_text("/**:\n  ros__parameters:\n    input_height: 5\n")
     (w / "params_text.yaml").write_text("/**:\n  ros__parameters:\n    threshold: high\n")
     (w / "params_score.yaml").write_text("/**:\n  ros__parameters:\n    score: magic\n")
+    (w / "params_sml.yaml").write_text("/**:\n  ros__parameters:\n    score: sml\n    threshold: 1.0\n")
     return w
 
 
@@ -178,7 +179,7 @@ CASES = [
     ("run-delta-range", RUN + ["--delta", "2", "--out", "o"], 2, "--delta: must be in [0, 1]"),
     ("run-min-area-negative", RUN + ["--min-area", "-5", "--out", "o"], 2, "--min-area: must be in"),
     ("run-opening-float", RUN + ["--opening", "2.5", "--out", "o"], 2, "--opening: expected an integer"),
-    ("run-road-radius-negative", RUN + ["--road-radius", "-1", "--out", "o"], 2, "--road-radius: must be in"),
+    ("run-roi-margin-negative", RUN + ["--roi-margin", "-1", "--out", "o"], 2, "--roi-margin: must be in [0, 100]"),
     ("run-height-negative", RUN + ["--input-height", "-14", "--out", "o"], 2, "--input-height: must be in [0, 4032]"),
     ("run-width-not-14", RUN + ["--input-width", "50", "--out", "o"], 2, "--input-width: must be a multiple of 14"),
     ("run-fp16-on-cpu", RUN + ["--fp16", "--out", "o"], 2, "--fp16 needs a CUDA device"),
@@ -193,6 +194,21 @@ CASES = [
     ("run-unknown-backend", RUN + ["--backend", "tflite", "--out", "o"], 2, "--backend: invalid choice"),
     ("eval-unknown-scores", EVAL + ["--data-root", "{w}/empty", "--scores", "energy,magic", "--out", "o"], 2,
      "unknown score 'magic'"),
+    ("eval-unknown-mask-score", EVAL + ["--data-root", "{w}/empty", "--mask-score", "magic", "--out", "o"], 2,
+     "argument --mask-score: invalid choice: 'magic'"),
+    ("eval-roi-lane", EVAL + ["--data-root", "{w}/empty", "--roi", "lane", "--out", "o"], 2,
+     "argument --roi: invalid choice: 'lane'"),
+    ("eval-roi-margin-negative", EVAL + ["--data-root", "{w}/empty", "--roi-margin", "-2", "--out", "o"], 2,
+     "--roi-margin: must be in [0, 100], got -2"),
+    ("eval-threshold-text", EVAL + ["--data-root", "{w}/empty", "--threshold", "high", "--out", "o"], 2,
+     "--threshold: expected a number, got 'high'"),
+    ("eval-mask-option-without-mask", EVAL + ["--data-root", "{w}/empty", "--no-mask-metrics", "--min-area", "50",
+                                              "--out", "o"], 2,
+     "--min-area applies to the mask metrics, which --no-mask-metrics turns off"),
+    ("eval-mask-score-sml-without-stats", EVAL + ["--data-root", "{w}/empty", "--mask-score", "sml", "--out", "o"], 2,
+     "mask score 'sml' needs SML statistics: fit them with `hypood fit-sml` and pass --sml-stats"),
+    ("eval-params-mask-score-sml", EVAL + ["--data-root", "{w}/empty", "--params-file", "{w}/params_sml.yaml",
+                                           "--scores", "energy", "--out", "o"], 2, "mask score 'sml' needs SML"),
     ("eval-unknown-dataset", ["eval", "--dataset", "cityscapes", "--data-root", "{w}/empty", "--model",
                               "{w}/models/tiny.pt", "--out", "o"], 2, "--dataset: invalid choice"),
     ("convert-unknown-kind", ["convert", "--kind", "timm", "--model", "{w}/models/tiny.pt", "--out", "o.pt"], 2,
@@ -543,12 +559,14 @@ def test_pipeline_options_take_the_parameter_table():
                     (name, action.dest)
     for command in ("run", "calibrate", "eval"):
         assert (command, "score_resolution") in seen
-    mask = ("threshold", "min_area", "opening", "road_gating", "road_radius", "overlay_alpha")
+    mask = ("threshold", "min_area", "opening", "overlay_alpha")
     for command in ("run", "calibrate"):
         for param in ("score", "eta", "lam", "delta", "device", "fp16", "input_height", "input_width", "backend",
-                      "sml_stats") + (mask if command == "run" else ()):
+                      "sml_stats", "roi", "roi_margin", "roi_drop_known") + (mask if command == "run" else ()):
             assert (command, param) in seen, (command, param)
     assert not {("calibrate", param) for param in mask} & seen  # it computes the threshold from raw scores
+    for param in ("score", "threshold", "min_area", "opening", "roi", "roi_margin", "roi_drop_known"):
+        assert ("eval", param) in seen, param  # the obstacle mask it measures
 
 
 def test_score_resolution_reaches_the_pipeline(tiny_checkpoint):

@@ -217,9 +217,19 @@ def test_sliding_protocol_equals_an_independent_sliding_window(tiny_checkpoint, 
     want_ne = -torch.logsumexp((seg - bias) / norm, dim=1)[0]
 
     with torch.no_grad():
-        maps = sliding_maps(backend, rgb, ["uem_llr", "normalized_energy"], {}, stride=stride)
+        maps, class_ids = sliding_maps(backend, rgb, ["uem_llr", "normalized_energy"], {}, stride=stride)
+        _, network_ids = sliding_maps(backend, rgb, ["uem_llr"], {}, resolution="network", stride=stride)
     torch.testing.assert_close(maps["uem_llr"], want_llr, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(maps["normalized_energy"], want_ne, rtol=1e-5, atol=1e-5)
+    # The class ids (the mask's region is formed from them) are the argmax of the averaged logits, at both
+    # score resolutions; pixels whose two best logits are closer than float rounding may go either way.
+    top2 = seg[0].topk(2, dim=0).values
+    clear = (top2[0] - top2[1]) > 1e-4
+    want_ids = seg[0].argmax(dim=0)
+    assert clear.float().mean() > 0.99 and len(torch.unique(want_ids)) > 1
+    for ids in (class_ids, network_ids):
+        assert ids.dtype == torch.uint8 and ids.shape == (height, width)
+        assert torch.equal(ids.long()[clear], want_ids[clear])
 
 
 def test_sliding_pads_images_smaller_than_the_window(tiny_checkpoint):

@@ -162,21 +162,28 @@ _METAVARS = {int: "N", float: "VALUE", str: "NAME", "device": "DEVICE", "input_h
 
 
 def add_param(parser, name: str, aliases: Sequence[str] = (), explicit: bool = False, help: Optional[str] = None,
-              **kwargs) -> argparse.Action:
+              flag: Optional[str] = None, **kwargs) -> argparse.Action:
     """Option `--NAME` for table parameter NAME with its default, choices, range and description.
 
     explicit: the parsed value is None unless the option was given (the help still shows the table's
-    default), for options that only apply in some cases and must be refused where they do not.
+    default), for options that only apply in some cases and must be refused where they do not, or whose
+    value may come from elsewhere (a params file); a true/false parameter then takes `--NAME/--no-NAME`.
+    flag: the option's spelling where it is not `--NAME` (the value still lands in `args.NAME`).
     """
     from hypood_ros.defaults import BY_NAME
 
     param = BY_NAME[name]
-    flag = "--" + name.replace("_", "-")
+    flag = flag or "--" + name.replace("_", "-")
     text = help or param.description
     if param.type is bool:
-        kind = argparse.BooleanOptionalAction if param.default else "store_true"
-        return add_option(parser, flag, aliases=aliases, dest=name, action=kind, default=param.default, help=text,
-                          **kwargs)
+        kind = argparse.BooleanOptionalAction if param.default or explicit else "store_true"
+        if explicit and "(default" not in text:
+            text += f" (default: {'on' if param.default else 'off'})"
+        action = add_option(parser, flag, aliases=aliases, dest=name, action=kind,
+                            default=None if explicit else param.default, help=text, **kwargs)
+        action.shown_default = param.default
+        action.param = name
+        return action
     choices = [c for c in param.choices if c] if param.choices else None
     if choices and not all(c in text for c in choices):
         text += " (one of: " + ", ".join(choices) + ")"

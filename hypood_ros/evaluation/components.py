@@ -19,7 +19,8 @@ and `tally.summary()` once at the end (a plain dict for JSON). The API:
 - `segment_metrics(gt_ids, pred_ids, thresholds=SIOU_THRESHOLDS) -> Segments`: per component values and
   tp / fn / fp at every sIoU threshold.
 - `ComponentTally`: sums over frames, `summary()`.
-- `TRACK_SIZES`: the size filters of the two SMIYC tracks.
+- `TRACK_SIZES`: the size filters of the two SMIYC tracks; `benchmark_sizes(dataset)` those of any dataset
+  (the generic `SegEval` sizes, `GENERIC_SIZES`, where there is no track).
 - `best_f1_threshold(scores_neg, scores_pos, weight_neg=1.0, weight_pos=1.0) -> PixelF1`: the benchmark's
   default threshold (the best pixel F1), for the benchmark's `score > threshold`.
 
@@ -49,6 +50,19 @@ SIOU_THRESHOLDS = np.linspace(0.25, 0.75, 11)
 #: the benchmark's configs `SegEval-AnomalyTrack` (500, 100) and `SegEval-ObstacleTrack` (50, 10). Smaller
 #: predicted components are dropped; smaller ground-truth components become void (they count nowhere).
 TRACK_SIZES: Dict[str, Tuple[int, int]] = {"smiyc-anomaly": (500, 100), "smiyc-obstacle": (50, 10)}
+#: The benchmark's config of each track's sizes, and its generic config `SegEval` (500, 100), the sizes of
+#: datasets without a track of their own (Road Anomaly, Fishyscapes).
+TRACK_CONFIGS: Dict[str, str] = {"smiyc-anomaly": "SegEval-AnomalyTrack", "smiyc-obstacle": "SegEval-ObstacleTrack"}
+GENERIC_SIZES: Tuple[int, int] = (500, 100)
+
+
+def benchmark_sizes(dataset: str) -> Tuple[int, int, str]:
+    """(smallest predicted, smallest ground-truth component, the benchmark config they come from) for a
+    dataset name of `hypood eval`: its track's sizes, else the generic `SegEval` sizes."""
+    if dataset in TRACK_SIZES:
+        return (*TRACK_SIZES[dataset], TRACK_CONFIGS[dataset])
+    return (*GENERIC_SIZES, "SegEval")
+
 
 #: The thresholds named in the summary (tp_25, F1_50, ...), as in the benchmark's tables.
 NAMED_THRESHOLDS = (0.25, 0.5, 0.75)

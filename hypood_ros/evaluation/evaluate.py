@@ -1,15 +1,18 @@
-"""Every registry score on one benchmark, side by side: table (Markdown + JSON), curves, histograms, heat maps."""
+"""Every registry score on one benchmark, side by side: table (Markdown + JSON), curves, histograms, heat maps;
+and the component metrics of one obstacle mask made as the node makes it (`mask_metrics`)."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from hypood_ros.errors import ConfigError
 from hypood_ros.evaluation.datasets import OODDataset
+from hypood_ros.evaluation.mask_metrics import MaskSpec, MaskTally, best_threshold, mask_result, mask_table
 from hypood_ros.evaluation.metrics import PixelSample, curves
 from hypood_ros.preprocess import preprocess
 from hypood_ros.runtimes.base import Backend
@@ -58,8 +61,8 @@ def _network_inputs(backend: Backend, rgb: np.ndarray, sml_stats: Optional[SMLSt
 
 def sliding_maps(backend: Backend, rgb: np.ndarray, names: List[str], params: Dict[str, float],
                  sml_stats: Optional[SMLStats] = None, resolution: str = "image",
-                 stride: Sequence[int] = SLIDING_STRIDE) -> Dict[str, torch.Tensor]:
-    """Sliding-window inference at the image's native resolution; {name: float32 [H,W]}.
+                 stride: Sequence[int] = SLIDING_STRIDE) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
+    """Sliding-window inference at the image's native resolution: ({name: float32 [H,W]}, class ids uint8 [H,W]).
 
     Windows of the network input size step by `stride` over the image (`window_starts`; a stride larger
     than the window is reduced to the window so that no pixel is skipped); an image smaller than the window
@@ -67,7 +70,8 @@ def sliding_maps(backend: Backend, rgb: np.ndarray, names: List[str], params: Di
     window's outputs are interpolated to the window (logits, UEM logits and ||z||, `ScoreInputs.resized`),
     summed where windows overlap and divided by the number of windows per pixel; the scores are then formed
     per image pixel (`image`). At `network` each window's score is formed on its grid and upsampled to the
-    window, and the scores are averaged instead.
+    window, and the scores are averaged instead. The class ids are the argmax of the averaged logits at
+    both resolutions (at `network` each window's logits are upsampled bilinearly to the window, as its scores).
     """
     height, width = rgb.shape[:2]
     win_h, win_w = (int(v) for v in backend.input_shape[2:])
@@ -79,19 +83,21 @@ def sliding_maps(backend: Backend, rgb: np.ndarray, names: List[str], params: Di
     full_h, full_w = rgb.shape[:2]
     device = backend.device
     count = torch.zeros((1, 1, full_h, full_w), device=device)
-    sums: Dict[str, torch.Tensor] = {}
+    sums: Dict[Tuple[str, str], torch.Tensor] = {}  # ("input", logits | norm | uem) or ("score", name)
     for top in window_starts(full_h, win_h, min(win_h, int(stride[0]))):
         for left in window_starts(full_w, win_w, min(win_w, int(stride[1]))):
             window = np.ascontiguousarray(rgb[top:top + win_h, left:left + win_w])
             inputs = _network_inputs(backend, window, sml_stats)
             if resolution == "image":
                 resized = inputs.resized((win_h, win_w))
-                parts = {"logits": resized.logits, "norm": resized.embedding}
+                parts = {("input", "logits"): resized.logits, ("input", "norm"): resized.embedding}
                 if resized.uem_logits is not None:
-                    parts["uem"] = resized.uem_logits
+                    parts["input", "uem"] = resized.uem_logits
             else:
                 maps, _ = registry_score_maps(names, inputs, (win_h, win_w), "network", **params)
-                parts = {name: score[:, None] for name, score in maps.items()}
+                parts = {("score", name): score[:, None] for name, score in maps.items()}
+                parts["input", "logits"] = F.interpolate(inputs.logits.float(), size=(win_h, win_w), mode="bilinear",
+                                                         align_corners=False)
             for key, value in parts.items():
                 if key not in sums:
                     sums[key] = torch.zeros((1, value.shape[1], full_h, full_w), device=device)
@@ -99,21 +105,25 @@ def sliding_maps(backend: Backend, rgb: np.ndarray, names: List[str], params: Di
             count[:, :, top:top + win_h, left:left + win_w] += 1
     crop = (slice(None), slice(None), slice(pad_top, pad_top + height), slice(pad_left, pad_left + width))
     mean = {key: (value / count)[crop] for key, value in sums.items()}
+    logits = mean["input", "logits"]
+    class_ids = logits[0].max(dim=0).indices.to(torch.uint8)  # the first maximum, as argmax
     if resolution == "image":
-        averaged = ScoreInputs(mean["logits"], mean["norm"], backend.head, mean.get("uem"), sml_stats)
+        averaged = ScoreInputs(logits, mean["input", "norm"], backend.head, mean.get(("input", "uem")), sml_stats)
         maps, _ = registry_score_maps(names, averaged, (height, width), "image", **params)
-        return {name: score[0] for name, score in maps.items()}
-    return {name: mean[name][0, 0] for name in names}
+        return {name: score[0] for name, score in maps.items()}, class_ids
+    return {name: mean["score", name][0, 0] for name in names}, class_ids
 
 
 @torch.inference_mode()
-def score_maps(backend: Backend, rgb: np.ndarray, names: Iterable[str], size, params: Dict[str, float],
+def frame_maps(backend: Backend, rgb: np.ndarray, names: Iterable[str], size, params: Dict[str, float],
                sml_stats: Optional[SMLStats] = None, resolution: str = "image",
-               protocol: str = "single") -> Dict[str, np.ndarray]:
-    """Every score of `names` at the label size, as float32 host arrays.
+               protocol: str = "single") -> Tuple[Dict[str, np.ndarray], np.ndarray]:
+    """Every score of `names` at the label size, as float32 host arrays, and the predicted class ids (uint8,
+    the same size) that the obstacle mask's region of interest is formed from.
 
     `single`: one pass at the network input size, scored at `resolution` (scores.SCORE_RESOLUTIONS) to
-    `size`. `sliding`: `sliding_maps` at the image's native resolution (`size` must be the image size).
+    `size`; the class ids as the registry gives them at that resolution. `sliding`: `sliding_maps` at the
+    image's native resolution (`size` must be the image size).
     """
     names = list(names)
     check_score_resolution(resolution)
@@ -121,17 +131,32 @@ def score_maps(backend: Backend, rgb: np.ndarray, names: Iterable[str], size, pa
         if tuple(size) != tuple(rgb.shape[:2]):
             raise ConfigError(f"the sliding protocol scores at the image size {rgb.shape[1]}x{rgb.shape[0]}, "
                               f"labels are {size[1]}x{size[0]}")
-        maps = sliding_maps(backend, rgb, names, params, sml_stats, resolution)
+        maps, class_ids = sliding_maps(backend, rgb, names, params, sml_stats, resolution)
     else:
         inputs = _network_inputs(backend, rgb, sml_stats)
-        batch, _ = registry_score_maps(names, inputs, size, resolution, **params)
-        maps = {name: score[0] for name, score in batch.items()}
-    return {name: score.float().cpu().numpy() for name, score in maps.items()}
+        batch, ids = registry_score_maps(names, inputs, size, resolution, **params)
+        maps, class_ids = {name: score[0] for name, score in batch.items()}, ids[0]
+    return {name: score.float().cpu().numpy() for name, score in maps.items()}, class_ids.cpu().numpy()
+
+
+def score_maps(backend: Backend, rgb: np.ndarray, names: Iterable[str], size, params: Dict[str, float],
+               sml_stats: Optional[SMLStats] = None, resolution: str = "image",
+               protocol: str = "single") -> Dict[str, np.ndarray]:
+    """Every score of `names` at the label size, as float32 host arrays (`frame_maps` without the class ids)."""
+    return frame_maps(backend, rgb, names, size, params, sml_stats, resolution, protocol)[0]
 
 
 def evaluate(backend: Backend, dataset: OODDataset, names: List[str], out: Path, params: Dict[str, float],
              sml_stats: Optional[SMLStats] = None, capacity: int = 4_000_000, heatmaps: int = 3,
-             progress=None, resolution: str = "image", protocol: str = "single") -> Dict[str, Dict[str, float]]:
+             progress=None, resolution: str = "image", protocol: str = "single",
+             mask: Optional[MaskSpec] = None) -> Dict[str, Dict[str, float]]:
+    """Pixel metrics of every score of `names` (returned, and written with curves, histograms and heat maps);
+    with `mask`, also the component and pixel metrics of that obstacle mask (`mask_metrics`), in the tables.
+
+    A mask without a threshold takes the best pixel F1 threshold of its score on this dataset, known only
+    once every frame was scored: a second pass then scores the mask score alone (`passes` counts them for a
+    progress bar, which advances once per frame and pass).
+    """
     from hypood_ros.images import write_image
     from hypood_ros.visualize import heat_map
 
@@ -139,21 +164,52 @@ def evaluate(backend: Backend, dataset: OODDataset, names: List[str], out: Path,
     check_protocol(protocol)
     out.mkdir(parents=True, exist_ok=True)
     samples = {name: PixelSample(capacity) for name in names}
+    scored = list(names)
+    tally = mask_sample = None
+    if mask is not None:
+        tally = MaskTally(dataset.name)
+        if mask.score not in scored:
+            scored.append(mask.score)
+        if mask.threshold is None:
+            mask_sample = samples[mask.score] if mask.score in samples else PixelSample(capacity)
     for index, sample in enumerate(dataset.samples):
         rgb, label = dataset.load(sample)
-        maps = score_maps(backend, rgb, names, label.shape, params, sml_stats, resolution, protocol)
-        for name, score in maps.items():
-            samples[name].add(score, label)
+        maps, class_ids = frame_maps(backend, rgb, scored, label.shape, params, sml_stats, resolution, protocol)
+        for name in names:
+            samples[name].add(maps[name], label)
             if index < heatmaps:
                 (out / "heatmaps").mkdir(exist_ok=True)
-                write_image(out / "heatmaps" / f"{sample.name}_{name}.png", heat_map(score))
+                write_image(out / "heatmaps" / f"{sample.name}_{name}.png", heat_map(maps[name]))
+        if mask_sample is not None and mask.score not in samples:
+            mask_sample.add(maps[mask.score], label)
+        if mask is not None and mask.threshold is not None:
+            tally.measure(maps[mask.score], class_ids, label, mask.config(mask.threshold))
         if progress is not None:
             progress.update(1)
+    mask_summary = None
+    if mask is not None:
+        best = None if mask.threshold is not None else best_threshold(mask_sample)
+        threshold = mask.threshold if best is None else best.threshold
+        if best is not None:  # the threshold is known now: the mask score alone, once more
+            config = mask.config(threshold)
+            for sample in dataset.samples:
+                rgb, label = dataset.load(sample)
+                maps, class_ids = frame_maps(backend, rgb, [mask.score], label.shape, params, sml_stats, resolution,
+                                             protocol)
+                tally.measure(maps[mask.score], class_ids, label, config)
+                if progress is not None:
+                    progress.update(1)
+        mask_summary = mask_result(mask, threshold, tally, dataset.name, best)
     results = {name: samples[name].metrics() for name in names}
     write_tables(out, dataset, results, params, capacity, samples,
-                 describe_protocol(backend, protocol, resolution))
+                 describe_protocol(backend, protocol, resolution), mask_summary)
     write_plots(out, samples)
     return results
+
+
+def passes(mask: Optional[MaskSpec]) -> int:
+    """Passes `evaluate` makes over the dataset: two when the mask's threshold is chosen on the dataset."""
+    return 2 if mask is not None and mask.threshold is None else 1
 
 
 def describe_protocol(backend: Backend, protocol: str, resolution: str) -> Dict[str, object]:
@@ -173,14 +229,16 @@ def describe_protocol(backend: Backend, protocol: str, resolution: str) -> Dict[
 
 
 def write_tables(out: Path, dataset: OODDataset, results, params, capacity, samples,
-                 protocol: Dict[str, object]) -> None:
+                 protocol: Dict[str, object], mask: Optional[Dict[str, object]] = None) -> None:
+    """results.json and results.md; `mask` (from `mask_metrics.mask_result`) adds its entry and section."""
     first = next(iter(samples.values()))
     meta = {"dataset": dataset.name, "root": str(dataset.root), "images": len(dataset.samples), "params": params,
             "protocol": {k: v for k, v in protocol.items() if k != "text"}, "left_out": dataset.left_out,
             "pixels": {"ood": first.seen[True], "in_distribution": first.seen[False]},
             "sampling": f"uniform bottom-k sample of at most {capacity // 2} pixels per class, weighted back "
                         "to the full class counts (exact when the data is smaller)"}
-    (out / "results.json").write_text(json.dumps({"meta": meta, "scores": results}, indent=2) + "\n")
+    summary = {"meta": meta, "scores": results, **({"mask": mask} if mask is not None else {})}
+    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
     split = f" ({len(dataset.left_out)} left out by the benchmark's split)" if dataset.left_out else ""
     lines = [f"# {dataset.name}: {len(dataset.samples)} images{split}", "", str(protocol["text"]), "",
              "| score | AP (%) | AUROC (%) | FPR95 (%) |", "|---|---:|---:|---:|"]
@@ -188,6 +246,8 @@ def write_tables(out: Path, dataset: OODDataset, results, params, capacity, samp
         lines.append(f"| {name} | {100 * m['AP']:.2f} | {100 * m['AUROC']:.2f} | {100 * m['FPR95']:.2f} |")
     lines += ["", f"Pixels: {first.seen[True]} OOD, {first.seen[False]} in-distribution (void ignored). "
               f"Parameters: {params}. {meta['sampling']}."]
+    if mask is not None:
+        lines += mask_table(mask)
     (out / "results.md").write_text("\n".join(lines) + "\n")
 
 

@@ -89,12 +89,16 @@ class PixelSample:
                 values, keys = values[keep], keys[keep]
             self.values[cls], self.keys[cls] = values, keys
 
+    def weights(self) -> Tuple[float, float]:
+        """How many pixels each kept in-distribution and OOD pixel stands for (seen / kept; 1 when exact)."""
+        return tuple(self.seen[c] / self.values[c].size if self.values[c].size else 1.0 for c in (False, True))
+
     def metrics(self) -> Dict[str, float]:
         neg, pos = self.values[False], self.values[True]
         if self.seen[False] == neg.size and self.seen[True] == pos.size:
             return ood_metrics(np.r_[neg, pos], np.r_[np.zeros(neg.size, np.uint8), np.ones(pos.size, np.uint8)])
         # Replicating counts is equivalent to weighting each sampled pixel by seen/kept of its class.
-        return weighted_metrics(neg, pos, self.seen[False] / neg.size, self.seen[True] / pos.size)
+        return weighted_metrics(neg, pos, *self.weights())
 
 
 def ranked_counts(neg: np.ndarray, pos: np.ndarray, w_neg: float = 1.0,
