@@ -5,7 +5,7 @@ are made of: hypood_ros.launch_spec (the arguments, the node description, the pr
 over the params file, the camera_info sibling rule, replay's tool checks, player and RViz command lines), the
 README's argument table, and that both launch files build the node from it. Where `launch` and `launch_ros`
 can be imported, the tests marked `ros` run both launch files with a real LaunchService, find the node over
-DDS, read its parameters back and check that no process is left after the launch ends.
+DDS, read its parameters back and check that no process is left after the launch ends (docs/LAUNCH.md).
 """
 import ast
 import os
