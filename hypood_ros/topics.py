@@ -25,6 +25,9 @@ IMAGE_OUTPUTS: Dict[str, str] = {
 OBSTACLE_OUTPUTS: Dict[str, str] = {"obstacles": "ood/obstacles", "grid": "ood/grid", "markers": "ood/markers"}
 #: The output that answers every processed frame (replay counts answers on it).
 PRIMARY = IMAGE_OUTPUTS["mask"]
+#: How the node's start-up line begins, once its model is loaded and warmed up (replay and the replay launch
+#: file start the frames only then).
+READY_MARK = "ready:"
 
 
 def camera_info_for(image_topic: str) -> str:

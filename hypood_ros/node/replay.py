@@ -34,6 +34,7 @@ from hypood_ros import topics
 from hypood_ros.bags import CAMERA_INFO, COMPRESSED, RecorderThread, bag_topics, read_camera_infos, read_frames
 from hypood_ros.errors import HypoodError
 from hypood_ros.node.ledger import ReplayLedger
+from hypood_ros.topics import READY_MARK  # how the node's start-up line begins
 
 OUTPUT_TOPICS = tuple(topics.IMAGE_OUTPUTS.values())
 #: The obstacle outputs (published by the node for frames with a usable camera_info): recorded and counted.
@@ -46,7 +47,6 @@ NODE_LOUD = ("[WARN]", "[ERROR]", "[FATAL]")
 #: How replay publishes frames; the same name is the node's `input_qos` when replay starts the node, so
 #: both ends match (reliable: nothing lost in transport; sensor_data: best effort, as a camera driver).
 REPLAY_QOS = ("reliable", "sensor_data")
-READY_MARK = "ready:"  # how the node's start-up line begins (launch/replay.launch.py waits for it too)
 
 
 def frame_qos(name: str) -> QoSProfile:
