@@ -136,7 +136,7 @@ def test_a_model_with_a_fixed_input_is_not_read(tmp_path):
 # ---- the commands ----
 
 def test_calibrate_runs_at_the_recorded_size(models, images, server, tmp_path):
-    result = server.run(["calibrate", "--model", models / "recorded.pt", "--images", images, "--out",
+    result = server.run(["calibrate", "--model", models / "recorded.pt", "--images", images, "--roi", "none", "--out",
                          tmp_path / "p.yaml"], cwd=tmp_path)
     assert result.code == 0, result.stderr
     assert notes(result) == []
@@ -145,7 +145,8 @@ def test_calibrate_runs_at_the_recorded_size(models, images, server, tmp_path):
 
 
 def test_an_old_checkpoint_runs_at_the_old_default_with_a_note(models, images, server, tmp_path):
-    result = server.run(["calibrate", "--model", models / "old.pt", "--images", images, "--out", tmp_path / "p.yaml"],
+    result = server.run(["calibrate", "--model", models / "old.pt", "--images", images, "--roi", "none", "--out",
+                         tmp_path / "p.yaml"],
                         cwd=tmp_path)
     assert result.code == 0, result.stderr
     assert notes(result) == [f"note: {models / 'old.pt'} does not record the input size it was trained at; "
@@ -222,8 +223,8 @@ def test_params_file_values_is_the_checked_dict(tmp_path):
     from hypood_ros.cli.eval import params_file_values
 
     params = tmp_path / "p.yaml"
-    params.write_text("/**:\n  ros__parameters:\n    threshold: 1\n    min_area: 40\n    road_gating: true\n")
-    assert params_file_values(params) == {"threshold": 1.0, "min_area": 40, "road_gating": True}
+    params.write_text("/**:\n  ros__parameters:\n    threshold: 1\n    min_area: 40\n    roi_drop_known: true\n")
+    assert params_file_values(params) == {"threshold": 1.0, "min_area": 40, "roi_drop_known": True}
 
 
 def test_export_writes_the_recorded_size(models, server, tmp_path):
