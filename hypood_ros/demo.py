@@ -590,12 +590,15 @@ def obstacle_lines(o: dict) -> List[str]:
     lines = [f"  obstacles on {o['frames']} frames: {o['found']}/{o['in_view']} found by the node's mask "
              f"(sIoU >= {o['found_siou']:g}), {_share(o['share_found_within_30m'], 0)} of those within 30 m",
              f"    found / in view by true range: {bands}"]
-    if error["obstacles"]:
-        absolute, relative = error["abs_m"], error["rel"]
-        lines.append(f"    reported range of {error['obstacles']} found: error median {absolute['median']:.2f} m "
-                     f"({_share(relative['median'])}), p90 {absolute['p90']:.2f} m ({_share(relative['p90'])})")
-    else:
-        lines.append("    reported range: no found obstacle was matched to a reported one")
+    for errors, which in ((error, "found obstacles"), (o["range_error_any_report"], "obstacles with a report, "
+                                                                                     "found or not")):
+        if errors["obstacles"]:
+            absolute, relative = errors["abs_m"], errors["rel"]
+            lines.append(f"    reported range, error over the {errors['obstacles']} {which}: median "
+                         f"{absolute['median']:.2f} m ({_share(relative['median'])}), p90 {absolute['p90']:.2f} m "
+                         f"({_share(relative['p90'])})")
+        else:
+            lines.append(f"    reported range, error over the {which}: none to measure")
     if false["per_frame"] is not None:
         lines.append(f"    false obstacles: {false['per_frame']:.2f} per frame ({false['total']} of "
                      f"{false['reported']} reported)")

@@ -173,9 +173,13 @@ def check_obstacles(summary, stdout):
             assert row["true_range"] == truth.range and row["found"] == (row["siou"] >= o["found_siou"])
             if row["range_error"] is not None:  # range errors only for found obstacles with a report
                 assert row["found"] and row["range_error"] == row["reported_range"] - row["true_range"]
+            if row["reported_range_error"] is not None:
+                assert row["reported_range_error"] == row["reported_range"] - row["true_range"]
         assert 0 <= frame["false_obstacles"] <= frame["reported"]
     ranged = [row for row in rows if row["range_error"] is not None]
     assert o["range_error"]["obstacles"] == len(ranged) <= o["found"]
+    reported = [row for row in rows if row["reported_range_error"] is not None]
+    assert len(ranged) <= o["range_error_any_report"]["obstacles"] == len(reported)
     if ranged:
         assert 0 <= o["range_error"]["abs_m"]["median"] <= o["range_error"]["abs_m"]["p90"]
     false = o["false_obstacles"]

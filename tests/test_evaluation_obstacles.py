@@ -76,8 +76,8 @@ def test_tally_counts_found_and_missed_by_range_and_measures_the_reported_ranges
                       {1: 0.8, 2: 0.1, 3: 0.25},
                       [Report(8.5, 0, 0), Report(9.0, 0, 0), Report(14.0, 0, 0), Report(36.0, 0, 0), Report(3.0, 0, 0)],
                       [1, 1, 2, 3, 0])
-    assert [(o["found"], o["reported_range"], o["range_error"]) for o in frame["obstacles"]] == \
-        [(True, 8.5, 0.5), (False, 14.0, None), (True, 36.0, None)]
+    assert [(o["found"], o["reported_range"], o["range_error"], o["reported_range_error"])
+            for o in frame["obstacles"]] == [(True, 8.5, 0.5, 0.5), (False, 14.0, None, -1.0), (True, 36.0, None, None)]
     assert frame["false_obstacles"] == 1 and frame["reported"] == 5
     # frame 1: D found at 25 m, reported 24 m; E found at 12 m with no report; nothing false
     tally.add(1, [KnownObstacle(4, 25.0), KnownObstacle(5, 12.0)], {4: 0.5, 5: 0.9, 6: 0.0},
@@ -97,6 +97,10 @@ def test_tally_counts_found_and_missed_by_range_and_measures_the_reported_ranges
     assert error["rel"]["median"] == pytest.approx((0.0625 + 0.04) / 2)
     assert error["rel"]["p90"] == pytest.approx(0.04 + 0.9 * (0.0625 - 0.04))
     assert error["signed_median_m"] == pytest.approx(-0.25)
+    anyone = s["range_error_any_report"]  # found or not: +0.5 of 8 m, -1 of 15 m (B, missed), -1 of 25 m
+    assert anyone["obstacles"] == 3 and anyone["signed_median_m"] == pytest.approx(-1.0)
+    assert anyone["abs_m"] == pytest.approx({"median": 1.0, "p90": 1.0})
+    assert anyone["rel"]["median"] == pytest.approx(1 / 16)
     assert s["false_obstacles"] == {"total": 3, "per_frame": 1.0, "max_in_a_frame": 2, "reported": 8}
 
 

@@ -10,7 +10,9 @@ A scene generator knows each obstacle it drew: its pixels (an instance map) and 
   a reported obstacle matched to none is a false obstacle.
 - the range error of a found obstacle: the range reported for it (the nearest of the reports matched to
   it) minus its true range. Found obstacles without a matched report, or whose ground contact the picture
-  does not show (under the ego vehicle's hood, below the picture), get none and are counted apart.
+  does not show (under the ego vehicle's hood, below the picture), get none and are counted apart. The
+  same error over every obstacle with a matched report, found or not, says how well the node ranges what
+  it reports even where its mask covers too little of the object to count it found.
 
 `ObstacleTally` collects the frames: found and missed by true range (`RANGE_BANDS`), the share found
 within 30 m, median and 90th percentile of the absolute and relative range errors, false obstacles per frame.
@@ -108,6 +110,14 @@ def _percentiles(values: List[float]) -> Optional[Dict[str, float]]:
     return {"median": float(np.median(data)), "p90": float(np.percentile(data, 90))}
 
 
+def _errors(pairs: List[Tuple[float, float]]) -> Dict[str, object]:
+    """Statistics of (error, true range) pairs: count, |error| and |error| / true range (median, 90th
+    percentile), the median signed error."""
+    return {"obstacles": len(pairs), "abs_m": _percentiles([abs(e) for e, _ in pairs]),
+            "rel": _percentiles([abs(e) / r for e, r in pairs]),
+            "signed_median_m": float(np.median([e for e, _ in pairs])) if pairs else None}
+
+
 class ObstacleTally:
     """Known obstacles found or missed and the node's ranges, frame by frame; `summary()` at the end."""
 
@@ -130,10 +140,10 @@ class ObstacleTally:
             found = siou >= self.found_siou
             ranges = [r.range for r, m in zip(reports, matches) if m == k.id]
             reported = min(ranges) if ranges else None
-            error = reported - k.range if found and reported is not None and k.contact_visible else None
+            error = reported - k.range if reported is not None and k.contact_visible else None
             rows.append({"id": k.id, "true_range": k.range, "band": range_band(k.range), "siou": siou,
                          "found": found, "contact_visible": k.contact_visible, "reported_range": reported,
-                         "range_error": error})
+                         "range_error": error if found else None, "reported_range_error": error})
         record = {"index": index, "obstacles": rows, "reported": len(reports),
                   "false_obstacles": int(sum(1 for m in matches if m == 0))}
         self.frames.append(record)
@@ -150,7 +160,6 @@ class ObstacleTally:
                            "share_found": found / (found + missed) if found + missed else None}
         near = [r for r in rows if r["true_range"] < NEAR_RANGE]
         found_rows = [r for r in rows if r["found"]]
-        errors = [r for r in found_rows if r["range_error"] is not None]
         false = [frame["false_obstacles"] for frame in self.frames]
         return {
             "found_siou": self.found_siou,
@@ -161,14 +170,13 @@ class ObstacleTally:
             "bands": bands,
             "share_found_within_30m": (sum(r["found"] for r in near) / len(near)) if near else None,
             "range_error": {
-                "obstacles": len(errors),
-                "abs_m": _percentiles([abs(r["range_error"]) for r in errors]),
-                "rel": _percentiles([abs(r["range_error"]) / r["true_range"] for r in errors]),
-                "signed_median_m": float(np.median([r["range_error"] for r in errors])) if errors else None,
+                **_errors([(r["range_error"], r["true_range"]) for r in found_rows if r["range_error"] is not None]),
                 "found_without_report": sum(1 for r in found_rows if r["reported_range"] is None),
                 "found_contact_hidden": sum(1 for r in found_rows if r["reported_range"] is not None
                                             and not r["contact_visible"]),
             },
+            "range_error_any_report": _errors([(r["reported_range_error"], r["true_range"]) for r in rows
+                                               if r["reported_range_error"] is not None]),
             "false_obstacles": {"total": int(sum(false)), "per_frame": float(np.mean(false)) if false else None,
                                 "max_in_a_frame": int(max(false, default=0)),
                                 "reported": int(sum(frame["reported"] for frame in self.frames))},
