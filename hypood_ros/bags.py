@@ -124,6 +124,24 @@ def read_camera_infos(path: str | os.PathLike, topic: str) -> List[BagFrame]:
         reader.close()
 
 
+def read_messages(path: str | os.PathLike, topic: str) -> Iterator[BagFrame]:
+    """Every message of `topic`, decoded, in recorded order; none when the bag has no such topic (a recording
+    of outputs that never came)."""
+    reader = _open(path)
+    try:
+        connections = [c for c in reader.connections if c.topic == topic]
+        count = 0
+        try:
+            for conn, timestamp, raw in reader.messages(connections=connections) if connections else ():
+                count += 1
+                yield BagFrame(timestamp, conn.msgtype, bytes(raw), reader.deserialize(raw, conn.msgtype))
+        except Exception as exc:
+            raise BagError(f"{path}: reading {topic!r} failed after {count} messages (truncated?): "
+                           f"{_first_line(exc)}") from None
+    finally:
+        reader.close()
+
+
 def first_frame_id(path: str | os.PathLike, topic: str) -> str:
     """header.frame_id of the first image on `topic` (the replay launch file's RViz fixed frame)."""
     frames = read_frames(path, topic)

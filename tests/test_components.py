@@ -367,3 +367,30 @@ def test_fast_version_equals_the_literal_reference():
         assert fast.tp.tolist() == tp and fast.fn.tolist() == fn and fast.fp.tolist() == fp, i
         components += siou_gt.size + ppv.size
     assert components > 1000  # the frames are not mostly empty
+
+
+def test_given_ground_truth_instances_follow_the_same_rules():
+    """With the connected components as the instances, everything equals the default path (ids kept as given,
+    with the gaps of removed components); touching objects given apart are scored apart."""
+    rng = np.random.default_rng(99)
+    for i in range(150):
+        mask, label = random_frame(rng)
+        min_pred, min_gt = [(0, 0), (2, 1), (3, 3), (6, 4), (50, 10)][i % 5]
+        components, _ = reference_components(label == 1)
+        ref_gt, ref_pred = reference_instances(mask, label, min_pred, min_gt)
+        gt, pred = instances(mask, label, min_pred, min_gt, gt_instances=components)
+        assert np.array_equal(gt, ref_gt) and np.array_equal(pred, relabel(ref_pred)), i
+    mask, label = picture("......",
+                          ".HHGG.",
+                          ".HHGG.",
+                          "......")
+    objects = np.zeros(label.shape, np.int64)
+    objects[1:3, 1:3], objects[1:3, 3:5] = 7, 9
+    gt, pred = instances(mask, label, gt_instances=objects)
+    assert sorted(set(gt.tolist())) == [0, 7, 9]
+    assert segment_metrics(gt, pred).siou_gt.tolist() == [1.0, 0.0]  # one component: [0.5]
+    assert segment_metrics(*instances(mask, label)).siou_gt.tolist() == [0.5]
+    with pytest.raises(HypoodError, match="exactly the pixels labelled 1"):
+        instances(mask, label, gt_instances=np.where(objects == 9, 9, 0))
+    with pytest.raises(HypoodError, match="integer ids"):
+        instances(mask, label, gt_instances=objects.astype(float))

@@ -114,17 +114,22 @@ def test_short_demo_through_the_node_matches_the_evaluator(tmp_path):
     for key, path in summary["files"].items():
         assert Path(path).exists(), key
     assert {"pr_smiyc-anomaly", "roc_smiyc-anomaly", "pr_smiyc-obstacle", "roc_smiyc-obstacle"} <= set(summary["files"])
+    # the bag's camera_info went out beside the frames, so the obstacle outputs came too and were recorded
+    assert replay["camera_info"] == "/front/camera_info"
+    assert all(n >= frames - 1 for n in replay["obstacle_outputs"].values()), replay["obstacle_outputs"]
     with AnyReader([Path(summary["files"]["output_bag"])], default_typestore=typestore()) as reader:
         counts = {}
         for conn, _, _ in reader.messages():
             counts[conn.topic] = counts.get(conn.topic, 0) + 1
-    assert counts == {"/" + name: replay["answered"][name] for name in OUTPUT_TOPICS}
+    assert counts == {**{"/" + name: replay["answered"][name] for name in OUTPUT_TOPICS},
+                      **{"/" + name: n for name, n in replay["obstacle_outputs"].items()}}
     assert 0.0 <= summary["segmentation"]["mIoU"] <= 1.0
     for track in ("smiyc-anomaly", "smiyc-obstacle"):
         comparisons = summary["comparisons"][track]
         assert set(comparisons["energy_family"]) == {"energy", "normalized_energy", "weighted_normalized_energy"}
         assert set(comparisons["llr"]) == {"uem_llr", "hyperspherical_llr"}
     assert "best (road only):" in run.stdout and "contact_sheet.png" in run.stdout
+    check_obstacles(summary, run.stdout)
 
     # the same frames through `hypood eval`: identical numbers, on both layouts
     ev = summary["evaluation"]
@@ -137,6 +142,63 @@ def test_short_demo_through_the_node_matches_the_evaluator(tmp_path):
         results = json.loads((tmp_path / track / "results.json").read_text())
         assert summary["scores"][track] == results["scores"]
         assert results["meta"]["images"] == summary["drive"]["anomaly_frames"]
+
+
+def check_obstacles(summary, stdout):
+    """The obstacle part of a demo summary: consistent with itself, with the generated drive and with the
+    recorded ood/markers."""
+    from hypood_ros.demo import recorded_obstacles
+    from hypood_ros.images import read_image
+    from hypood_ros.synthetic import writers
+
+    drive = summary["drive"]
+    generated = {f.index: f for f in writers.drive(drive["seed"], drive["frames"], drive["fps"], drive["speed_mps"],
+                                                   "evaluation", drive["anomalies"], drive["size"])}
+    camera_height = generated[0].camera_height
+    assert summary["node_output"]["pose"]["camera_height"] == camera_height == drive["camera_height_m"]
+    assert summary["node_output"]["pose"]["pose_source"] == "parameters"
+    o = summary["obstacles"]
+    rows = [row for frame in o["per_frame"] for row in frame["obstacles"]]
+    measured = [frame["index"] for frame in o["per_frame"]]
+    assert len(measured) == o["frames"] >= drive["anomaly_frames"] - 1 and o["frames_without_markers"] <= 1
+    # every generated obstacle in view (the obstacle track's smallest ground truth: 10 pixels) is found or missed
+    in_view = {(i, a.id): a for i in measured for a in generated[i].anomalies if a.pixels >= 10}
+    assert o["in_view"] == len(rows) == len(in_view) > 0
+    assert o["found"] + o["missed"] == o["in_view"] and o["found"] == sum(row["found"] for row in rows)
+    assert sum(b["found"] + b["missed"] for b in o["bands"].values()) == o["in_view"]
+    assert sum(b["found"] for b in o["bands"].values()) == o["found"]
+    for frame in o["per_frame"]:
+        for row in frame["obstacles"]:
+            truth = in_view[frame["index"], row["id"]]
+            assert row["true_range"] == truth.range and row["found"] == (row["siou"] >= o["found_siou"])
+            if row["range_error"] is not None:  # range errors only for found obstacles with a report
+                assert row["found"] and row["range_error"] == row["reported_range"] - row["true_range"]
+            if row["reported_range_error"] is not None:
+                assert row["reported_range_error"] == row["reported_range"] - row["true_range"]
+        assert 0 <= frame["false_obstacles"] <= frame["reported"]
+    ranged = [row for row in rows if row["range_error"] is not None]
+    assert o["range_error"]["obstacles"] == len(ranged) <= o["found"]
+    reported = [row for row in rows if row["reported_range_error"] is not None]
+    assert len(ranged) <= o["range_error_any_report"]["obstacles"] == len(reported)
+    if ranged:
+        assert 0 <= o["range_error"]["abs_m"]["median"] <= o["range_error"]["abs_m"]["p90"]
+    false = o["false_obstacles"]
+    assert false["total"] == sum(frame["false_obstacles"] for frame in o["per_frame"]) >= 0
+    # what the node reported is what the recorded ood/markers hold
+    reports = recorded_obstacles(Path(summary["files"]["output_bag"]))
+    assert false["reported"] == sum(frame["reported"] for frame in o["per_frame"])
+    for frame in o["per_frame"]:
+        assert frame["reported"] == len(reports[generated[frame["index"]].stamp_ns])
+    for track in ("smiyc-obstacle", "smiyc-anomaly"):
+        c = o["components"][track]
+        assert c["frames"] == o["frames"] + o["frames_without_markers"] and 0.0 <= c["F1_mean"] <= 1.0
+        assert all(c[k] is None or 0.0 <= c[k] <= 1.0 for k in ("sIoU_gt", "PPV", "sIoU_pred"))
+    region = o["region"]
+    assert region["roi"] == summary["node_output"]["mask_settings"]["roi"]
+    assert 0.0 <= region["mask_recall"] <= 1.0 and 0.0 <= region["mask_false_positive_rate"] <= 1.0
+    assert f"{o['found']}/{o['in_view']} found" in stdout and "component metrics, road only:" in stdout
+    sheet = read_image(summary["files"]["contact_sheet"])
+    assert sheet.shape[1] == 5 * drive["size"][1]  # camera, semantic map, score, overlay, obstacles
 
 
 def test_a_new_model_card_keeps_the_hand_written_notes(tmp_path):

@@ -35,6 +35,22 @@ def test_projection_matches_opencv_and_undistortion_inverts_it(camera, pose):
 
 
 @pytest.mark.parametrize("camera", cameras(), ids=lambda c: c.distortion_model or "pinhole")
+def test_ground_points_project_back_to_their_pixels(camera, pose):
+    """to_optical inverts the pose: pixels -> road points in base_frame -> optical frame -> the same pixels."""
+    from hypood_ros.geometry import ground_points
+
+    rng = np.random.default_rng(2)
+    u = rng.uniform(0, camera.width - 1, 300)
+    v = rng.uniform(camera.height * 0.6, camera.height - 1, 300)
+    rays, s = ground_points(camera, pose, u, v)
+    hit = np.isfinite(s)
+    points = pose.translation + s[hit, None] * rays[hit]
+    assert hit.sum() > 200 and np.abs(points[:, 2]).max() < 1e-9
+    np.testing.assert_allclose(camera.project(pose.to_optical(points)), np.column_stack([u[hit], v[hit]]), atol=1e-4)
+    assert pose.to_optical(pose.translation)[0].tolist() == pytest.approx([0.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("camera", cameras(), ids=lambda c: c.distortion_model or "pinhole")
 def test_lower_edge_table_equals_direct_undistortion(camera):
     """The per-row table gives what the iterative inverse gives for the same pixels, filled or not."""
     rng = np.random.default_rng(1)

@@ -1,4 +1,7 @@
-"""Generated street scenes: determinism, exact masks, forward motion, the three writers, generated outliers."""
+"""Generated street scenes: determinism, exact masks, each anomaly's own pixels and true position, forward
+motion, the three writers, generated outliers."""
+import dataclasses
+import hashlib
 import random
 
 import numpy as np
@@ -7,7 +10,7 @@ import pytest
 from hypood_ros.synthetic import writers
 from hypood_ros.synthetic.anomalies import FAMILIES, SyntheticOutliers, sprite
 from hypood_ros.synthetic.canvas import OOD, VOID, Canvas
-from hypood_ros.synthetic.scene import ROAD, SKY, make_street, render
+from hypood_ros.synthetic.scene import ROAD, SKY, make_street, render, render_view
 
 
 def test_same_seed_same_scene_other_seed_other_scene():
@@ -43,6 +46,98 @@ def test_anomaly_mask_is_exactly_the_pixels_the_objects_drew(seed):
     assert changed[ood].mean() > 0.97, "mask pixels the objects did not draw"
     assert (label[ood] == VOID).all()  # train ids: anomalies are no class
     np.testing.assert_array_equal(label[~ood], label0[~ood])
+
+
+def _digest(frames):
+    digest = hashlib.sha256()
+    for f in frames:
+        for array in (f.rgb, f.label, f.ood):
+            digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def test_pictures_and_labels_of_fixed_seeds_are_unchanged():
+    """The shipped demo model was trained and measured on these pictures: drawing each anomaly's own pixels
+    (instance maps) must not change a pixel or a label. Digests taken before instance maps existed."""
+    assert _digest(writers.drive(500_001, 8)) == "485f95bbd79b0d9bcc1fd9effa2b0d9e78b6a19271747b1568810ec1b139da91"
+    assert _digest([writers.scene(100 + i, family="evaluation", anomalies=3) for i in range(3)]) == \
+        "44bf6ae8f0acc7303a565574efe668ff76065d9fab0fff576a39d4858b86ac21"
+    assert _digest([writers.scene(900_000 + i, family="training", anomalies=2) for i in range(2)]) == \
+        "5efa0b947fae4c37f44a058019b58d68e3b6dbaa4033343da0c20fcf74e24929"
+
+
+def test_each_anomaly_has_exactly_the_pixels_it_drew():
+    """Instance ids cover the OOD mask exactly, and id k holds the pixels that anomaly k drew and that nothing
+    nearer covered: taking anomaly k out of the street changes those pixels and no others. Among these
+    streets one anomaly stands in front of another (taken out, the farther one shows again behind it)."""
+    revealed = 0
+    for seed in range(1, 7):
+        street = make_street(seed, anomalies="evaluation", anomaly_count=3, anomaly_range=(8.0, 25.0))
+        view = render_view(street, 0.0, effects=False)
+        np.testing.assert_array_equal(view.instances > 0, view.ood)
+        np.testing.assert_array_equal(render(street, 0.0, effects=False)[0], view.rgb)
+        things = [t for t in street.things if t.kind.startswith("anomaly:")]
+        assert view.anomalies and {a.id for a in view.anomalies} <= set(range(1, len(things) + 1))
+        counts = np.bincount(view.instances.ravel(), minlength=len(things) + 1)
+        for a in view.anomalies:
+            assert a.pixels == counts[a.id]
+            without = dataclasses.replace(street, things=[t for t in street.things if t is not things[a.id - 1]])
+            rgb0, label0, ood0 = render(without, 0.0, effects=False)
+            changed = (view.rgb != rgb0).any(2) | (view.label != label0)
+            own = view.instances == a.id
+            assert not (changed & ~own).any(), f"street {seed}, anomaly {a.id}: pixels of others changed"
+            assert a.pixels == 0 or changed[own].mean() > 0.97, f"street {seed}, anomaly {a.id}: pixels it did not draw"
+            revealed += int((own & ood0).sum())
+    assert revealed > 0
+
+
+def test_true_positions_agree_with_the_camera():
+    """Each anomaly's ground point, taken through the node's own camera model and pose from what the frame
+    carries (camera_info intrinsics, camera height, pitch 0), lands on the bottom row of its pixels, and its
+    range is the distance the node's geometry finds for that pixel; a drawing that ends above its placed ground
+    point (debris) is placed where its lowest row meets the road; one whose lowest row is hidden says so."""
+    from hypood_ros.geometry import CameraModel, CameraPose, ground_points
+
+    seen = {"standing": 0, "hovering": 0, "hidden": 0}
+    for seed in range(100, 130):
+        f = writers.scene(seed, family="evaluation", anomalies=3)
+        height, width = f.label.shape
+        fx, cx, cy = f.intrinsics
+        assert cy == pytest.approx(f.horizon * height) and 1.2 <= f.camera_height <= 1.7
+        camera = CameraModel.from_camera_info(width, height, [fx, 0, cx, 0, fx, cy, 0, 0, 1], [0.0] * 5, "plumb_bob")
+        pose = CameraPose.from_parameters(f.camera_height)
+        for a in f.anomalies:
+            assert a.range == pytest.approx(np.hypot(a.dx, a.dz))
+            u, v = camera.project(pose.to_optical([[a.dz, -a.dx, 0.0]]))[0]  # base_frame: x ahead, y left
+            assert (u, v) == pytest.approx((a.u, a.v), abs=1e-6)
+            rays, t = ground_points(camera, pose, np.array([a.u]), np.array([a.v]))
+            ground = pose.translation + t[0] * rays[0]
+            assert np.hypot(ground[0], ground[1]) == pytest.approx(a.range, rel=1e-9)
+            rows, cols = np.nonzero(f.instances == a.id)
+            if not a.contact_visible:
+                assert rows.max() < a.v - 0.4  # its visible part ends above where it meets the road
+                seen["hidden"] += 1
+                continue
+            assert abs(rows.max() - a.v) <= 1.0, (seed, a)
+            if a.shape != "debris" and 0 <= a.u < width:  # the debris' random outline need not surround its centre
+                assert cols.min() <= a.u <= cols.max(), (seed, a)
+            seen["hovering" if a.hover else "standing"] += 1
+    assert min(seen.values()) >= 3, seen
+
+
+def test_anomaly_ids_are_stable_along_a_drive():
+    frames = list(writers.drive(500_000, 40, fps=10.0, speed=8.0, anomalies=3))
+    tracks = {}
+    for f in frames:
+        for a in f.anomalies:
+            tracks.setdefault(a.id, []).append((f.index, a))
+    assert len(tracks) == 3
+    for steps in tracks.values():
+        assert len(steps) >= 5
+        for (i, a), (j, b) in zip(steps, steps[1:]):
+            assert a.shape == b.shape
+            if not (a.hover or b.hover):  # a hovering drawing is placed along its ray (see the test above)
+                assert b.dx == pytest.approx(a.dx) and a.dz - b.dz == pytest.approx(0.8 * (j - i))  # 8 m/s, 10 Hz
 
 
 def test_canvas_labels_exactly_what_it_colours():

@@ -100,8 +100,8 @@ def _compact(keep: np.ndarray) -> np.ndarray:
     return np.where(keep, np.cumsum(keep), 0).astype(np.int32)
 
 
-def instances(mask: np.ndarray, label: np.ndarray, min_pred_size: int = 0,
-              min_gt_size: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+def instances(mask: np.ndarray, label: np.ndarray, min_pred_size: int = 0, min_gt_size: int = 0,
+              gt_instances: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
     """Ground-truth and predicted instance ids of one frame, over the pixels of the evaluated region.
 
     `mask` (HxW, nonzero = predicted) is taken as it is, so a node's cleaned mask can be measured too;
@@ -114,11 +114,25 @@ def instances(mask: np.ndarray, label: np.ndarray, min_pred_size: int = 0,
 
     Returns two int32 arrays of equal length, the region's pixels in row-major order: ids 1, 2, ... of
     ground-truth and predicted components (numbered by first pixel, as scipy does), 0 where there is none.
+
+    `gt_instances` (HxW integer ids, 0 = none, non-zero exactly where label is 1) gives the ground-truth
+    components instead of the connected components of label == 1: objects a scene generator knows one by
+    one, each its own component where two touch. The same rules apply to them, and their ids are kept.
     """
     mask, label = np.asarray(mask), np.asarray(label)
     if label.ndim != 2 or mask.shape != label.shape:
         raise HypoodError(f"mask {mask.shape} and label {label.shape} must be the same HxW")
-    gt_ids, gt_count = _components(label == 1)
+    if gt_instances is None:
+        gt_ids, gt_count = _components(label == 1)
+    else:
+        gt_ids = np.asarray(gt_instances)
+        if (gt_ids.shape != label.shape or not np.issubdtype(gt_ids.dtype, np.integer)
+                or (gt_ids.size and gt_ids.min() < 0)):
+            raise HypoodError(f"ground-truth instances must be {label.shape} integer ids >= 0")
+        if not np.array_equal(gt_ids > 0, label == 1):
+            raise HypoodError("ground-truth instances must cover exactly the pixels labelled 1")
+        gt_ids = gt_ids.astype(np.int32)
+        gt_count = int(gt_ids.max()) + 1
     pred_ids, pred_count = _components((mask != 0) & (label != IGNORE))
     keep_pred = np.bincount(pred_ids.ravel(), minlength=pred_count) >= min_pred_size
     small_gt = np.bincount(gt_ids.ravel(), minlength=gt_count) < min_gt_size
@@ -126,7 +140,8 @@ def instances(mask: np.ndarray, label: np.ndarray, min_pred_size: int = 0,
     keep_pred[0] = False
     keep_gt = ~small_gt
     keep_gt[0] = False
-    return _compact(keep_gt)[gt_ids[region]], _compact(keep_pred)[pred_ids[region]]
+    gt_lut = _compact(keep_gt) if gt_instances is None else np.where(keep_gt, np.arange(gt_count), 0).astype(np.int32)
+    return gt_lut[gt_ids[region]], _compact(keep_pred)[pred_ids[region]]
 
 
 def instances_from_score(score: np.ndarray, label: np.ndarray, threshold: float, min_pred_size: int = 0,

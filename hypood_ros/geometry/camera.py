@@ -230,3 +230,7 @@ class CameraPose:
     def from_transform(cls, translation: Sequence[float], quaternion: Sequence[float]) -> "CameraPose":
         """The transform base_frame <- optical frame of the image (TF's lookup_transform(base, image frame))."""
         return cls(rotation_from_quaternion(*quaternion), np.asarray(translation, dtype=np.float64))
+
+    def to_optical(self, points: np.ndarray) -> np.ndarray:
+        """[N,3] points in base_frame -> the optical frame (the inverse of the pose)."""
+        return (np.asarray(points, dtype=np.float64).reshape(-1, 3) - self.translation) @ self.rotation

@@ -2,10 +2,14 @@
 
 Shapes are rasterized once into a local mask (no anti-aliasing) and that mask sets the colour and the
 label, so a label is exactly the set of pixels its object coloured (later, nearer shapes overwrite both).
+Beside the labels the canvas keeps an instance map: OOD pixels get the id in `instance` at the time they
+are drawn (the anomaly being drawn), every other label sets 0; so each anomaly's visible pixels carry its
+own id, and the map is non-zero exactly where the label is OOD. It also keeps the lowest point of each
+instance's shapes (`bottoms`, whether inside the picture or not). Neither takes part in the picture.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 
@@ -20,6 +24,9 @@ class Canvas:
         self.rgb = np.zeros((height, width, 3), np.float32)
         self.label = np.full((height, width), VOID, np.uint8)
         self.grain = rng.standard_normal((height, width, 1)).astype(np.float32)  # surface texture
+        self.instances = np.zeros((height, width), np.uint16)  # id of the object of each OOD pixel, 0 elsewhere
+        self.instance = 0  # id that OOD pixels drawn from now on get
+        self.bottoms: Dict[int, float] = {}  # instance id -> lowest point of its shapes (largest y, pixels)
 
     @property
     def shape(self):
@@ -51,7 +58,11 @@ class Canvas:
         `within` restricts the pixels to those already labelled so (details such as windows).
         Returns the full-size mask of the pixels written, or None when nothing was.
         """
-        found = self._mask(polygons if isinstance(polygons, list) else [polygons])
+        polygons = polygons if isinstance(polygons, list) else [polygons]
+        if cls == OOD and self.instance:
+            low = max(float(np.asarray(p, np.float64).reshape(-1, 2)[:, 1].max()) for p in polygons)
+            self.bottoms[self.instance] = max(self.bottoms.get(self.instance, low), low)
+        found = self._mask(polygons)
         if found is None:
             return None
         local, y0, x0 = found
@@ -66,6 +77,7 @@ class Canvas:
             self.rgb[region][local] = np.asarray(color, np.float32) * tint
         if cls is not None:
             self.label[region][local] = cls
+            self.instances[region][local] = self.instance if cls == OOD else 0
         full = np.zeros(self.shape, bool)
         full[region] = local
         return full

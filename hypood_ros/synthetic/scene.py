@@ -4,13 +4,28 @@ A `Street` is a world drawn from a seed: a straight road along +z with lanes, cu
 terrain, buildings, fences, walls, poles with signs and lights, trees, parked and moving vehicles,
 pedestrians and riders, and optionally anomalies on the road. `render(street, z)` draws the view of a
 pinhole camera at distance `z` along the road (painter's order, far to near) and returns the picture,
-its train-id labels (255 = ego vehicle / nothing) and, separately, the anomaly mask. Nothing here is
+its train-id labels (255 = ego vehicle / nothing) and, separately, the anomaly mask; `render_view` adds
+each anomaly's own pixels (an instance map) and where it stands relative to the camera. Nothing here is
 random at render time except what the street's seed fixed, so a (seed, z) pair is one picture.
+
+Where an anomaly stands. It lies at (x, z) on the road; `draw_anomaly` draws it as an upright flat
+silhouette whose bottom centre is the projection of that ground point, (x, 0, z), scaled for the distance
+z - camera z. Every pixel of it is therefore at one forward distance: no part is nearer along the road
+than its ground point. Animals (on their legs) and tyres (standing or lying, at the rim's lowest point)
+reach down to it; the jagged debris reaches down only as far as its lowest random outline point, so it
+often ends some pixels above it, and the picture then shows it standing farther away. `Anomaly` records
+the ground point as drawn: the placed one, or for a drawing that ends above it the point on the same ray
+at the height of its lowest point (`hover`: how many pixels higher).
+Its true range is hypot(dx, dz) of that point, measured on the road from the point below the camera.
+Across the road an object is as wide as its shape, so the end of its ground line nearer the camera's
+axis is nearer than its centre by up to (half width) * |dx| / range: a few per cent for objects beside
+the lane, none for those ahead.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -428,6 +443,34 @@ def _hood(c: Canvas, st: Street) -> None:
            (70, 75, 85), None, within=VOID)
 
 
+@dataclass(frozen=True)
+class Anomaly:
+    """An anomaly drawn in one view: where it stands relative to the camera (its ground point as drawn,
+    see the module's notes), and its pixels' id in the view's instance map."""
+    id: int  # 1, 2, ... in the street's order of anomalies: the same in every view of the street
+    shape: str  # what was drawn: animal, tyre, debris, ... (`anomalies.FAMILIES`)
+    dx: float  # metres to the right of the camera (thing x - camera x for a drawing that reaches the road)
+    dz: float  # metres ahead of the camera (thing z - camera z, idem)
+    u: float  # the ground point in the picture (pixel centres at integers, as camera_info's)
+    v: float
+    pixels: int  # visible pixels (nearer things and the ego vehicle's hood hide the rest)
+    hover: float = 0.0  # pixels between the placed ground point and the drawing's lowest point (0: it reaches it)
+    contact_visible: bool = True  # the drawing's lowest row is still seen (not under the hood or outside)
+
+    @property
+    def range(self) -> float:
+        """Metres on the road from the point below the camera to the anomaly's ground point."""
+        return math.hypot(self.dx, self.dz)
+
+
+class View(NamedTuple):
+    rgb: np.ndarray  # uint8 [H,W,3]
+    label: np.ndarray  # train ids uint8 [H,W] (255 on the ego vehicle and on anomalies)
+    ood: np.ndarray  # bool [H,W], every anomaly pixel
+    instances: np.ndarray  # uint16 [H,W]: the anomaly id of each OOD pixel, 0 elsewhere (non-zero == ood)
+    anomalies: Tuple[Anomaly, ...]  # the anomalies drawn (at least 2 pixels tall), nearest last
+
+
 def _finish(c: Canvas, st: Street, cam: Camera, rng) -> np.ndarray:
     import cv2
 
@@ -441,6 +484,27 @@ def _finish(c: Canvas, st: Street, cam: Camera, rng) -> np.ndarray:
     return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
 
 
+def _lowest_row(pixels: np.ndarray) -> int:
+    rows = np.flatnonzero(pixels.any(axis=1))
+    return int(rows[-1]) if rows.size else -1
+
+
+def _as_drawn(k: int, shape: str, dx: float, dz: float, u: float, v: float, bottom: float, lowest: int,
+              visible: int, pixels: np.ndarray, cam: Camera) -> Anomaly:
+    """The anomaly's record. A drawing whose lowest point (`bottom`, pixels) lies above its ground point's row
+    `v` stands, as the picture shows it, where that point meets the road: on the same ray, farther away.
+    `lowest`: its lowest row in the picture when drawn; `pixels`: where it is still seen."""
+    drawn_v = min(v, bottom)
+    if cam.cy < drawn_v < v:
+        scale = (v - cam.cy) / (drawn_v - cam.cy)
+        dx, dz = dx * scale, dz * scale
+    else:
+        drawn_v = v
+    # its lowest point is in the picture (not below it, not beside it) and nothing nearer covers that row
+    seen = visible > 0 and lowest >= round(drawn_v) - 1 and _lowest_row(pixels) >= lowest
+    return Anomaly(k, shape, float(dx), float(dz), u, float(drawn_v), visible, float(v - drawn_v), bool(seen))
+
+
 def render(st: Street, z: float, height: int = 240, width: int = 480, t: float = 0.0,
            effects: bool = True, skip_anomalies: bool = False) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The camera's view at distance `z` along the street and time `t` (seconds, moves the traffic).
@@ -448,6 +512,12 @@ def render(st: Street, z: float, height: int = 240, width: int = 480, t: float =
     Returns uint8 RGB [H,W,3], train ids uint8 [H,W] (255 on the ego vehicle and on anomalies) and the
     anomaly mask bool [H,W]. `effects=False` leaves out lighting, blur and noise (exact pixels for tests).
     """
+    return render_view(st, z, height, width, t, effects, skip_anomalies)[:3]
+
+
+def render_view(st: Street, z: float, height: int = 240, width: int = 480, t: float = 0.0,
+                effects: bool = True, skip_anomalies: bool = False) -> View:
+    """`render`, and each anomaly's pixels and position (`View`); the same picture and labels."""
     cam = Camera(st, z, height, width)
     c = Canvas(height, width, np.random.default_rng([st.seed, int(round(z * 1000)) & 0x7FFFFFFF]))
     _sky(c, st, cam)
@@ -456,7 +526,9 @@ def render(st: Street, z: float, height: int = 240, width: int = 480, t: float =
     for side, z0, z1, bh, color in sorted(st.buildings, key=lambda b: -max(b[1], z)):
         if z1 > z + NEAR and z0 < z + FAR:
             _building(c, st, cam, side, z0, z1, bh, color)
-    placed = []
+    anomaly_ids = {id(thing): k for k, thing in
+                   enumerate((th for th in st.things if th.kind.startswith("anomaly:")), start=1)}
+    placed, drawn = [], []
     for thing in st.things:
         tz = thing.z + thing.speed * t
         near = max(tz, z + NEAR) if thing.kind in ("fence", "wall", "hedge") else tz
@@ -481,14 +553,21 @@ def render(st: Street, z: float, height: int = 240, width: int = 480, t: float =
             u, v = cam.project(thing.x, 0, tz)
             size = thing.size[0] * cam.f / (tz - z)
             if size >= 2:
-                draw_anomaly(c, thing.kind.split(":", 1)[1], float(u), float(v), float(size), rng)
+                k = c.instance = anomaly_ids[id(thing)]
+                shape = draw_anomaly(c, thing.kind.split(":", 1)[1], float(u), float(v), float(size), rng)
+                c.instance = 0
+                drawn.append((k, shape, thing.x - cam.x, tz - z, float(u), float(v), c.bottoms.get(k, float(v)),
+                              _lowest_row(c.instances == k)))
     if st.hood:
         _hood(c, st)
     ood = c.label == OOD
     label = c.label.copy()
     label[ood] = VOID
+    visible = np.bincount(c.instances.ravel(), minlength=len(anomaly_ids) + 1)
+    anomalies = tuple(_as_drawn(k, shape, dx, dz, u, v, bottom, lowest, int(visible[k]), c.instances == k, cam)
+                      for k, shape, dx, dz, u, v, bottom, lowest in drawn)
     if not effects:
-        return np.clip(c.rgb + 0.5, 0, 255).astype(np.uint8), label, ood
-    rgb = _finish(c, st, cam, np.random.default_rng([st.seed, 99, int(round(z * 1000)) & 0x7FFFFFFF]))
-    return rgb, label, ood
-
+        rgb = np.clip(c.rgb + 0.5, 0, 255).astype(np.uint8)
+    else:
+        rgb = _finish(c, st, cam, np.random.default_rng([st.seed, 99, int(round(z * 1000)) & 0x7FFFFFFF]))
+    return View(rgb, label, ood, c.instances, anomalies)

@@ -15,7 +15,7 @@ from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 from hypood_ros.synthetic.canvas import VOID
-from hypood_ros.synthetic.scene import ROAD, Camera, make_street, render
+from hypood_ros.synthetic.scene import ROAD, Anomaly, Camera, View, make_street, render_view
 from hypood_ros.topics import camera_info_for
 
 CITY = "synth"
@@ -30,6 +30,12 @@ class Frame:
     label: np.ndarray  # train ids, 255 = void (ego vehicle, anomaly)
     ood: np.ndarray  # bool anomaly mask
     intrinsics: Tuple[float, float, float] = (0.0, 0.0, 0.0)  # focal length, principal point x, y (pixels)
+    #: uint16 [H,W]: the id of the anomaly each OOD pixel shows, 0 elsewhere (non-zero exactly where `ood`)
+    instances: Optional[np.ndarray] = None
+    #: the anomalies in view (at least one visible pixel), with their ground truth (`scene.Anomaly`)
+    anomalies: Tuple[Anomaly, ...] = ()
+    camera_height: float = 0.0  # metres above the road (pitch 0, roll 0: the camera looks along the road)
+    horizon: float = 0.0  # the horizon's row as a fraction of the image height (the principal point's row)
 
     @property
     def ood_label(self) -> np.ndarray:
@@ -57,8 +63,8 @@ def drive(seed: int, frames: int, fps: float = 10.0, speed: float = 8.0, family:
                          anomaly_range=(12.0, travel + 20.0))
     for i in range(frames):
         t = i / fps
-        rgb, label, ood = render(street, speed * t, size[0], size[1], t=t)
-        yield Frame(i, STAMP0 * 10**9 + int(round(t * 1e9)), rgb, label, ood, intrinsics(street, size))
+        view = render_view(street, speed * t, size[0], size[1], t=t)
+        yield _frame(i, STAMP0 * 10**9 + int(round(t * 1e9)), view, street, size)
 
 
 def scene(seed: int, size: Sequence[int] = (240, 480), family: Optional[str] = None, anomalies: int = 0) -> Frame:
@@ -67,8 +73,12 @@ def scene(seed: int, size: Sequence[int] = (240, 480), family: Optional[str] = N
     z, t = float(rng.uniform(0, 150)), float(rng.uniform(0, 20))
     street = make_street(seed, length=200, anomalies=family, anomaly_count=anomalies,
                          anomaly_range=(z + 7.0, z + 35.0))
-    rgb, label, ood = render(street, z, size[0], size[1], t=t)
-    return Frame(0, STAMP0 * 10**9, rgb, label, ood, intrinsics(street, size))
+    return _frame(0, STAMP0 * 10**9, render_view(street, z, size[0], size[1], t=t), street, size)
+
+
+def _frame(index: int, stamp_ns: int, view: View, street, size: Sequence[int]) -> Frame:
+    return Frame(index, stamp_ns, view.rgb, view.label, view.ood, intrinsics(street, size), view.instances,
+                 tuple(a for a in view.anomalies if a.pixels > 0), street.camera_h, street.horizon)
 
 
 def intrinsics(street, size: Sequence[int]) -> Tuple[float, float, float]:
