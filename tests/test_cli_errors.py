@@ -150,7 +150,7 @@ CASES = [
     ("export-height-not-14", EXPORT + ["--input-height", "50", "--out", "m.onnx"], 2,
      "--input-height: must be in [0, 4032] in steps of 14, got 50"),
     ("export-height-old-spelling", EXPORT + ["--height", "5000", "--out", "m.onnx"], 2,
-     "--input-height: must be in [0, 4032], got 5000"),
+     "--input-height: must be in [0, 4032] in steps of 14, got 5000"),
     ("eval-max-pixels-0", EVAL + ["--data-root", "{w}/empty", "--max-pixels", "0", "--out", "o"], 2,
      "--metric-pixels: must be at least 2"),
     ("eval-unknown-protocol", EVAL + ["--data-root", "{w}/empty", "--protocol", "tiles", "--out", "o"], 2,
