@@ -5,6 +5,8 @@ files all take their defaults from this table (a test checks that they agree). R
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -150,21 +152,49 @@ def markdown_table() -> str:
     return "\n".join(rows)
 
 
+class ParamValueError(ConfigError):
+    """A value the table refuses: `parameter NAME REASON`; `reason` alone is for callers that name the
+    parameter their own way (the CLI's `argument --NAME: REASON`)."""
+
+    def __init__(self, param: Param, reason: str) -> None:
+        super().__init__(f"parameter {param.name} {reason}")
+        self.param = param
+        self.reason = reason
+
+
+def _typed(param: Param, value: Any) -> Any:
+    """`value` as the table's type (an integer is taken for a float), or None when it is not of that type."""
+    if isinstance(value, bool) or param.type is bool:
+        return value if isinstance(value, bool) and param.type is bool else None
+    if param.type is int:
+        return int(value) if isinstance(value, numbers.Integral) else None
+    if param.type is float:
+        return float(value) if isinstance(value, numbers.Real) else None
+    return value if isinstance(value, param.type) else None
+
+
+def _shown(bound: float) -> str:
+    return str(bound) if isinstance(bound, int) else f"{bound:g}"
+
+
 def check_value(param: Param, value: Any) -> Any:
-    """`value` as the table's type (an int is taken for a float), or ConfigError with the reason."""
-    if param.type is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if type(value) is not param.type:
-        raise ConfigError(f"parameter {param.name} must be {param.type.__name__}, got {value!r}")
-    if param.choices is not None and value not in param.choices:
-        raise ConfigError(f"parameter {param.name} must be one of {', '.join(map(repr, param.choices))}, "
-                          f"got {value!r}")
+    """THE check of a value against the table: its type (an integer is taken for a float), a finite float,
+    the range (and the step of an integer range), the allowed values. Returns the value as the table's
+    type; raises ParamValueError (a ConfigError) with a one-line reason. The node's start-up check,
+    params files, `PipelineConfig` and the CLI options all call it."""
+    typed = _typed(param, value)
+    if typed is None:
+        raise ParamValueError(param, f"must be {param.type.__name__}, got {value!r}")
+    if param.type is float and not math.isfinite(typed):
+        raise ParamValueError(param, f"must be a finite number, got {value!r}")
+    if param.choices is not None and typed not in param.choices:
+        raise ParamValueError(param, f"must be one of {', '.join(map(repr, param.choices))}, got {value!r}")
     if param.range is not None:
         lo, hi, step = param.range
-        if not lo <= value <= hi or (param.type is int and step and (value - lo) % step):
-            steps = f" in steps of {step}" if param.type is int and step > 1 else ""
-            raise ConfigError(f"parameter {param.name} must be in [{lo}, {hi}]{steps}, got {value!r}")
-    return value
+        if not lo <= typed <= hi or (param.type is int and step and (typed - lo) % step):
+            steps = f" in steps of {_shown(step)}" if param.type is int and step > 1 else ""
+            raise ParamValueError(param, f"must be in [{_shown(lo)}, {_shown(hi)}]{steps}, got {typed!r}")
+    return typed
 
 
 if __name__ == "__main__":

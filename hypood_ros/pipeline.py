@@ -5,32 +5,23 @@ ROS-free: the node, `hypood run` and calibration all drive this class.
 from __future__ import annotations
 
 import dataclasses
-import math
 import threading
 from dataclasses import dataclass, field
-from typing import FrozenSet, List, Optional, Sequence
+from typing import FrozenSet, Iterable, List, Optional, Sequence
 
 import numpy as np
 import torch
 
+from hypood_ros.defaults import BY_NAME, check_value, default
 from hypood_ros.defaults import OUTPUTS as OUTPUT_NAMES
-from hypood_ros.defaults import default
 from hypood_ros.errors import ConfigError
 from hypood_ros.kernels import fused_scores, reference_fused_scores
 from hypood_ros.kernels.compile import KernelCompileError
 from hypood_ros.postprocess import clean_mask, upsample
 from hypood_ros.preprocess import check_rgb, preprocess
-from hypood_ros.roi import GEOMETRY_MODES, check_roi, region_of_interest
+from hypood_ros.roi import GEOMETRY_MODES, region_of_interest
 from hypood_ros.runtimes.base import Backend
-from hypood_ros.scores import (
-    SCORE_RESOLUTIONS,
-    ScoreInputs,
-    SMLStats,
-    check_score_resolution,
-    compute_score,
-    score_map,
-    score_spec,
-)
+from hypood_ros.scores import SCORE_RESOLUTIONS, ScoreInputs, SMLStats, compute_score, score_map, score_spec
 from hypood_ros.visualize import color_map, overlay
 
 #: what a FramePipeline can return: the published outputs and the mask's region of interest
@@ -58,28 +49,13 @@ class PipelineConfig:
     outputs: FrozenSet[str] = field(default_factory=lambda: frozenset(OUTPUT_NAMES))
 
     def __post_init__(self) -> None:
+        # every table field through the table's one check (type, finite, range, allowed values)
+        for name in PIPELINE_FIELDS:
+            object.__setattr__(self, name, check_value(BY_NAME[name], getattr(self, name)))
+        # what the table cannot say: the set of outputs
+        if isinstance(self.outputs, str) or not isinstance(self.outputs, Iterable):
+            raise ConfigError(f"outputs must be a set of names, got {self.outputs!r}")
         object.__setattr__(self, "outputs", frozenset(self.outputs))
-        score_spec(self.score)  # unknown names raise ConfigError
-        check_score_resolution(self.score_resolution)
-        for name in ("threshold", "eta", "delta", "lam", "overlay_alpha"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ConfigError(f"{name} must be a finite number, got {value!r}")
-        if not 0.0 <= self.overlay_alpha <= 1.0:
-            raise ConfigError(f"overlay_alpha must be in [0, 1], got {self.overlay_alpha}")
-        if not -5.0 <= self.eta <= 5.0:
-            raise ConfigError(f"eta must be in [-5, 5], got {self.eta}")
-        if not 0.0 <= self.delta <= 1.0:
-            raise ConfigError(f"delta must be in [0, 1], got {self.delta}")
-        if self.lam < 0:
-            raise ConfigError(f"lam must be >= 0, got {self.lam}")
-        check_roi(self.roi)
-        if not isinstance(self.roi_drop_known, bool):
-            raise ConfigError(f"roi_drop_known must be true or false, got {self.roi_drop_known!r}")
-        for name in ("min_area", "opening", "roi_margin"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
         unknown = self.outputs - OUTPUTS
         if unknown:
             raise ConfigError(f"unknown outputs {sorted(unknown)}; known: {sorted(OUTPUTS)}")
@@ -89,6 +65,11 @@ class PipelineConfig:
             return dataclasses.replace(self, **changes)
         except TypeError as exc:
             raise ConfigError(str(exc)) from None
+
+
+#: The pipeline's fields that are table parameters (all but `outputs`), written once: the node and
+#: `hypood run` build a PipelineConfig from these names.
+PIPELINE_FIELDS = tuple(f.name for f in dataclasses.fields(PipelineConfig) if f.name != "outputs")
 
 
 @dataclass

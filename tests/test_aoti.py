@@ -283,7 +283,7 @@ def test_version_1_tensorrt_sidecar_still_reads(tmp_path):
     (["--model", "missing.pt"], "no such checkpoint file"),
     (["--model", "CKPT", "--int8"], "--int8 is a TensorRT option"),
     (["--model", "CKPT", "--fp16"], "fp16 packages are built for CUDA only"),
-    (["--model", "CKPT", "--height", "50"], "must be a multiple of 14"),
+    (["--model", "CKPT", "--height", "50"], "must be in [0, 4032] in steps of 14, got 50"),
     (["m.onnx"], "no such checkpoint file"),
     (["--model", "CKPT", "--out", "x.engine"], "the file name must end in .pt2"),
 ])

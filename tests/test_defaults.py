@@ -3,16 +3,21 @@
 Each place is one entry of SOURCES: a function returning {name: default} for the names it states.
 Add the launch files' arguments here as a further entry.
 """
+import argparse
 import dataclasses
+import math
 import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from hypood_ros.defaults import BY_NAME, OUTPUTS, PARAMS, markdown_table
+from hypood_ros.cli.parser import Parser, add_param
+from hypood_ros.cli.run import config_from_args
+from hypood_ros.defaults import BY_NAME, OUTPUTS, PARAMS, check_value, markdown_table
+from hypood_ros.errors import ConfigError, UsageError
 from hypood_ros.geometry import GridConfig
-from hypood_ros.pipeline import PipelineConfig
+from hypood_ros.pipeline import PIPELINE_FIELDS, PipelineConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -114,3 +119,94 @@ def test_table_entries_are_well_formed():
         if p.range is not None:
             lo, hi, _ = p.range
             assert p.type in (int, float) and lo <= p.default <= hi, p.name
+
+
+# ---- one check of a value: the node's start-up check, the CLI options and PipelineConfig agree ----
+
+def edge_values(param):
+    """(value, allowed by the table) at and just beyond each bound of the range, and for the allowed values."""
+    if param.choices is not None:
+        wrong = ["not_" + param.choices[-1], param.choices[-1].upper() or "X"]  # unknown, and a wrong case
+        return [(c, True) for c in param.choices] + [(w, False) for w in wrong]
+    lo, hi, step = param.range
+    if param.type is float:
+        return [(float(lo), True), (float(hi), True), (math.nextafter(lo, -math.inf), False),
+                (math.nextafter(hi, math.inf), False)]
+    cases = [(int(lo), True), (int(hi), True), (int(lo) - 1, False), (int(hi) + 1, False)]
+    if step > 1:
+        cases += [(int(lo + step), True), (int(lo) + 1, False), (int(hi) - 1, False)]
+    return cases
+
+
+CHECKED = [p for p in PARAMS if p.range is not None or p.choices is not None]
+
+
+def node_accepts(param, value):
+    try:
+        check_value(param, value)  # what the node runs on every value given at start, and the demo's params file
+    except ConfigError:
+        return False
+    return True
+
+
+def cli_accepts(param, value):
+    parser = Parser(prog="hypood")
+    add_param(parser, param.name)
+    try:
+        parsed = getattr(parser.parse_args([f"--{param.name.replace('_', '-')}={value!r}" if param.type is float
+                                            else f"--{param.name.replace('_', '-')}={value}"]), param.name)
+    except UsageError:
+        return False
+    assert parsed == value and type(parsed) is param.type
+    return True
+
+
+def pipeline_accepts(param, value):
+    try:
+        config = PipelineConfig(**{param.name: value})
+    except ConfigError:
+        return False
+    assert getattr(config, param.name) == value
+    return True
+
+
+def test_every_bounded_parameter_is_checked():
+    assert len(CHECKED) > 30 and {"lam", "threshold", "input_height", "score", "roi", "backend"} <= {
+        p.name for p in CHECKED}
+    assert set(PIPELINE_FIELDS) - {"roi_drop_known"} <= {p.name for p in CHECKED}
+
+
+@pytest.mark.parametrize("param", CHECKED, ids=[p.name for p in CHECKED])
+def test_node_cli_and_pipeline_accept_and_refuse_the_same_values(param):
+    for value, allowed in edge_values(param):
+        places = {"table": allowed, "node": node_accepts(param, value), "cli": cli_accepts(param, value)}
+        if param.name in PIPELINE_FIELDS:
+            places["PipelineConfig"] = pipeline_accepts(param, value)
+        assert len(set(places.values())) == 1, f"{param.name} = {value!r}: {places}"
+
+
+def test_pipeline_config_refuses_in_the_tables_words():
+    for name, value in [("lam", 100.5), ("threshold", 1.0e5), ("threshold", math.inf), ("min_area", 2.0),
+                        ("eta", "1"), ("roi_drop_known", 1), ("opening", True), ("score", "energi")]:
+        with pytest.raises(ConfigError) as caught:
+            check_value(BY_NAME[name], value)
+        with pytest.raises(ConfigError, match=re.escape(str(caught.value))):
+            PipelineConfig(**{name: value})
+    config = PipelineConfig(threshold=2, lam=0)  # an integer is taken for a float, as the node takes it
+    assert type(config.threshold) is float and type(config.lam) is float
+    with pytest.raises(ConfigError, match="unknown outputs"):
+        PipelineConfig(outputs={"mask", "hologram"})
+
+
+def test_pipeline_fields_are_written_once():
+    from hypood_ros.node.parameters import CONFIG_FIELDS
+
+    assert PIPELINE_FIELDS == tuple(f.name for f in dataclasses.fields(PipelineConfig) if f.name != "outputs")
+    assert CONFIG_FIELDS == PIPELINE_FIELDS and "outputs" not in PIPELINE_FIELDS
+    changed = {"score": "energy", "score_resolution": "network", "threshold": 3.5, "eta": -1.0, "delta": 0.5,
+               "lam": 7.0, "min_area": 12, "opening": 3, "roi": "none", "roi_margin": 9, "roi_drop_known": True,
+               "overlay_alpha": 0.25}
+    assert set(changed) == set(PIPELINE_FIELDS)
+    assert all(changed[name] != BY_NAME[name].default for name in changed)
+    config = config_from_args(argparse.Namespace(**changed, model="m.pt"))
+    assert {name: getattr(config, name) for name in PIPELINE_FIELDS} == changed

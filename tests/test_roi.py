@@ -97,7 +97,7 @@ def test_pipeline_masks_only_inside_the_region_and_reports_a_missing_corridor(ti
 
     backend = load_backend(str(tiny_checkpoint), input_hw=(28, 56))
     frame = np.random.default_rng(0).integers(0, 255, (40, 80, 3), dtype=np.uint8)
-    pipeline = FramePipeline(backend, PipelineConfig(roi="none", threshold=-1e9))
+    pipeline = FramePipeline(backend, PipelineConfig(roi="none", threshold=-1.0e4))  # the lowest allowed
     assert (pipeline.process(frame).mask == 255).all()
     corridor = np.zeros((40, 80), bool)
     corridor[20:, 30:50] = True
@@ -119,6 +119,6 @@ def test_an_empty_region_gives_an_empty_mask(tiny_checkpoint):
     from hypood_ros.runtimes import load_backend
 
     backend = load_backend(str(tiny_checkpoint), input_hw=(28, 56))
-    pipeline = FramePipeline(backend, PipelineConfig(roi="road", roi_margin=100, threshold=-1e9))
+    pipeline = FramePipeline(backend, PipelineConfig(roi="road", roi_margin=100, threshold=-1.0e4))
     result = pipeline.process(np.zeros((40, 80, 3), np.uint8))
     assert not result.region.any() and not result.mask.any() and result.overlay is not None

@@ -75,12 +75,16 @@ def merge_positional(option_value, positional_value, option: str, what: str, com
     return value
 
 
-def _number(text: str, kind: type):
+def _parse(text: str, kind: type):
     try:
-        value = kind(text)
+        return kind(text)
     except ValueError:
         what = "an integer" if kind is int else "a number"
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+
+
+def _number(text: str, kind: type):
+    value = _parse(text, kind)
     if kind is float and not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value
@@ -133,28 +137,22 @@ device_name.__name__ = "device"
 # ---- options from the parameter table ----
 
 def param_type(name: str) -> Callable[[str], object]:
-    """The argparse type of table parameter `name`, enforcing its range (and step for integer steps)."""
-    from hypood_ros.defaults import BY_NAME
+    """The argparse type of table parameter `name`: the text parsed to the parameter's type, then the table's
+    one check (`defaults.check_value`: finite, range and step, allowed values), its reason as the error."""
+    from hypood_ros.defaults import BY_NAME, ParamValueError, check_value
 
     param = BY_NAME[name]
     if name == "device":
         return device_name
-    if param.type is int:
-        low, high, step = param.range if param.range else (None, None, 1)
 
-        def parse_int(text: str) -> int:
-            value = _number(text, int)
-            if (low is not None and value < low) or (high is not None and value > high):
-                raise argparse.ArgumentTypeError(f"must be in [{low}, {high}], got {value}")
-            if step and step > 1 and value % step:
-                raise argparse.ArgumentTypeError(f"must be a multiple of {step}, got {value}")
-            return value
-        parse_int.__name__ = "integer"
-        return parse_int
-    if param.type is float:
-        low, high = (param.range[0], param.range[1]) if param.range else (None, None)
-        return float_in(low, high)
-    return str
+    def parse(text: str) -> object:
+        value = _parse(text, param.type) if param.type in (int, float) else text
+        try:
+            return check_value(param, value)
+        except ParamValueError as exc:
+            raise argparse.ArgumentTypeError(exc.reason) from None
+    parse.__name__ = {int: "integer", float: "number"}.get(param.type, param.type.__name__)
+    return parse
 
 
 _METAVARS = {int: "N", float: "VALUE", str: "NAME", "device": "DEVICE", "input_height": "PIXELS",
@@ -187,7 +185,8 @@ def add_param(parser, name: str, aliases: Sequence[str] = (), explicit: bool = F
     choices = [c for c in param.choices if c] if param.choices else None
     if choices and not all(c in text for c in choices):
         text += " (one of: " + ", ".join(choices) + ")"
-    action = add_option(parser, flag, aliases=aliases, dest=name, type=param_type(name), choices=choices,
+    # the allowed values are checked by the type (the table's check), in the node's words
+    action = add_option(parser, flag, aliases=aliases, dest=name, type=param_type(name),
                         default=None if explicit else param.default, help=text,
                         metavar=kwargs.pop("metavar", None) or _METAVARS.get(name) or _METAVARS[param.type], **kwargs)
     action.shown_default = param.default

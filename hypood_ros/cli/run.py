@@ -77,12 +77,9 @@ def load_model(args: argparse.Namespace):
 
 
 def config_from_args(args: argparse.Namespace):
-    from hypood_ros.pipeline import PipelineConfig
+    from hypood_ros.pipeline import PIPELINE_FIELDS, PipelineConfig
 
-    return PipelineConfig(score=args.score, score_resolution=args.score_resolution, threshold=args.threshold,
-                          eta=args.eta, lam=args.lam, delta=args.delta, min_area=args.min_area, opening=args.opening,
-                          roi=args.roi, roi_margin=args.roi_margin, roi_drop_known=args.roi_drop_known,
-                          overlay_alpha=args.overlay_alpha)
+    return PipelineConfig(**{name: getattr(args, name) for name in PIPELINE_FIELDS})
 
 
 def sml_stats_from_args(args: argparse.Namespace):

@@ -16,10 +16,10 @@ from rclpy.parameter import Parameter
 from hypood_ros.calibration import read_score_thresholds
 from hypood_ros.defaults import BY_NAME, GEOMETRY_OUTPUTS, OUTPUTS, PARAMS, Param, check_value
 from hypood_ros.node.params_files import foreign_files, unknown_names
-from hypood_ros.pipeline import PipelineConfig
+from hypood_ros.pipeline import PIPELINE_FIELDS, PipelineConfig
 
-CONFIG_FIELDS = ("score", "score_resolution", "threshold", "eta", "lam", "delta", "min_area", "opening", "roi",
-                 "roi_margin", "roi_drop_known", "overlay_alpha")
+#: the parameters that are PipelineConfig fields (its one list)
+CONFIG_FIELDS = PIPELINE_FIELDS
 
 __all__ = ["BY_NAME", "CONFIG_FIELDS", "PARAMS", "Param", "declare_all", "descriptor", "pipeline_config",
            "prepare_request", "score_change_problem"]
