@@ -33,7 +33,7 @@ from hypood_ros.evaluation.components import TRACK_SIZES, ComponentTally, instan
 from hypood_ros.pipeline import FramePipeline, PipelineConfig  # noqa: E402
 from hypood_ros.postprocess import clean_mask  # noqa: E402
 from hypood_ros.roi import region_of_interest  # noqa: E402
-from hypood_ros.runtimes import load_backend  # noqa: E402
+from hypood_ros.runtimes import load_backend, resolve_input_size  # noqa: E402
 from hypood_ros.synthetic import writers  # noqa: E402
 from hypood_ros.synthetic.scene import make_street  # noqa: E402
 
@@ -94,7 +94,8 @@ def main(argv=None) -> int:
     parser.add_argument("--score", default="normalized_max_logit")
     args = parser.parse_args(argv)
     started = time.monotonic()
-    backend = load_backend(str(REPO / "models" / "demo" / "model.pt"), device="cpu")
+    model = REPO / "models" / "demo" / "model.pt"
+    backend = load_backend(str(model), device="cpu", input_hw=resolve_input_size(model).hw)  # the recorded size
     base = PipelineConfig(score=args.score, roi="road", outputs={"score", "labels"})
     pipeline = FramePipeline(backend, base)
     calib_frames = [writers.scene(seed, (240, 480)).rgb for seed in range(2000, 2000 + args.scenes)]

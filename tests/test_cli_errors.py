@@ -651,15 +651,15 @@ def test_generate_that_fails_midway_leaves_nothing(kind, failure, tmp_path, monk
     from hypood_ros.errors import HypoodError
     from hypood_ros.synthetic import scene, writers
 
-    real, calls = scene.render, []
+    real, calls = scene.render_view, []
 
-    def render(*args, **kwargs):
+    def render_view(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt if failure is KeyboardInterrupt else HypoodError("disk on fire")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(writers, "render", render)
+    monkeypatch.setattr(writers, "render_view", render_view)
     code = main(["generate", kind, str(tmp_path / "new" / "deeper" / "out"), "--count", "3", "--size", "32x64"])
     assert code == (130 if failure is KeyboardInterrupt else 1) and len(calls) == 2
     assert tree(tmp_path) == [], "left behind: " + ", ".join(tree(tmp_path))
