@@ -122,3 +122,12 @@ def test_an_empty_region_gives_an_empty_mask(tiny_checkpoint):
     pipeline = FramePipeline(backend, PipelineConfig(roi="road", roi_margin=100, threshold=-1.0e4))
     result = pipeline.process(np.zeros((40, 80, 3), np.uint8))
     assert not result.region.any() and not result.mask.any() and result.overlay is not None
+
+
+def test_a_params_file_with_the_replaced_road_gating_names_what_replaced_it():
+    from hypood_ros.node.params_files import unknown_names
+
+    assert unknown_names(["road_gating", "road_radius", "roi", "thresold"]) == [
+        "road_gating (replaced by roi (road_gating: true is roi: road))",
+        "road_radius (replaced by roi_margin (roi: road))",
+        "thresold (did you mean threshold?)"]

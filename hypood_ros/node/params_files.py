@@ -103,14 +103,21 @@ def node_values(path: str | os.PathLike, fqn: str = NODE_FQN) -> Dict[str, Any]:
     return values_for(data, fqn)
 
 
+#: Parameters of earlier releases and what replaced them (named in the unknown-name warning).
+REPLACED = {"road_gating": "roi (road_gating: true is roi: road)", "road_radius": "roi_margin (roi: road)"}
+
+
 def unknown_names(names) -> List[str]:
-    """Given names the table does not know, each with the closest known name when there is one."""
+    """Given names the table does not know, each with what replaced it or the closest known name."""
     from hypood_ros.defaults import BY_NAME
 
     known = list(BY_NAME)
     out = []
     for name in sorted(names):
         if name in BY_NAME or name in RCLPY_PARAMETERS or name.startswith("qos_overrides."):
+            continue
+        if name in REPLACED:
+            out.append(f"{name} (replaced by {REPLACED[name]})")
             continue
         close = difflib.get_close_matches(name, known, n=1)
         out.append(f"{name} (did you mean {close[0]}?)" if close else name)
