@@ -86,6 +86,8 @@ PARAMS: List[Param] = [
           range=(0, 100, 1)),
     Param("roi_drop_known", False, "take pixels labelled person, rider or vehicle out of the road region",
           dynamic=True),
+    Param("ego_mask", "", "image file of the pixels the vehicle itself covers in this camera (bonnet, mounts; "
+          "nonzero = vehicle, resized to the frame): never part of the mask's region; empty: none"),
     Param("corridor_half_width", 1.5, "half width of the corridor ahead (metres, roi corridor / road_corridor)",
           dynamic=True, range=(0.1, 50.0, 0.0)),
     Param("corridor_min_range", 2.0, "the corridor starts this far ahead of base_frame (metres; the vehicle's own "

@@ -38,7 +38,8 @@ MODEL_DIR = REPO / "models" / "demo"
 TOPIC = "/front/image_raw"
 T = topics.IMAGE_OUTPUTS  # the node's image outputs by name
 #: Outputs of the demo folder that a new run replaces.
-PRODUCTS = ("drive", "outputs", "anomaly_frames", "eval", "contact_sheet.png", "overlay.gif", "summary.json")
+PRODUCTS = ("drive", "outputs", "anomaly_frames", "eval", "contact_sheet.png", "overlay.gif", "summary.json",
+            "ego_mask.png")
 #: Evaluator layouts of the anomaly frames: the whole picture, and the road only.
 TRACKS = ("smiyc-anomaly", "smiyc-obstacle")
 #: The node's vehicle frame in the demo: its origin is the point on the road below the camera.
@@ -307,7 +308,8 @@ class ObstacleMeasure:
     and false obstacles (`hypood_ros.evaluation.obstacles`), pixel recall and false alarms inside the node's
     region of interest (recomputed from its recorded labels with the params file's roi settings)."""
 
-    def __init__(self, first, params: Dict[str, object], reports: Dict[int, List[Reported]]) -> None:
+    def __init__(self, first, params: Dict[str, object], reports: Dict[int, List[Reported]],
+                 ego: Optional[np.ndarray] = None) -> None:
         from hypood_ros.evaluation.components import ComponentTally
         from hypood_ros.evaluation.obstacles import ObstacleTally
         from hypood_ros.geometry import CameraModel, CameraPose
@@ -318,6 +320,7 @@ class ObstacleMeasure:
         self.pose = CameraPose.from_parameters(first.camera_height)  # what the node is given
         self.settings = {name: params.get(name, default(name)) for name in MASK_PARAMS}
         self.params = params
+        self.ego = ego  # the bonnet, as the node was given it
         self.reports = reports
         self.tracks = {track: ComponentTally() for track in TRACKS}
         self.tally = ObstacleTally()
@@ -336,7 +339,7 @@ class ObstacleMeasure:
             corridor = corridor_mask(self.camera, self.pose, p["corridor_half_width"], p["max_range"],
                                      p["corridor_height"], p["corridor_min_range"])
         return region_of_interest(mode, labels, corridor, int(self.settings["roi_margin"]),
-                                  bool(self.settings["roi_drop_known"]))
+                                  bool(self.settings["roi_drop_known"]), self.ego)
 
     def add(self, f, stamp: int, mask: np.ndarray, labels: np.ndarray):
         """One frame with generated obstacles; returns the missed ones' (bounding box, true range)."""
@@ -445,6 +448,17 @@ def run_demo(s: DemoSettings) -> dict:
                         camera_info="auto")
     pose = {"pose_source": "parameters", "base_frame": BASE_FRAME, "camera_height": frames[0].camera_height,
             "camera_pitch": 0.0, "camera_roll": 0.0, "camera_yaw": 0.0, "camera_x": 0.0, "camera_y": 0.0}
+    # the car's own bonnet, where the street has one: what a vehicle's ego mask is (the generator knows it)
+    from hypood_ros.synthetic.canvas import VOID
+
+    ego = (frames[0].label == VOID) & ~frames[0].ood
+    if ego.any():
+        from hypood_ros.images import write_image
+
+        write_image(out / "ego_mask.png", ego.astype(np.uint8) * np.uint8(255))
+        pose["ego_mask"] = str(out / "ego_mask.png")
+    else:
+        ego = None
     extra = ["-p", f"input_height:={s.input_size[0]}", "-p", f"input_width:={s.input_size[1]}"]
     for name, value in pose.items():
         extra += ["-p", f"{name}:={value!r}" if isinstance(value, float) else f"{name}:={value}"]
@@ -473,7 +487,7 @@ def run_demo(s: DemoSettings) -> dict:
     lap("node_and_replay")
     say("[3/4] reading the recorded outputs: pictures, mIoU, the node's mask, score and obstacles")
     outputs = recorded_outputs(record)
-    measure = ObstacleMeasure(frames[0], params, recorded_obstacles(record))
+    measure = ObstacleMeasure(frames[0], params, recorded_obstacles(record), ego)
     by_stamp = {f.stamp_ns: f for f in frames}
     matrix = np.zeros((19, 19), np.int64)
     node_sample = PixelSample()

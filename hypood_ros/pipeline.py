@@ -98,11 +98,12 @@ class ScoreMaps:
     score: List[torch.Tensor]  # float32, same size
 
 
-def mask_region(labels: np.ndarray, config: PipelineConfig,
-                corridor: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
+def mask_region(labels: np.ndarray, config: PipelineConfig, corridor: Optional[np.ndarray] = None,
+                ego: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
     """The obstacle mask's region of interest for the predicted train ids `labels` (HxW) under `config`
-    (roi, roi_margin, roi_drop_known; the geometry modes fall back to the road without `corridor`)."""
-    return region_of_interest(config.roi, labels, corridor, config.roi_margin, config.roi_drop_known)
+    (roi, roi_margin, roi_drop_known; the geometry modes fall back to the road without `corridor`), the
+    vehicle's own pixels (`ego`, bool at any size) left out."""
+    return region_of_interest(config.roi, labels, corridor, config.roi_margin, config.roi_drop_known, ego)
 
 
 def obstacle_mask(score: np.ndarray, region: Optional[np.ndarray], config: PipelineConfig) -> np.ndarray:
@@ -113,9 +114,11 @@ def obstacle_mask(score: np.ndarray, region: Optional[np.ndarray], config: Pipel
 
 class FramePipeline:
     def __init__(self, backend: Backend, config: Optional[PipelineConfig] = None,
-                 sml_stats: Optional[SMLStats] = None) -> None:
+                 sml_stats: Optional[SMLStats] = None, ego_mask: Optional[np.ndarray] = None) -> None:
+        """`ego_mask`: bool, the pixels of the vehicle itself (any size; `hypood_ros.roi.load_ego_mask`)."""
         self.backend = backend
         self.sml_stats = sml_stats
+        self.ego_mask = ego_mask
         self._config = config or PipelineConfig()
         self._check_supported(self._config)
         self._lock = threading.Lock()
@@ -241,7 +244,7 @@ class FramePipeline:
             if corridor is not None and corridor.shape != labels.shape:
                 raise ConfigError(f"corridor is {corridor.shape[1]}x{corridor.shape[0]}, the frame "
                                   f"{labels.shape[1]}x{labels.shape[0]}")
-            result.region = mask_region(labels, config, corridor)
+            result.region = mask_region(labels, config, corridor, self.ego_mask)
             result.roi_fallback = config.roi in GEOMETRY_MODES and corridor is None
         if want & {"mask", "overlay"}:
             mask = obstacle_mask(score_np, result.region, config)

@@ -17,6 +17,9 @@ a region:
 - `corridor`: the space ahead of the vehicle from camera geometry (`geometry.corridor`), alone.
 - `road_corridor`: both at once (their intersection).
 
+Whatever the mode, the pixels of the vehicle itself (bonnet, mounts: `ego_mask`, a picture of them)
+are never in the region: they are in every frame, and their edge scores as high as an obstacle.
+
 ROS-free and cheap: the road extent is formed on a grid of about `ROAD_ROWS` rows (every `step`-th row and
 column of the labels) and brought back with nearest-neighbour sampling, so its border is `step` pixels
 coarse (docs/PERFORMANCE.md has the cost).
@@ -99,19 +102,49 @@ def _span(inside: np.ndarray, axis: int) -> np.ndarray:
     return out & any_[None, :]
 
 
+def load_ego_mask(path) -> np.ndarray:
+    """bool [h,w] from an image file: nonzero pixels (any channel) are the vehicle itself. ConfigError if unusable."""
+    from hypood_ros.errors import FrameError
+    from hypood_ros.images import read_image
+
+    try:
+        image = read_image(path)
+    except FrameError as exc:
+        raise ConfigError(f"ego_mask {path}: {exc}") from None
+    mask = image.any(axis=2)
+    if mask.all():
+        raise ConfigError(f"ego_mask {path}: every pixel is marked as the vehicle (nonzero = vehicle); the region "
+                          "would be empty")
+    return mask
+
+
+def ego_at(ego: Optional[np.ndarray], shape) -> Optional[np.ndarray]:
+    """The ego mask at a frame's size (nearest neighbour), or None."""
+    if ego is None or ego.shape == tuple(shape):
+        return ego
+    import cv2
+
+    return cv2.resize(ego.view(np.uint8), (int(shape[1]), int(shape[0])), interpolation=cv2.INTER_NEAREST).view(bool)
+
+
 def region_of_interest(mode: str, labels: np.ndarray, corridor: Optional[np.ndarray] = None, margin: int = 0,
-                       drop_known: bool = False) -> Optional[np.ndarray]:
-    """bool [H,W] for `mode`, or None for `none` (the whole picture).
+                       drop_known: bool = False, ego: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
+    """bool [H,W] for `mode`, or None for `none` without an ego mask (the whole picture). `ego`: bool, the
+    pixels of the vehicle itself at any size (brought to the labels' size), left out in every mode.
 
     `corridor` (bool [H,W]) is needed by the geometry modes; without it they fall back to `road` (the
     node reports that in /diagnostics), so a frame is never left without a region it could have had.
     """
     check_roi(mode)
+    ego = ego_at(ego, labels.shape)
     if mode == "none":
-        return None
+        return None if ego is None else ~ego
     if mode == "corridor" and corridor is not None:
-        return corridor
-    region = road_region(labels, margin, drop_known)
-    if mode == "road_corridor" and corridor is not None:
-        region &= corridor
+        region = corridor.copy()
+    else:
+        region = road_region(labels, margin, drop_known)
+        if mode == "road_corridor" and corridor is not None:
+            region &= corridor
+    if ego is not None:
+        region &= ~ego
     return region

@@ -289,6 +289,8 @@ CASES = [
     ("calibrate-bag-no-topic", ["calibrate", "--model", "{w}/models/tiny.pt", "--bag", "{w}/bag", "--out", "p.yaml"],
      2, "--bag needs --topic"),
     ("calibrate-bag-missing", CALIB + ["--bag", "{w}/nobag", "--topic", "/c", "--out", "p.yaml"], 2, "no such bag"),
+    ("run-ego-mask-missing", RUN + ["--ego-mask", "{w}/bonnet.png", "--out", "o"], 2,
+     "--ego-mask {w}/bonnet.png: no such image file"),
     ("calibrate-bag-and-images", CALIB + ["--bag", "{w}/bag", "--images", "{w}/images", "--out", "p.yaml"], 2,
      "not allowed with argument"),
     ("calibrate-no-source", CALIB + ["--out", "p.yaml"], 2, "one of the arguments --bag --images is required"),

@@ -90,6 +90,7 @@ BAD_STARTS = {
                                         "parameter roi must be one of 'none', 'road', 'corridor', 'road_corridor', "
                                         "got 'lane'"),
     "model will not load": (["-p", "model:={tmp}/broken.onnx"], "cannot load ONNX model"),
+    "ego mask missing": (["-p", "ego_mask:={tmp}/bonnet.png"], "bonnet.png: cannot read file"),
     "bad thresholds file": (["-p", "score_thresholds:={tmp}/none.yaml"], "cannot read score thresholds"),
 }
 if not torch.cuda.is_available():

@@ -131,3 +131,30 @@ def test_a_params_file_with_the_replaced_road_gating_names_what_replaced_it():
         "road_gating (replaced by roi (road_gating: true is roi: road))",
         "road_radius (replaced by roi_margin (roi: road))",
         "thresold (did you mean threshold?)"]
+
+
+def test_the_vehicles_own_pixels_are_never_in_the_region(tmp_path, tiny_checkpoint):
+    from hypood_ros.images import write_image
+    from hypood_ros.pipeline import FramePipeline, PipelineConfig
+    from hypood_ros.roi import load_ego_mask
+    from hypood_ros.runtimes import load_backend
+
+    labels = street()
+    ego = np.zeros((60, 80), bool)  # half the labels' size: brought to the frame's size
+    ego[54:, :] = True  # the bonnet at the bottom
+    road = region_of_interest("road", labels)
+    with_ego = region_of_interest("road", labels, ego=ego)
+    big = np.repeat(np.repeat(ego, 2, 0), 2, 1)
+    assert road[110:].any() and not with_ego[108:].any() and (with_ego == (road & ~big)).all()
+    assert (region_of_interest("none", labels, ego=ego) == ~big).all()
+    write_image(tmp_path / "ego.png", ego.astype(np.uint8) * np.uint8(255))
+    assert (load_ego_mask(tmp_path / "ego.png") == ego).all()
+    write_image(tmp_path / "all.png", np.full((20, 20), 255, np.uint8))
+    for path, message in ((tmp_path / "all.png", "every pixel is marked as the vehicle"),
+                          (tmp_path / "none.png", "ego_mask .*none.png: cannot read file")):
+        with pytest.raises(ConfigError, match=message):
+            load_ego_mask(path)
+    backend = load_backend(str(tiny_checkpoint), input_hw=(28, 56))
+    pipeline = FramePipeline(backend, PipelineConfig(roi="none", threshold=-1e4), ego_mask=ego)
+    mask = pipeline.process(np.zeros((40, 80, 3), np.uint8)).mask > 0
+    assert not mask[36:].any() and mask[:35].all()

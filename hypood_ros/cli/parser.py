@@ -237,6 +237,7 @@ def add_pipeline_options(parser, mask: bool = True) -> None:
     add_model_options(parser)
     add_score_params(parser, ("score", "score_resolution") + (("threshold",) if mask else ()) + ("eta", "lam", "delta"))
     add_score_params(parser, ROI_OPTIONS)
+    add_param(parser, "ego_mask", metavar="FILE")
     for name in MASK_OPTIONS[1:]:
         if mask:
             add_param(parser, name)

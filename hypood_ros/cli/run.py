@@ -101,7 +101,12 @@ def pipeline_from_args(args: argparse.Namespace):
     if score_spec(config.score).needs_sml and stats is None:
         raise ConfigError(f"score {config.score!r} needs SML statistics: fit them with `hypood fit-sml` and pass "
                           "--sml-stats")
-    return FramePipeline(load_model(args), config, sml_stats=stats)
+    ego = None
+    if getattr(args, "ego_mask", ""):
+        from hypood_ros.roi import load_ego_mask
+
+        ego = load_ego_mask(existing_file(args.ego_mask, "--ego-mask", (), "image file"))
+    return FramePipeline(load_model(args), config, sml_stats=stats, ego_mask=ego)
 
 
 def image_files(value, option: str = "--images") -> List[Path]:

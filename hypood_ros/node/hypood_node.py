@@ -49,7 +49,7 @@ from hypood_ros.node.parameters import (
 )
 from hypood_ros.node.stats import FrameStats
 from hypood_ros.pipeline import FramePipeline
-from hypood_ros.roi import GEOMETRY_MODES
+from hypood_ros.roi import GEOMETRY_MODES, load_ego_mask
 from hypood_ros.runtimes import resolve_input_size
 from hypood_ros.runtimes.engine_cache import load_or_build
 from hypood_ros.scores import load_sml_stats
@@ -94,6 +94,7 @@ class HypoodNode(Node):
         device = check_device(values["device"])
         config = pipeline_config(values)
         stats = load_sml_stats(values["sml_stats"]) if values["sml_stats"] else None
+        ego = load_ego_mask(values["ego_mask"]) if values["ego_mask"] else None
         # input_height/input_width 0: the size the checkpoint records (the CLI's rule: resolve_input_size)
         size = resolve_input_size(values["model"], values["input_height"], values["input_width"],
                                   backend=values["backend"] or None, engine=values["engine"])
@@ -103,7 +104,7 @@ class HypoodNode(Node):
         backend = load_or_build(values["model"], values["engine"], values["rebuild_engine"], self.get_logger().info,
                                 backend=values["backend"] or None, device=device, input_hw=size.hw,
                                 fp16=values["fp16"])
-        self._pipeline = FramePipeline(backend, config, sml_stats=stats)
+        self._pipeline = FramePipeline(backend, config, sml_stats=stats, ego_mask=ego)
         try:
             warning = self._pipeline.warm_up()
         except HypoodError:
