@@ -70,19 +70,23 @@ class GeometryPeer(Peer):
     def obstacle_status(self, predicate, timeout=15.0, poke=None):
         """Wait for an obstacle status that satisfies `predicate`; `poke()` (e.g. one more frame) runs each second
         so that a status which depends on a frame after a slow DDS match still comes."""
-        deadline = time.monotonic() + timeout
-        next_poke = time.monotonic()
+        return self.status(lambda array: next((s for s in array.status if s.name.endswith(": obstacles")), None),
+                           predicate, timeout, poke)
+
+    def status(self, pick, predicate, timeout=15.0, poke=None):
+        """The status `pick(last DiagnosticArray)` once it satisfies `predicate` (see obstacle_status)."""
+        deadline, next_poke, status = time.monotonic() + timeout, time.monotonic(), None
         while time.monotonic() < deadline:
             if poke is not None and time.monotonic() >= next_poke:
                 poke()
                 next_poke = time.monotonic() + 1.0
             with self.lock:
                 last = self.received["diagnostics"][-1][1] if self.received["diagnostics"] else None
-            status = next((s for s in last.status if s.name.endswith(": obstacles")), None) if last else None
+            status = pick(last) if last else None
             if status is not None and predicate(status):
                 return status
             time.sleep(0.05)
-        raise AssertionError(f"obstacle diagnostics never matched; last: {status}")
+        raise AssertionError(f"diagnostics never matched; last: {status}")
 
 
 @contextlib.contextmanager
@@ -294,18 +298,7 @@ def test_pose_source_tf_looks_up_the_pose_at_the_image_stamp(tiny_checkpoint, tm
 
 def main_status(peer, predicate, timeout=15.0, poke=None):
     """The node's own (first) diagnostics status once it satisfies `predicate`."""
-    deadline, next_poke, status = time.monotonic() + timeout, time.monotonic(), None
-    while time.monotonic() < deadline:
-        if poke is not None and time.monotonic() >= next_poke:
-            poke()
-            next_poke = time.monotonic() + 1.0
-        with peer.lock:
-            last = peer.received["diagnostics"][-1][1] if peer.received["diagnostics"] else None
-        status = last.status[0] if last else None
-        if status is not None and predicate(status):
-            return status
-        time.sleep(0.05)
-    raise AssertionError(f"node status never matched; last: {status}")
+    return peer.status(lambda array: array.status[0], predicate, timeout, poke)
 
 
 @pytest.mark.ros
