@@ -133,7 +133,7 @@ def default(name: str) -> Any:
 
 
 def markdown_table() -> str:
-    """The parameter table as Markdown, for the README (`python -m hypood_ros.defaults`; a test compares)."""
+    """The parameter table as Markdown, for docs/NODE.md (`python -m hypood_ros.defaults`; a test compares)."""
 
     def allowed(p: Param) -> str:
         if p.choices is not None:

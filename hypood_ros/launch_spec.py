@@ -36,7 +36,7 @@ class Argument:
     name: str
     files: Tuple[str, ...]  # which launch files declare it
     default: Optional[str]  # None: required
-    shown: str  # the default in words, for the README table
+    shown: str  # the default in words, for the table in docs/NODE.md
     description: str
 
 
@@ -77,12 +77,12 @@ BY_ARGUMENT: Dict[str, Argument] = {a.name: a for a in ARGUMENTS}
 
 
 def arguments(launch_file: str) -> List[Argument]:
-    """The arguments that `launch_file` (HYPOOD or REPLAY) declares, in README order."""
+    """The arguments that `launch_file` (HYPOOD or REPLAY) declares, in the order of docs/NODE.md."""
     return [a for a in ARGUMENTS if launch_file in a.files]
 
 
 def markdown_table() -> str:
-    """The launch arguments as Markdown, for the README (`python -m hypood_ros.launch_spec`; a test compares)."""
+    """The launch arguments as Markdown, for docs/NODE.md (`python -m hypood_ros.launch_spec`; a test compares)."""
     rows = ["| argument | launch file | default | meaning |", "|---|---|---|---|"]
     for a in ARGUMENTS:
         files = "both" if a.files == BOTH else a.files[0]

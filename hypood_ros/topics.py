@@ -1,6 +1,6 @@
 """The node's topic names, once (relative, so namespaces and remaps compose). ROS-free.
 
-The node, replay, the demo and the obstacle glue read them from here; the README's topic table
+The node, replay, the demo and the obstacle glue read them from here; the topic table in docs/NODE.md
 documents the same names.
 """
 from __future__ import annotations

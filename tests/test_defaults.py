@@ -104,9 +104,9 @@ def test_pipeline_config_covers_every_pipeline_parameter():
                                                   and p.name[len("publish_"):] in OUTPUTS)
 
 
-def test_readme_parameter_table_is_the_generated_one():
-    readme = (REPO / "README.md").read_text()
-    assert markdown_table() in readme, "regenerate the README table with `python -m hypood_ros.defaults`"
+def test_node_page_parameter_table_is_the_generated_one():
+    page = (REPO / "docs" / "NODE.md").read_text()
+    assert markdown_table() in page, "regenerate the table in docs/NODE.md with `python -m hypood_ros.defaults`"
 
 
 def test_table_entries_are_well_formed():

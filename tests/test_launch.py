@@ -3,7 +3,7 @@
 Without `launch` and `launch_ros` (CI: they come only with a ROS install) the tests check what the launch files
 are made of: hypood_ros.launch_spec (the arguments, the node description, the precedence of launch arguments
 over the params file, the camera_info sibling rule, replay's tool checks, player and RViz command lines), the
-README's argument table, and that both launch files build the node from it. Where `launch` and `launch_ros`
+argument table in docs/NODE.md, and that both launch files build the node from it. Where `launch` and `launch_ros`
 can be imported, the tests marked `ros` run both launch files with a real LaunchService, find the node over
 DDS, read its parameters back and check that no process is left after the launch ends (docs/LAUNCH.md).
 """
@@ -57,18 +57,18 @@ def given(launch_file, **values):
     return out
 
 
-# ---- arguments: the spec, the README, the defaults table -------------------------------------------------
+# ---- arguments: the spec, docs/NODE.md, the defaults table ----------------------------------------------
 
 
-def test_readme_launch_table_is_the_generated_one():
-    readme = (REPO / "README.md").read_text()
-    assert markdown_table() in readme, "regenerate the README table with `python -m hypood_ros.launch_spec`"
+def test_node_page_launch_table_is_the_generated_one():
+    page = (REPO / "docs" / "NODE.md").read_text()
+    assert markdown_table() in page, "regenerate the table in docs/NODE.md with `python -m hypood_ros.launch_spec`"
 
 
-def test_readme_rows_state_the_parameter_tables_defaults():
-    """Read from the README itself: each node parameter argument's row names the package default."""
-    rows = {m[0]: m[1:] for m in re.findall(r"^\| `(\w+)` \| (\w+) \| ([^|]*) \|", (REPO / "README.md").read_text(),
-                                            re.M)}
+def test_node_page_rows_state_the_parameter_tables_defaults():
+    """Read from docs/NODE.md itself: each node parameter argument's row names the package default."""
+    rows = {m[0]: m[1:] for m in re.findall(r"^\| `(\w+)` \| (\w+) \| ([^|]*) \|",
+                                            (REPO / "docs" / "NODE.md").read_text(), re.M)}
     for name in NODE_ARGUMENTS:
         files, shown = rows[name]
         value = default(name) if name in BY_NAME else False
@@ -467,7 +467,7 @@ NAMES = ("model", "backend", "device", "input_type", "input_qos", "use_sim_time"
 @pytest.mark.ros
 @needs_launch
 def test_real_launch_a_params_file_and_the_camera_alone(run_launch, tiny_checkpoint, tmp_path):
-    """The README's example: a params file and no launch argument beyond the camera."""
+    """The example in docs/NODE.md: a params file and no launch argument beyond the camera."""
     params = params_yaml(tmp_path / "front.yaml", tiny_checkpoint, input_qos="reliable", backend="torch")
     launch = run_launch("hypood.launch.py", "camera:=/front/image_raw", f"params_file:={params}")
     # camera_info beside the camera
