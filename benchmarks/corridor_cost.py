@@ -28,15 +28,21 @@ def camera(h: int, w: int, distortion: str) -> CameraModel:
     return CameraModel(w, h, f, f, w / 2, h / 2, "plumb_bob" if coeffs else "", coeffs)
 
 
-def timed(fn, calls: int):
-    """Median wall and CPU milliseconds per call."""
+def call_times(fn, calls: int):
+    """Wall and CPU milliseconds of each call `fn(i)`, i = 0 .. calls-1 (also used by roi_cost.py)."""
     wall, cpu = [], []
     for i in range(calls):
         c0, t0 = time.process_time(), time.perf_counter()
         fn(i)
         wall.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
-    return 1e3 * float(np.median(wall)), 1e3 * float(np.median(cpu))
+    return 1e3 * np.asarray(wall), 1e3 * np.asarray(cpu)
+
+
+def timed(fn, calls: int):
+    """Median wall and CPU milliseconds per call."""
+    wall, cpu = call_times(fn, calls)
+    return float(np.median(wall)), float(np.median(cpu))
 
 
 def main() -> None:

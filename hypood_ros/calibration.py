@@ -52,24 +52,38 @@ class TopScores:
         self.values = merged
 
 
-def threshold_for_fraction(score_maps: Iterable[np.ndarray], total_pixels: int, target: float) -> Calibration:
-    """score_maps must hold exactly `total_pixels` values in all; they are consumed once."""
+def _top_for(target: float, total_pixels: int) -> TopScores:
+    """The kept largest scores for a target fraction of at most `total_pixels` pixels (checks both)."""
     if not 0.0 < target < 1.0:
         raise ConfigError(f"target fraction must be in (0, 1), got {target}")
     if total_pixels <= 0:
         raise HypoodError("no usable in-distribution pixels to calibrate on")
-    k = int(math.floor(target * total_pixels))
-    top = TopScores(k + 1)
+    return TopScores(int(math.floor(target * total_pixels)) + 1)
+
+
+def _threshold(top: TopScores, pixels: int, target: float) -> Tuple[float, float]:
+    """(threshold, fraction flagged) for `pixels` scored pixels: the (k+1)-th largest, k = floor(target * pixels)."""
+    ranked = np.sort(top.values)[::-1]
+    threshold = float(ranked[min(int(math.floor(target * pixels)), ranked.size - 1)])
+    return threshold, int((ranked > threshold).sum()) / pixels
+
+
+def _check_seen(total: int, seen: int) -> None:
+    if seen != total:
+        raise HypoodError(f"calibration data changed between passes ({total} then {seen} pixels)")
+
+
+def threshold_for_fraction(score_maps: Iterable[np.ndarray], total_pixels: int, target: float) -> Calibration:
+    """score_maps must hold exactly `total_pixels` values in all; they are consumed once."""
+    top = _top_for(target, total_pixels)
     seen = frames = 0
     for scores in score_maps:
         top.add(scores)
         seen += np.size(scores)
         frames += 1
-    if seen != total_pixels:
-        raise HypoodError(f"calibration data changed between passes ({total_pixels} then {seen} pixels)")
-    threshold = float(top.values.min())
-    flagged = int((top.values > threshold).sum())
-    return Calibration(threshold, target, flagged / total_pixels, total_pixels, frames)
+    _check_seen(total_pixels, seen)
+    threshold, flagged = _threshold(top, total_pixels, target)
+    return Calibration(threshold, target, flagged, total_pixels, frames)
 
 
 def calibrate(pipeline, frames: Callable[[], Iterator[np.ndarray]], target: float) -> Calibration:
@@ -77,18 +91,14 @@ def calibrate(pipeline, frames: Callable[[], Iterator[np.ndarray]], target: floa
     region of interest (`pipeline.config.roi`; the geometry modes need a camera and are refused)."""
     from hypood_ros.roi import GEOMETRY_MODES
 
-    if not 0.0 < target < 1.0:
-        raise ConfigError(f"target fraction must be in (0, 1), got {target}")
     roi = pipeline.config.roi
     if roi in GEOMETRY_MODES:
         raise ConfigError(f"calibration has no camera geometry for roi {roi!r}: calibrate with roi 'road' (its "
                           "threshold is the one for road_corridor too; the corridor only narrows the region) or "
                           "'none'")
     total = sum(int(f.shape[0]) * int(f.shape[1]) for f in frames())
-    if total <= 0:
-        raise HypoodError("no usable in-distribution pixels to calibrate on")
+    top = _top_for(target, total)  # the region holds at most `total` pixels
     pipeline.update(outputs={"score", "region"})  # nothing else is needed here
-    top = TopScores(int(math.floor(target * total)) + 1)
     inside = seen = count = 0
     for frame in frames():
         result = pipeline.process(frame)
@@ -97,17 +107,13 @@ def calibrate(pipeline, frames: Callable[[], Iterator[np.ndarray]], target: floa
         inside += scores.size
         seen += result.score.size
         count += 1
-    if seen != total:
-        raise HypoodError(f"calibration data changed between passes ({total} then {seen} pixels)")
+    _check_seen(total, seen)
     if inside == 0:
         raise HypoodError(f"the region of interest ({roi}) was empty in every frame: no pixels to calibrate on "
                           "(is the model's road class found in these frames? roi 'none' calibrates on the whole "
                           "picture)")
-    k = int(math.floor(target * inside))
-    ranked = np.sort(top.values)[::-1]
-    threshold = float(ranked[min(k, ranked.size - 1)])
-    flagged = int((ranked > threshold).sum())
-    return Calibration(threshold, target, flagged / inside, inside, count, roi, total)
+    threshold, flagged = _threshold(top, inside, target)
+    return Calibration(threshold, target, flagged, inside, count, roi, total)
 
 
 def write_params(path: str | os.PathLike, result: Calibration, config, source: str, model: str,

@@ -19,7 +19,7 @@ from hypood_ros.kernels import fused_scores, reference_fused_scores
 from hypood_ros.kernels.compile import KernelCompileError
 from hypood_ros.postprocess import clean_mask, upsample
 from hypood_ros.preprocess import check_rgb, preprocess
-from hypood_ros.roi import GEOMETRY_MODES, region_of_interest
+from hypood_ros.roi import GEOMETRY_MODES, ego_at, region_of_interest
 from hypood_ros.runtimes.base import Backend
 from hypood_ros.scores import SCORE_RESOLUTIONS, ScoreInputs, SMLStats, compute_score, score_map, score_spec
 from hypood_ros.visualize import color_map, overlay
@@ -119,6 +119,7 @@ class FramePipeline:
         self.backend = backend
         self.sml_stats = sml_stats
         self.ego_mask = ego_mask
+        self._ego_sized: dict = {}  # the ego mask at each frame size met (resized once, not per frame)
         self._config = config or PipelineConfig()
         self._check_supported(self._config)
         self._lock = threading.Lock()
@@ -197,6 +198,13 @@ class FramePipeline:
                                      lam=config.lam)
         return class_ids, score
 
+    def _ego_for(self, shape) -> Optional[np.ndarray]:
+        if self.ego_mask is None:
+            return None
+        if shape not in self._ego_sized:
+            self._ego_sized[shape] = ego_at(self.ego_mask, shape)
+        return self._ego_sized[shape]
+
     def warm_up(self) -> Optional[str]:
         """One blank frame through the whole chain before the first real one (allocation, kernel loading).
 
@@ -244,7 +252,7 @@ class FramePipeline:
             if corridor is not None and corridor.shape != labels.shape:
                 raise ConfigError(f"corridor is {corridor.shape[1]}x{corridor.shape[0]}, the frame "
                                   f"{labels.shape[1]}x{labels.shape[0]}")
-            result.region = mask_region(labels, config, corridor, self.ego_mask)
+            result.region = mask_region(labels, config, corridor, self._ego_for(labels.shape))
             result.roi_fallback = config.roi in GEOMETRY_MODES and corridor is None
         if want & {"mask", "overlay"}:
             mask = obstacle_mask(score_np, result.region, config)
