@@ -149,17 +149,28 @@ class FramePipeline:
 
     @torch.inference_mode()
     def infer(self, frames: Sequence[np.ndarray], config: Optional[PipelineConfig] = None) -> ScoreMaps:
+        """Scores of `frames` (any sizes: each is resized to the network input on its own) in as few forward
+        passes as the backend allows: one for a dynamic batch; runs of its B, the last padded with copies of
+        its last frame, for a fixed-batch graph or engine (B = 1: one pass per frame)."""
         config = config or self._config
-        outputs = self.backend.run(self._batch(frames))
-        if config.score_resolution == "network":
-            class_ids, score = self._network_scores(outputs, config)
-            return ScoreMaps(list(class_ids), list(score))
+        smallest, largest = self.backend.batch_range
+        step = largest or max(len(frames), 1)
         maps = ScoreMaps([], [])
-        for i, frame in enumerate(frames):
-            one = {name: t[i:i + 1] for name, t in outputs.items()}
-            class_ids, score = self._image_scores(one, frame.shape[:2], config)
-            maps.class_ids.append(class_ids[0])
-            maps.score.append(score[0])
+        for start in range(0, len(frames), step):
+            part = list(frames[start:start + step])
+            padding = [part[-1]] * max(smallest - len(part), 0)
+            # scores are taken before the next run: fixed-buffer backends overwrite their outputs
+            outputs = self.backend.run(self._batch(part + padding))
+            if config.score_resolution == "network":
+                class_ids, score = self._network_scores(outputs, config)
+                maps.class_ids.extend(class_ids[:len(part)])
+                maps.score.extend(score[:len(part)])
+                continue
+            for i, frame in enumerate(part):
+                one = {name: t[i:i + 1] for name, t in outputs.items()}
+                class_ids, score = self._image_scores(one, frame.shape[:2], config)
+                maps.class_ids.append(class_ids[0])
+                maps.score.append(score[0])
         return maps
 
     def _batch(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
@@ -205,8 +216,9 @@ class FramePipeline:
             self._ego_sized[shape] = ego_at(self.ego_mask, shape)
         return self._ego_sized[shape]
 
-    def warm_up(self) -> Optional[str]:
-        """One blank frame through the whole chain before the first real one (allocation, kernel loading).
+    def warm_up(self, frames: int = 1) -> Optional[str]:
+        """One blank frame through the whole chain before the first real one (allocation, kernel loading), and
+        a batch of `frames` blank frames through it when more are expected at once (many cameras).
 
         If the fused CUDA kernel cannot be loaded, later frames use the scores registry instead (the same
         results, slower) and the reason comes back as a one-line warning; any other failure raises.
@@ -221,7 +233,7 @@ class FramePipeline:
             self._fused = reference_fused_scores
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             warning = f"fused CUDA kernel unavailable ({reason}); using the torch reference of the scores instead"
-        self.process(frame)
+        self.process_batch([frame] * max(frames, 1))
         return warning
 
     def process(self, frame: np.ndarray, corridor: Optional[np.ndarray] = None) -> FrameResult:

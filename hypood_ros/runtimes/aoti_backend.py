@@ -72,6 +72,13 @@ class AOTIBackend(Backend):
             self._static_input = torch.zeros(self._shape, device=self._device, dtype=self._dtype)
             self._graph, self._static_output = capture(self._model, self._static_input)
 
+    @property
+    def batch_range(self):
+        """The package's batch range; a captured CUDA graph replays its own batch size only."""
+        if self._range and self._graph is None:
+            return self._range
+        return (self._shape[0],) * 2
+
     def check_input(self, batch: torch.Tensor) -> None:
         super().check_input(batch)
         if self._range and not self._range[0] <= batch.shape[0] <= self._range[1]:

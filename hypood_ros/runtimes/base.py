@@ -6,7 +6,7 @@ interchangeable. A backend never imports ROS.
 from __future__ import annotations
 
 import abc
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 
@@ -44,6 +44,12 @@ class Backend(abc.ABC):
     def input_shape(self) -> Tuple[int, int, int, int]:
         """(B, 3, H, W) the backend was built or configured for."""
         return self._shape
+
+    @property
+    def batch_range(self) -> Tuple[int, Optional[int]]:
+        """(smallest, largest) batch `run` takes; largest None: any. A fixed-batch graph or engine takes exactly
+        its B; the pipeline splits a larger set of frames into runs of that size and pads the last one."""
+        return (1, None) if self.dynamic_batch else (int(self._shape[0]), int(self._shape[0]))
 
     @property
     def head(self) -> HeadParams:

@@ -55,6 +55,11 @@ class TorchBackend(Backend):
         self._static_input = torch.zeros(self._shape, device=self._device, dtype=self._dtype)
         self._graph, self._static_output = capture(self._model, self._static_input)
 
+    @property
+    def batch_range(self):
+        """A captured CUDA graph replays its own batch size only."""
+        return (self._shape[0],) * 2 if self._graph is not None else (1, None)
+
     @torch.inference_mode()
     def run(self, batch: torch.Tensor) -> Dict[str, torch.Tensor]:
         self.check_input(batch)
