@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -75,10 +75,12 @@ class LocalGrid:
         self.logodds.fill(0.0)
         self.origin = None
 
-    def update(self, center: Tuple[float, float], hits: np.ndarray, free_polygon: Optional[np.ndarray],
+    def update(self, center: Tuple[float, float], hits: np.ndarray,
+               free_polygon: Union[None, np.ndarray, List[Optional[np.ndarray]]],
                accumulate: bool = True) -> None:
-        """center: the vehicle (x, y); hits: [N,2] contacts; free_polygon: [K,2] or None; all in the grid frame.
-        accumulate=False rebuilds the grid from this frame alone."""
+        """center: the vehicle (x, y); hits: [N,2] contacts; free_polygon: [K,2] or None, or a list of them (the
+        road seen by several cameras at once); all in the grid frame. accumulate=False rebuilds the grid from
+        this frame alone."""
         if not accumulate:
             self.reset()
         self.accumulating = accumulate
@@ -86,10 +88,13 @@ class LocalGrid:
         res, ox, oy = self.config.resolution, self.origin[0], self.origin[1]
         labels = self._labels
         labels.fill(0)
-        if free_polygon is not None and len(free_polygon) >= 3:
+        polygons = free_polygon if isinstance(free_polygon, list) else [free_polygon]
+        for polygon in polygons:
+            if polygon is None or len(polygon) < 3:
+                continue
             import cv2
 
-            cells = (np.asarray(free_polygon, dtype=np.float64) - (ox, oy)) / res  # cell units, centres at +0.5
+            cells = (np.asarray(polygon, dtype=np.float64) - (ox, oy)) / res  # cell units, centres at +0.5
             poly = np.round(cells * (1 << _SHIFT) - (1 << (_SHIFT - 1)))
             if np.isfinite(poly).all() and np.abs(poly).max() < 2 ** 30:
                 cv2.fillPoly(labels, [poly.astype(np.int32)], 1, lineType=cv2.LINE_8, shift=_SHIFT)
