@@ -124,6 +124,16 @@ PARAMS: List[Param] = [
 ] + [Param(f"publish_{name}", True, f"publish ood/{name} (needs camera_info)", dynamic=True)
      for name in GEOMETRY_OUTPUTS]
 
+# Many cameras, one model (hypood_ros/node/cameras.py; docs/NODE.md, "Many cameras")
+PARAMS += [
+    Param("cameras", "", "camera names, separated by commas or spaces (a YAML list also works): each gets "
+          "<name>/image, <name>/camera_info, its outputs under <name>/ and its pose as <name>.camera_* parameters; "
+          "empty: one camera on the topics without a prefix"),
+    Param("batch_window", 0.01, "seconds a waiting frame waits for the other cameras' frames, so that they share "
+          "one forward pass (0: never wait; frames that arrived while the network ran share the next pass anyway)",
+          range=(0.0, 1.0, 0.0)),
+]
+
 BY_NAME: Dict[str, Param] = {p.name: p for p in PARAMS}
 
 

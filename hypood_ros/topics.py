@@ -5,7 +5,10 @@ documents the same names.
 """
 from __future__ import annotations
 
-from typing import Dict
+import re
+from typing import Dict, Tuple
+
+from hypood_ros.errors import ConfigError
 
 IMAGE = "image"  # sensor_msgs/Image in
 IMAGE_COMPRESSED = "image/compressed"  # sensor_msgs/CompressedImage in (input_type: compressed)
@@ -35,3 +38,32 @@ def camera_info_for(image_topic: str) -> str:
     e.g. /front/image_raw and /front/image_raw/compressed -> /front/camera_info."""
     base = image_topic[: -len("/compressed")] if image_topic.endswith("/compressed") else image_topic
     return base.rsplit("/", 1)[0] + "/" + CAMERA_INFO if "/" in base else CAMERA_INFO
+
+
+#: How the names of a `cameras` list may look: one ROS name token each (they become topic prefixes and
+#: parameter prefixes, `<name>/image` and `<name>.camera_height`).
+CAMERA_NAME = r"[A-Za-z][A-Za-z0-9_]*"
+
+
+def camera_names(value) -> Tuple[str, ...]:
+    """The camera names of the node's `cameras` parameter: a string of names separated by commas or spaces,
+    or a list of names (a YAML list); () for the single camera of old. ConfigError for a bad or repeated name."""
+    if isinstance(value, str):
+        names = [n for n in re.split(r"[,\s]+", value) if n]
+    elif isinstance(value, (list, tuple)) and all(isinstance(n, str) for n in value):
+        names = [n.strip() for n in value]
+    else:
+        raise ConfigError(f"parameter cameras must be camera names (a list, or a string 'front,left'), got {value!r}")
+    for name in names:
+        if not re.fullmatch(CAMERA_NAME, name):
+            raise ConfigError(f"parameter cameras: {name!r} is not a camera name (a letter, then letters, digits "
+                              "or '_': it prefixes topics and parameters)")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(f"parameter cameras names {', '.join(repeated)} more than once")
+    return tuple(names)
+
+
+def camera_topic(camera: str, topic: str) -> str:
+    """`topic` of camera `camera` (relative): `front/ood/mask`; the single camera of old ('') keeps `topic`."""
+    return f"{camera}/{topic}" if camera else topic

@@ -1,8 +1,9 @@
 """The `hypood` node: camera frames in; semantic map, OOD score and obstacle mask out.
 
-Threading: the subscription callback only validates the header and parks the message in a one-slot
-mailbox (a newer frame replaces a waiting one and counts as dropped). A worker thread converts, runs the
-frame pipeline and publishes, so inference never blocks the executor and the queue can never grow.
+Threading: the subscription callback only validates the header and parks the message in its camera's
+one-slot mailbox (a newer frame replaces a waiting one and counts as dropped). A worker thread takes the
+waiting frames of every camera (node/cameras.py), converts them, runs them through the frame pipeline as one
+batch and publishes each camera's results, so inference never blocks the executor and no queue can grow.
 
 Start and stop: every start-up failure (parameters, device, model) is one line on stderr and exit 1; a
 warm-up frame runs before the node says it is ready. SIGINT and SIGTERM stop the worker while the ROS
@@ -21,7 +22,7 @@ import time
 from typing import List, Optional
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterException
@@ -34,10 +35,11 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
 from hypood_ros import topics
-from hypood_ros.conversion import check_image_fields, image_to_rgb, rgb_fields
+from hypood_ros.conversion import image_to_rgb
 from hypood_ros.devices import check_device
 from hypood_ros.errors import BackendError, ConfigError, FrameError, HypoodError
 from hypood_ros.images import decode_image
+from hypood_ros.node.cameras import CameraChannel, Mailboxes
 from hypood_ros.node.obstacles import ObstacleOutputs
 from hypood_ros.node.parameters import (
     BY_NAME,
@@ -47,7 +49,6 @@ from hypood_ros.node.parameters import (
     prepare_request,
     score_change_problem,
 )
-from hypood_ros.node.stats import FrameStats
 from hypood_ros.pipeline import FramePipeline
 from hypood_ros.roi import GEOMETRY_MODES, load_ego_mask
 from hypood_ros.runtimes import resolve_input_size
@@ -89,6 +90,7 @@ class HypoodNode(Node):
         for text in warnings:
             self.get_logger().warning(text)
         values = self._values
+        cameras = topics.camera_names(values["cameras"])
         if not values["model"]:
             raise ConfigError("parameter 'model' is empty: give a checkpoint, ONNX file or engine")
         device = check_device(values["device"])
@@ -106,7 +108,7 @@ class HypoodNode(Node):
                                 fp16=values["fp16"])
         self._pipeline = FramePipeline(backend, config, sml_stats=stats, ego_mask=ego)
         try:
-            warning = self._pipeline.warm_up()
+            warning = self._pipeline.warm_up(frames=max(len(cameras), 1))
         except HypoodError:
             raise
         except Exception as exc:  # e.g. out of device memory: the node could not run a single frame
@@ -114,32 +116,25 @@ class HypoodNode(Node):
         if warning:
             self.get_logger().warning(warning)
         self._bridge = working_cv_bridge()
-        self._stats = FrameStats()
-        self._reported_errors = self._reported_bad = 0
         self._last_log = 0.0
 
         output_qos = qos(values["output_reliability"], values["output_depth"])
-        self._outputs = {name: self.create_publisher(Image, topic, output_qos) for name, topic in OUTPUT_TOPICS.items()}
+        input_qos = qos("reliable" if values["input_qos"] == "reliable" else "best_effort", values["input_depth"])
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._classes = self.create_publisher(String, CLASSES_TOPIC, qos("reliable", 1, latched=True))
         self._classes.publish(String(data=self._pipeline.classes.to_json()))
-        self._obstacles = ObstacleOutputs(self, values, output_qos)
+        # one channel per camera ('' : the single camera of old, on the topics without a prefix)
+        self._mailboxes = Mailboxes(values["batch_window"])
+        self._cameras = [CameraChannel(self, name, values, input_qos, output_qos, self._mailboxes, self._bad)
+                         for name in cameras or ("",)]
+        self._obstacles = ObstacleOutputs(self, values, output_qos, cameras={c.name: c.pose for c in self._cameras})
 
-        self._roi_state = ("", None)  # why the corridor was missing in the last frame, the region's share of it
-        self._mailbox = None
-        self._condition = threading.Condition()
-        self._running = True
+        self._batches = [0, 0]  # batches through the pipeline, frames in them
         self._publish_lock = threading.Lock()
         self._closed = False  # set once stopping: nothing is published after it
+        self._mailboxes.channels = self._cameras
         self._worker = threading.Thread(target=self._work, name="hypood-inference", daemon=True)
         self._worker.start()
-
-        input_qos = qos("reliable" if values["input_qos"] == "reliable" else "best_effort", values["input_depth"])
-        if values["input_type"] == "raw":
-            self._subscription = self.create_subscription(Image, topics.IMAGE, self._on_image, input_qos)
-        else:
-            self._subscription = self.create_subscription(CompressedImage, topics.IMAGE_COMPRESSED, self._on_compressed,
-                                                          input_qos)
         self.add_pre_set_parameters_callback(lambda params: prepare_request(params, self._values, self._thresholds))
         self.add_on_set_parameters_callback(self._on_set_parameters)
         # Steady clock: diagnostics keep coming while a replayed bag's /clock pauses (use_sim_time).
@@ -149,34 +144,13 @@ class HypoodNode(Node):
         self.get_logger().info(
             f"ready: {backend.name} backend on {backend.device}, input {shape[2]}x{shape[3]} ({size.source}), "
             f"score {config.score}, {self._pipeline.classes.num_classes} classes, listening on "
-            f"{self._subscription.topic_name} "
+            f"{', '.join(c.subscription.topic_name for c in self._cameras)} "
             f"({values['input_qos']}, depth {values['input_depth']})")
 
     # -- input ---------------------------------------------------------------------------------------
-    def _on_image(self, msg: Image) -> None:
-        try:
-            check_image_fields(msg.height, msg.width, msg.encoding, msg.step, len(msg.data))
-        except FrameError as exc:
-            self._bad(str(exc))
-            return
-        self._offer(msg)
-
-    def _on_compressed(self, msg: CompressedImage) -> None:
-        if len(msg.data) == 0:
-            self._bad("compressed image with no data")
-            return
-        self._offer(msg)
-
-    def _offer(self, msg) -> None:
-        with self._condition:
-            replaced = self._mailbox is not None
-            self._mailbox = (msg, time.monotonic())
-            self._condition.notify()
-        self._stats.on_received(replaced)
-
-    def _bad(self, reason: str) -> None:
-        self._stats.on_bad(reason)
-        self._log_throttled(f"skipped a frame: {reason}")
+    def _bad(self, camera: CameraChannel, reason: str) -> None:
+        camera.stats.on_bad(reason)
+        self._log_throttled(f"skipped a frame{' of ' + camera.name if camera.name else ''}: {reason}")
 
     def _log_throttled(self, text: str, error: bool = False) -> None:
         now = time.monotonic()
@@ -197,50 +171,64 @@ class HypoodNode(Node):
     # -- inference -----------------------------------------------------------------------------------
     def _work(self) -> None:
         while True:
-            with self._condition:
-                while self._mailbox is None and self._running:
-                    self._condition.wait()
-                if not self._running:
-                    return
-                msg, received = self._mailbox
-                self._mailbox = None
+            batch = self._mailboxes.take()
+            if batch is None:
+                return
+            frames = []  # (camera, message, arrival, rgb, corridor, why there is no corridor)
+            for camera, msg, received in batch:
+                try:
+                    rgb = self._to_rgb(msg)
+                    corridor, why = None, ""
+                    if self._pipeline.config.roi in GEOMETRY_MODES:
+                        corridor, why = self._obstacles.corridor(msg.header, rgb.shape[:2], camera.name)
+                    frames.append((camera, msg, received, rgb, corridor, why or "no corridor"))
+                except FrameError as exc:
+                    self._bad(camera, str(exc))
+                except Exception as exc:  # keep running whatever one frame does; counted and reported
+                    self._failed(camera, f"{type(exc).__name__}: {exc}")
+            if not frames:
+                continue
             try:
-                rgb = self._to_rgb(msg)
-                corridor, why = None, ""
-                if self._pipeline.config.roi in GEOMETRY_MODES:
-                    corridor, why = self._obstacles.corridor(msg.header, rgb.shape[:2])
-                result = self._pipeline.process(rgb, corridor)
-                self._roi_state = ((why or "no corridor") if result.roi_fallback else "",
-                                   None if result.region is None else float(result.region.mean()))
+                results = self._pipeline.process_batch([f[3] for f in frames], [f[4] for f in frames])
             except FrameError as exc:
-                self._bad(str(exc))
+                for camera, *_ in frames:
+                    self._bad(camera, str(exc))
                 continue
-            except Exception as exc:  # keep running whatever one frame does; counted and reported
-                self._stats.on_error(f"{type(exc).__name__}: {exc}")
-                self._log_throttled(f"inference failed on a frame: {type(exc).__name__}: {exc}", error=True)
+            except Exception as exc:  # keep running whatever one batch does; counted and reported per camera
+                for camera, *_ in frames:
+                    self._failed(camera, f"{type(exc).__name__}: {exc}")
                 continue
-            self._publish(msg.header, result, received)
+            self._batches = [self._batches[0] + 1, self._batches[1] + len(frames)]
+            for (camera, *_, why), result in zip(frames, results):
+                camera.roi_state = (why if result.roi_fallback else "",
+                                    None if result.region is None else float(result.region.mean()))
+            self._publish([(camera, msg.header, result, received)
+                           for (camera, msg, received, *_), result in zip(frames, results)])
 
-    def _publish(self, header, result, received: float) -> None:
+    def _failed(self, camera: CameraChannel, reason: str) -> None:
+        camera.stats.on_error(reason)
+        self._log_throttled(f"inference failed on a frame{' of ' + camera.name if camera.name else ''}: {reason}",
+                            error=True)
+
+    def _publish(self, answered) -> None:
+        """Each camera's outputs of one batch ((camera, header, result, arrival) each), then the obstacles of
+        all of them (one grid update)."""
         with self._publish_lock:
             if self._closed:  # stopping: the context may already be gone
                 return
-            try:
-                for name, publisher in self._outputs.items():
-                    image = getattr(result, name)
-                    if image is None or not self._values[f"publish_{name}"]:
-                        continue
-                    encoding, step, data = rgb_fields(image)
-                    out = Image(header=header, height=image.shape[0], width=image.shape[1], encoding=encoding,
-                                is_bigendian=0, step=step)
-                    out.data = data
-                    publisher.publish(out)
-                self._obstacles.process(header, result.mask, result.score)  # never raises
-            except Exception as exc:  # e.g. the ROS context went away under us: counted, never fatal
-                self._stats.on_error(f"publishing failed: {type(exc).__name__}: {exc}")
-                self._log_throttled(f"publishing failed: {type(exc).__name__}: {exc}", error=True)
-                return
-        self._stats.on_published(time.monotonic() - received, self._stamp_latency(header))
+            done = []
+            for camera, header, result, received in answered:
+                try:
+                    camera.publish(header, result, self._values)
+                    done.append((camera, header, received))
+                except Exception as exc:  # e.g. the ROS context went away under us: counted, never fatal
+                    camera.stats.on_error(f"publishing failed: {type(exc).__name__}: {exc}")
+                    self._log_throttled(f"publishing failed: {type(exc).__name__}: {exc}", error=True)
+            # never raises
+            self._obstacles.process_batch([(camera.name, header, result.mask, result.score)
+                                           for camera, header, result, _ in answered])
+        for camera, header, received in done:
+            camera.stats.on_published(time.monotonic() - received, self._stamp_latency(header))
 
     def _stamp_latency(self, header):
         """now - header stamp, only where both clocks agree: sim time, or a live camera on this machine."""
@@ -276,48 +264,38 @@ class HypoodNode(Node):
         return SetParametersResult(successful=True)
 
     def _publish_diagnostics(self) -> None:
-        snap = self._stats.snapshot()
-        errors, bad = snap["inference_errors"], snap["bad_messages"]
-        if errors > self._reported_errors:
-            level, message = DiagnosticStatus.ERROR, f"inference failed: {snap['last_error']}"
-        elif bad > self._reported_bad:
-            level, message = DiagnosticStatus.WARN, f"bad input: {snap['last_error']}"
-        else:
-            level, message = DiagnosticStatus.OK, "running"
-        roi = self._pipeline.config.roi
-        fallback, share = self._roi_state
-        if fallback and level == DiagnosticStatus.OK:
-            level, message = DiagnosticStatus.WARN, f"roi {roi} needs the corridor: {fallback}; the road region is used"
-        self._reported_errors, self._reported_bad = errors, bad
+        """One status per camera (its own counts, rates, latency and region), then the obstacle statuses."""
         backend = self._pipeline.backend
         info = {"backend": backend.name, "device": str(backend.device), "model": self._values["model"],
                 "input_size": "x".join(map(str, backend.input_shape[2:])), "input_size_source": self._input_source,
-                "score": self._pipeline.config.score,
-                "threshold": self._pipeline.config.threshold, "roi": roi if not fallback else f"{roi} (road used)",
-                "roi_share": "whole picture" if share is None else f"{share:.3f}"}
-        status = DiagnosticStatus(level=level, name=f"{self.get_name()}: OOD segmentation", message=message,
-                                  hardware_id=self.get_fully_qualified_name())
-        status.values = [KeyValue(key=k, value=f"{v:.3f}" if isinstance(v, float) else str(v))
-                         for k, v in {**snap, **info}.items()]
-        array = DiagnosticArray(status=[status] + self._obstacles.diagnostics(self.get_name(), status.hardware_id))
+                "score": self._pipeline.config.score, "threshold": self._pipeline.config.threshold}
+        batches, frames = self._batches
+        if len(self._cameras) > 1:  # how well the cameras share forward passes (node-wide)
+            info.update(batch_window=self._values["batch_window"],
+                        frames_per_batch=frames / batches if batches else float("nan"))
+        hardware_id = self.get_fully_qualified_name()
+        statuses = [camera.status(self.get_name(), hardware_id, info, self._pipeline.config.roi)
+                    for camera in self._cameras]
+        array = DiagnosticArray(status=statuses + self._obstacles.diagnostics(self.get_name(), hardware_id))
         array.header.stamp = self.get_clock().now().to_msg()
         self._diagnostics.publish(array)
 
     def stop(self) -> None:
-        """Stop the worker while the context is valid: the frame in hand is finished, a waiting one dropped."""
-        with self._condition:
-            self._running = False
-            self._mailbox = None
-            self._condition.notify_all()
+        """Stop the worker while the context is valid: the batch in hand is finished, waiting frames dropped."""
+        self._mailboxes.stop()
         self._worker.join(timeout=STOP_WAIT_S)
         with self._publish_lock:
             self._closed = True
         self._pipeline.backend.close()
 
     def summary(self) -> str:
-        snap = self._stats.snapshot()
-        return (f"{snap['frames_received']} frames received, {snap['frames_processed']} processed, "
-                f"{snap['frames_dropped']} dropped, {snap['bad_messages']} bad, {snap['inference_errors']} failed")
+        snaps = [camera.stats.snapshot() for camera in self._cameras]
+        total = {key: sum(snap[key] for snap in snaps) for key in ("frames_received", "frames_processed",
+                                                                   "frames_dropped", "bad_messages",
+                                                                   "inference_errors")}
+        return (f"{total['frames_received']} frames received, {total['frames_processed']} processed, "
+                f"{total['frames_dropped']} dropped, {total['bad_messages']} bad, {total['inference_errors']} failed"
+                + (f" ({len(self._cameras)} cameras)" if len(self._cameras) > 1 else ""))
 
 
 class StopSignals:

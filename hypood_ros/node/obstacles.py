@@ -4,6 +4,10 @@ The geometry itself is `hypood_ros.geometry` (ROS-free). Here: matching a frame 
 (by stamp, within `camera_info_tolerance`) and odometry, the camera pose from TF or parameters, message
 building, and a diagnostics status saying why nothing was published when something is missing. A
 problem with one frame is reported and skipped; the mask outputs never depend on this module.
+
+Many cameras: each has its own camera_info, pose (`<name>.camera_*` parameters, or TF from its frame_id),
+obstacle cloud, markers and status (`CameraGeometry`); the grid and the odometry are shared, and one grid
+update takes the obstacles of every camera of a batch.
 """
 from __future__ import annotations
 
@@ -79,23 +83,78 @@ def pose_from_transform(msg: TransformStamped) -> CameraPose:
     return CameraPose.from_transform((t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
 
 
-class ObstacleOutputs:
-    """Created by the node; `process` is called by its worker thread after each frame's mask."""
+class CameraGeometry:
+    """One camera's part of the obstacle outputs: its camera_info, camera model, pose, cloud, markers, status."""
 
-    def __init__(self, node, values: Dict[str, Any], output_qos: Optional[QoSProfile] = None) -> None:
+    def __init__(self, node, camera: str, pose: Dict[str, float], qos: QoSProfile) -> None:
+        self.camera = camera
+        self.infos: deque = deque(maxlen=HISTORY)
+        self.pose = pose_of(pose)
+        self.state = {"level": DiagnosticStatus.OK, "message": "waiting for frames"}
+        self.counts = {"frames": 0, "skipped": 0, "obstacles": 0, "dropped_above_horizon": 0, "dropped_too_far": 0}
+        self.model: Optional[CameraModel] = None
+        self._key: Optional[tuple] = None
+        self._error = ""
+        self.publishers = {name: node.create_publisher(kind, topics.camera_topic(camera, TOPICS[name]), qos)
+                           for name, kind in (("obstacles", PointCloud2), ("markers", MarkerArray))}
+        self.info_sub = node.create_subscription(CameraInfo, topics.camera_topic(camera, topics.CAMERA_INFO),
+                                                 self._on_info, qos_profile_sensor_data)
+        self.lock: Optional[threading.Lock] = None  # the ObstacleOutputs' lock, set by it
+
+    def _on_info(self, msg: CameraInfo) -> None:
+        with self.lock:
+            self.infos.append((stamp_ns(msg.header.stamp), msg))
+
+    def camera_for(self, info: CameraInfo, rectified: bool) -> CameraModel:
+        """The camera model of a camera_info; the model (or the reason it is refused) is kept while the
+        message's contents stay the same."""
+        key = (info.width, info.height, tuple(info.k), tuple(info.d), info.distortion_model, tuple(info.p),
+               info.binning_x, info.binning_y, info.roi.width, info.roi.height, rectified)
+        if key != self._key:
+            self._key, self.model, self._error = key, None, ""
+            try:
+                roi = (info.roi.width, info.roi.height)
+                if info.binning_x > 1 or info.binning_y > 1 or (all(roi) and roi != (info.width, info.height)):
+                    raise CameraError("camera_info with binning or a region of interest is not supported")
+                self.model = CameraModel.from_camera_info(info.width, info.height, list(info.k), list(info.d),
+                                                          info.distortion_model, list(info.p), rectified)
+            except CameraError as exc:
+                self._error = str(exc)
+        if self.model is None:
+            raise CameraError(self._error)
+        return self.model
+
+    def no_info(self, values) -> str:
+        return (f"no camera_info within {values['camera_info_tolerance']} s of the image stamp" if self.infos
+                else "no camera_info received on " + self.info_sub.topic_name)
+
+    def report(self, level: int, message: str, skipped: bool = False) -> None:
+        with self.lock:
+            self.counts["skipped"] += int(skipped)
+            self.state = {"level": level, "message": message}
+
+
+def pose_of(values) -> CameraPose:
+    """The camera pose from the camera_* parameter values (pose_source parameters)."""
+    return CameraPose.from_parameters(values["camera_height"], values["camera_roll"], values["camera_pitch"],
+                                      values["camera_yaw"], values["camera_x"], values["camera_y"])
+
+
+class ObstacleOutputs:
+    """Created by the node; `process_batch` is called by its worker thread after each batch's masks.
+
+    `cameras`: camera name -> its pose parameter values (unprefixed names); None: the single camera of old
+    ('', the node-wide camera_* parameters).
+    """
+
+    def __init__(self, node, values: Dict[str, Any], output_qos: Optional[QoSProfile] = None,
+                 cameras: Optional[Dict[str, Dict[str, float]]] = None) -> None:
         self._node = node
         self._values = dict(values)
         self._lock = threading.Lock()
-        self._infos: deque = deque(maxlen=HISTORY)
         self._odom: deque = deque(maxlen=HISTORY)
-        self._camera_key: Optional[tuple] = None
-        self._camera: Optional[CameraModel] = None
-        self._camera_error = ""
         self._grid = LocalGrid(self._grid_config(values))
         self._grid_frame = ""
-        self._pose = self._parameter_pose(values)
-        self._state = {"level": DiagnosticStatus.OK, "message": "waiting for frames"}
-        self._counts = {"frames": 0, "skipped": 0, "obstacles": 0, "dropped_above_horizon": 0, "dropped_too_far": 0}
 
         self._tf_buffer = None
         tf2 = load_tf2()
@@ -109,13 +168,14 @@ class ObstacleOutputs:
             self._tf_listener = tf2.TransformListener(self._tf_buffer, node)
 
         qos = output_qos or QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
-        self._publishers = {
-            "obstacles": node.create_publisher(PointCloud2, TOPICS["obstacles"], qos),
-            "grid": node.create_publisher(OccupancyGrid, TOPICS["grid"], qos),
-            "markers": node.create_publisher(MarkerArray, TOPICS["markers"], qos),
-        }
-        self._info_sub = node.create_subscription(CameraInfo, topics.CAMERA_INFO, self._on_info,
-                                                  qos_profile_sensor_data)
+        if cameras is None:
+            cameras = {"": {name: values[name] for name in POSE_PARAMS}}
+        self._cameras: Dict[str, CameraGeometry] = {}
+        for name, pose in cameras.items():
+            self._cameras[name] = CameraGeometry(node, name, pose, qos)
+            self._cameras[name].lock = self._lock
+        self._poses = {name: dict(pose) for name, pose in cameras.items()}
+        self._grid_publisher = node.create_publisher(OccupancyGrid, TOPICS["grid"], qos)
         self._odom_sub = node.create_subscription(Odometry, topics.ODOM, self._on_odom, qos_profile_sensor_data)
         node.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -124,149 +184,151 @@ class ObstacleOutputs:
     def _grid_config(values) -> GridConfig:
         return GridConfig(**{name[len("grid_"):]: values[name] for name in GRID_PARAMS})
 
-    @staticmethod
-    def _parameter_pose(values) -> CameraPose:
-        return CameraPose.from_parameters(values["camera_height"], values["camera_roll"], values["camera_pitch"],
-                                          values["camera_yaw"], values["camera_x"], values["camera_y"])
-
     def enabled(self) -> bool:
         return any(self._values[f"publish_{name}"] for name in GEOMETRY_OUTPUTS)
 
     def _on_set_parameters(self, params) -> SetParametersResult:
-        """Run-time changes of the dynamic parameters (the node's own callback refuses the static ones)."""
+        """Run-time changes of the dynamic parameters (the node's own callback refuses the static ones); a
+        camera's own pose is `<camera>.camera_*`, the single camera's the node-wide camera_*."""
         values = dict(self._values)
+        poses = {name: dict(pose) for name, pose in self._poses.items()}
         for param in params:
             spec = BY_NAME.get(param.name)
             if spec is not None and spec.dynamic:
                 values[param.name] = param.value
+                if "" in poses and param.name in POSE_PARAMS:
+                    poses[""][param.name] = param.value
+            camera, _, name = param.name.rpartition(".")
+            if camera in poses and camera and name in POSE_PARAMS:
+                poses[camera][name] = param.value
         try:
-            pose = self._parameter_pose(values)
+            pose_models = {name: pose_of(pose) for name, pose in poses.items()}
             grid = self._grid_config(values)
         except ConfigError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         with self._lock:
-            self._values, self._pose = values, pose
+            self._values, self._poses = values, poses
+            for name, pose in pose_models.items():
+                self._cameras[name].pose = pose
             self._grid.reconfigure(grid)  # grid_size and grid_resolution are static
         return SetParametersResult(successful=True)
 
     # -- inputs --------------------------------------------------------------------------------------
-    def _on_info(self, msg: CameraInfo) -> None:
-        with self._lock:
-            self._infos.append((stamp_ns(msg.header.stamp), msg))
-
     def _on_odom(self, msg: Odometry) -> None:
         pose = msg.pose.pose
         with self._lock:
             self._odom.append((stamp_ns(msg.header.stamp),
                                (pose.position.x, pose.position.y, yaw_of(pose.orientation), msg.header.frame_id)))
 
-    def _camera_for(self, info: CameraInfo, rectified: bool) -> CameraModel:
-        """The camera model of a camera_info; the model (or the reason it is refused) is kept while the
-        message's contents stay the same."""
-        key = (info.width, info.height, tuple(info.k), tuple(info.d), info.distortion_model, tuple(info.p),
-               info.binning_x, info.binning_y, info.roi.width, info.roi.height, rectified)
-        if key != self._camera_key:
-            self._camera_key, self._camera, self._camera_error = key, None, ""
-            try:
-                roi = (info.roi.width, info.roi.height)
-                if info.binning_x > 1 or info.binning_y > 1 or (all(roi) and roi != (info.width, info.height)):
-                    raise CameraError("camera_info with binning or a region of interest is not supported")
-                self._camera = CameraModel.from_camera_info(info.width, info.height, list(info.k), list(info.d),
-                                                            info.distortion_model, list(info.p), rectified)
-            except CameraError as exc:
-                self._camera_error = str(exc)
-        if self._camera is None:
-            raise CameraError(self._camera_error)
-        return self._camera
-
-    def _camera_pose(self, header, base_frame: str) -> CameraPose:
+    def _camera_pose(self, geometry: CameraGeometry, header, base_frame: str) -> CameraPose:
         if self._tf_buffer is None:
-            return self._pose
+            return geometry.pose
         return pose_from_transform(
             self._tf_buffer.lookup_transform(base_frame, header.frame_id, Time.from_msg(header.stamp), TF_TIMEOUT))
 
     # -- per frame -----------------------------------------------------------------------------------
-    def corridor(self, header, shape) -> Tuple[Optional[np.ndarray], str]:
+    def corridor(self, header, shape, camera: str = "") -> Tuple[Optional[np.ndarray], str]:
         """The corridor ahead (roi corridor / road_corridor) as a bool mask of the frame's size from the
         camera_info and pose of this frame, or (None, the reason there is none); never raises."""
+        geometry = self._cameras[camera]
         try:
             with self._lock:
                 values = self._values
-                info = nearest(self._infos, stamp_ns(header.stamp), values["camera_info_tolerance"])
-                any_info = bool(self._infos)
+                info = nearest(geometry.infos, stamp_ns(header.stamp), values["camera_info_tolerance"])
             if info is None:
-                return None, (f"no camera_info within {values['camera_info_tolerance']} s of the image stamp"
-                              if any_info else "no camera_info received on " + self._info_sub.topic_name)
-            camera = self._camera_for(info, values["image_rectified"])
-            camera.check_size(*shape)
-            pose = self._camera_pose(header, values["base_frame"])
-            return corridor_mask(camera, pose, values["corridor_half_width"], values["max_range"],
+                return None, geometry.no_info(values)
+            model = geometry.camera_for(info, values["image_rectified"])
+            model.check_size(*shape)
+            pose = self._camera_pose(geometry, header, values["base_frame"])
+            return corridor_mask(model, pose, values["corridor_half_width"], values["max_range"],
                                  values["corridor_height"], values["corridor_min_range"]), ""
         except HypoodError as exc:
             return None, str(exc)
         except Exception as exc:  # TF lookups raise their own exception types
             return None, f"{type(exc).__name__}: {exc}"
 
-    def process(self, header, mask: Optional[np.ndarray], score: Optional[np.ndarray]) -> Optional[Obstacles]:
-        """Never raises: whatever is missing is reported in diagnostics and the frame is skipped here."""
-        if not self.enabled():
-            self._report(DiagnosticStatus.OK, "obstacle outputs off")
-            return None
-        try:
-            return self._process(header, mask, score)
-        except HypoodError as exc:
-            self._skip(DiagnosticStatus.ERROR, str(exc))
-        except Exception as exc:  # TF lookups raise their own exception types; nothing may stop the worker
-            self._skip(DiagnosticStatus.WARN, f"{type(exc).__name__}: {exc}")
-        return None
+    def process(self, header, mask: Optional[np.ndarray], score: Optional[np.ndarray],
+                camera: str = "") -> Optional[Obstacles]:
+        """One frame (see process_batch)."""
+        return self.process_batch([(camera, header, mask, score)])[0]
 
-    def _process(self, header, mask, score) -> Optional[Obstacles]:
+    def process_batch(self, frames) -> List[Optional[Obstacles]]:
+        """`frames`: (camera, header, mask, score) of one batch. Each camera's cloud and markers, then one grid
+        update from all of them. Never raises: whatever is missing is reported in that camera's diagnostics
+        and its frame is skipped here."""
+        if not self.enabled():
+            for geometry in self._cameras.values():
+                geometry.report(DiagnosticStatus.OK, "obstacle outputs off")
+            return [None] * len(frames)
+        found = []
+        for camera, header, mask, score in frames:
+            geometry = self._cameras[camera]
+            try:
+                found.append(self._find(geometry, header, mask, score))
+                continue
+            except HypoodError as exc:
+                geometry.report(DiagnosticStatus.ERROR, str(exc), skipped=True)
+            except Exception as exc:  # TF lookups raise their own exception types; nothing may stop the worker
+                geometry.report(DiagnosticStatus.WARN, f"{type(exc).__name__}: {exc}", skipped=True)
+            found.append(None)
+        seen = [(header, f) for (_, header, _, _), f in zip(frames, found) if f is not None]
+        if seen and self._values["publish_grid"]:
+            try:
+                self._grid_publisher.publish(self._update_grid(seen))
+            except Exception as exc:  # never fatal; reported on the cameras of the batch
+                for camera, *_ in frames:
+                    self._cameras[camera].report(DiagnosticStatus.WARN, f"grid: {type(exc).__name__}: {exc}")
+        return found
+
+    def _find(self, geometry: CameraGeometry, header, mask, score) -> Optional[Obstacles]:
         with self._lock:
             values = self._values
-            when = stamp_ns(header.stamp)
-            info = nearest(self._infos, when, values["camera_info_tolerance"])
-            odom = nearest(self._odom, when, values["odom_tolerance"])
-            any_info = bool(self._infos)
+            info = nearest(geometry.infos, stamp_ns(header.stamp), values["camera_info_tolerance"])
         if mask is None:
             raise ConfigError("no mask for this frame")
         if info is None:
-            self._skip(DiagnosticStatus.WARN,
-                       f"no camera_info within {values['camera_info_tolerance']} s of the image stamp" if any_info
-                       else "no camera_info received on " + self._info_sub.topic_name)
+            geometry.report(DiagnosticStatus.WARN, geometry.no_info(values), skipped=True)
             return None
-        camera = self._camera_for(info, values["image_rectified"])
-        camera.check_size(*mask.shape)
+        model = geometry.camera_for(info, values["image_rectified"])
+        model.check_size(*mask.shape)
         base = values["base_frame"]
-        pose = self._camera_pose(header, base)
-        want_grid = values["publish_grid"]
-        found = find_obstacles(mask, camera, pose, values["max_range"], score, free_space=want_grid)
+        pose = self._camera_pose(geometry, header, base)
+        found = find_obstacles(mask, model, pose, values["max_range"], score, free_space=values["publish_grid"])
         if values["publish_obstacles"]:
-            self._publishers["obstacles"].publish(self.cloud(header.stamp, base, found))
+            geometry.publishers["obstacles"].publish(self.cloud(header.stamp, base, found))
         if values["publish_markers"]:
-            self._publishers["markers"].publish(self.markers(header.stamp, base, found))
-        if want_grid:
-            self._publishers["grid"].publish(self._update_grid(header.stamp, base, found, odom))
+            geometry.publishers["markers"].publish(self.markers(header.stamp, base, found))
         with self._lock:
-            c = self._counts
+            c = geometry.counts
             c["frames"] += 1
             c["obstacles"] = len(found)
             c["dropped_above_horizon"] += found.above_horizon
             c["dropped_too_far"] += found.too_far
-        self._report(DiagnosticStatus.OK, f"{len(found)} obstacles")
+        geometry.report(DiagnosticStatus.OK, f"{len(found)} obstacles")
         return found
 
-    def _update_grid(self, stamp, base: str, found: Obstacles, odom) -> OccupancyGrid:
+    def _update_grid(self, seen) -> OccupancyGrid:
+        """One grid update from every camera's obstacles of a batch ((header, Obstacles) pairs): in the odometry
+        frame when every frame has odometry, else rebuilt from this batch alone in base_frame."""
+        base = self._values["base_frame"]
+        stamp = max((header.stamp for header, _ in seen), key=stamp_ns)
         with self._lock:
+            odoms = [nearest(self._odom, stamp_ns(header.stamp), self._values["odom_tolerance"]) for header, _ in seen]
             grid = self._grid
-            if odom is None:
+            if any(odom is None for odom in odoms):
                 frame = base
-                grid.update((0.0, 0.0), found.points[:, :2], found.free_polygon, accumulate=False)
+                hits = np.concatenate([found.points[:, :2] for _, found in seen])
+                grid.update((0.0, 0.0), hits, [found.free_polygon for _, found in seen], accumulate=False)
             else:
-                x, y, yaw, frame = odom
+                frame = odoms[-1][3]
                 if frame != self._grid_frame:
                     grid.reset()
-                poly = None if found.free_polygon is None else to_frame(found.free_polygon, x, y, yaw)
-                grid.update((x, y), to_frame(found.points[:, :2], x, y, yaw), poly)
+                hits = np.concatenate([to_frame(found.points[:, :2], *odom[:3])
+                                       for (_, found), odom in zip(seen, odoms)])
+                polygons = [None if found.free_polygon is None else to_frame(found.free_polygon, *odom[:3])
+                            for (_, found), odom in zip(seen, odoms)]
+                newest = max(range(len(seen)), key=lambda i: stamp_ns(seen[i][0].stamp))
+                grid.update(odoms[newest][:2], hits, polygons)
             self._grid_frame = frame
             occupancy = grid.occupancy()
             msg = OccupancyGrid()
@@ -278,15 +340,6 @@ class ObstacleOutputs:
             msg.info.origin.orientation.w = 1.0
         msg.data = array.array("b", occupancy.tobytes())
         return msg
-
-    def _skip(self, level: int, message: str) -> None:
-        with self._lock:
-            self._counts["skipped"] += 1
-        self._report(level, message)
-
-    def _report(self, level: int, message: str) -> None:
-        with self._lock:
-            self._state = {"level": level, "message": message}
 
     # -- messages ------------------------------------------------------------------------------------
     @staticmethod
@@ -332,17 +385,20 @@ class ObstacleOutputs:
 
     # -- diagnostics ---------------------------------------------------------------------------------
     def diagnostics(self, node_name: str, hardware_id: str) -> List[DiagnosticStatus]:
-        with self._lock:
-            state, counts = dict(self._state), dict(self._counts)
-            values = self._values
-            camera = self._camera
-        info: Dict[str, Any] = {**counts, "pose_source": self.pose_source, "base_frame": values["base_frame"],
-                                "grid_frame": self._grid_frame or "-"}
-        if camera is not None:
-            info["camera"] = (f"{camera.width}x{camera.height} fx {camera.fx:.1f} fy {camera.fy:.1f} "
-                              f"{camera.distortion_model or 'no distortion'}")
-        status = DiagnosticStatus(level=state["level"], name=f"{node_name}: obstacles", message=state["message"],
-                                  hardware_id=hardware_id)
-        status.values = [KeyValue(key=k, value=str(v)) for k, v in info.items()]
-        return [status]
-
+        """One status per camera: `<node>: obstacles`, or `<node>: obstacles (<camera>)` for a named camera."""
+        out = []
+        for name, geometry in self._cameras.items():
+            with self._lock:
+                state, counts = dict(geometry.state), dict(geometry.counts)
+                values = self._values
+                camera = geometry.model
+            info: Dict[str, Any] = {**counts, "pose_source": self.pose_source, "base_frame": values["base_frame"],
+                                    "grid_frame": self._grid_frame or "-"}
+            if camera is not None:
+                info["camera"] = (f"{camera.width}x{camera.height} fx {camera.fx:.1f} fy {camera.fy:.1f} "
+                                  f"{camera.distortion_model or 'no distortion'}")
+            status = DiagnosticStatus(level=state["level"], message=state["message"], hardware_id=hardware_id,
+                                      name=f"{node_name}: obstacles" + (f" ({name})" if name else ""))
+            status.values = [KeyValue(key=k, value=str(v)) for k, v in info.items()]
+            out.append(status)
+        return out

@@ -17,6 +17,7 @@ from hypood_ros.calibration import read_score_thresholds
 from hypood_ros.defaults import BY_NAME, GEOMETRY_OUTPUTS, OUTPUTS, PARAMS, Param, check_value
 from hypood_ros.node.params_files import foreign_files, unknown_names
 from hypood_ros.pipeline import PIPELINE_FIELDS, PipelineConfig
+from hypood_ros.topics import camera_names
 
 #: the parameters that are PipelineConfig fields (its one list)
 CONFIG_FIELDS = PIPELINE_FIELDS
@@ -44,6 +45,13 @@ def descriptor(param: Param) -> ParameterDescriptor:
     return desc
 
 
+def camera_param_names(cameras) -> List[str]:
+    """Every `<camera>.<name>` parameter of `cameras`: the pose each named camera has of its own."""
+    from hypood_ros.node.obstacles import POSE_PARAMS
+
+    return [f"{camera}.{name}" for camera in cameras for name in POSE_PARAMS]
+
+
 def given_values(node) -> Dict[str, Any]:
     """Values given to the node at start: parameter files, `-p` and launch-file parameters.
 
@@ -61,7 +69,11 @@ def declare_all(node, argv: Optional[List[str]] = None) -> Tuple[Dict[str, Any],
     """
     given = given_values(node)
     warnings = foreign_files(argv or [], node.get_fully_qualified_name())
-    unknown = unknown_names(given)
+    if isinstance(given.get("cameras"), (list, tuple)):  # a YAML list of names: the table's string form
+        given["cameras"] = ",".join(camera_names(given["cameras"]))
+    # each camera's own parameters (`front.camera_height`) are declared with its channel (node/cameras.py)
+    own = set(camera_param_names(camera_names(given.get("cameras", ""))))
+    unknown = unknown_names(name for name in given if name not in own)
     if unknown:
         warnings.append(f"ignored parameters the node does not have: {', '.join(unknown)}")
     path = check_value(BY_NAME["score_thresholds"], given.get("score_thresholds", ""))

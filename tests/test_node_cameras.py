@@ -1,0 +1,187 @@
+"""Many cameras, one model: three cameras of different sizes and rates into one node over real DDS."""
+import contextlib
+import threading
+import time
+from collections import defaultdict
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+
+from hypood_ros.node.cameras import SILENT_S, Mailboxes
+from ros_harness import NodeProcess, Peer, random_domain
+
+#: name -> (height, width, frames per second)
+CAMERAS = {"front": (120, 160, 12.0), "left": (96, 128, 8.0), "rear": (75, 130, 4.0)}
+
+
+class CamerasPeer(Peer):
+    """The harness peer with one image publisher per camera and a subscription to each camera's mask."""
+
+    def __init__(self, domain):
+        super().__init__(domain)
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.images = {name: self.node.create_publisher(Image, f"{name}/image", qos) for name in CAMERAS}
+        self.masks = defaultdict(list)  # camera -> [(time, msg)]
+        for name in CAMERAS:
+            self.node.create_subscription(Image, f"{name}/ood/mask", lambda m, n=name: self._mask(n, m), qos)
+        self.node.create_subscription(Image, "ood/mask", lambda m: self._mask("", m), qos)
+        self.arrays = []
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.arrays.append, 10)
+
+    def _mask(self, camera, msg):
+        with self.lock:
+            self.masks[camera].append((time.monotonic(), msg))
+
+    def wait_cameras(self, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(p.get_subscription_count() > 0 and self.node.count_publishers(f"{n}/ood/mask") > 0
+                   for n, p in self.images.items()):
+                return
+            time.sleep(0.05)
+        raise AssertionError("no connection to the cameras of the node under test")
+
+    def camera_status(self, camera):
+        """The last diagnostics status of `camera`, as a dict (with its name and message)."""
+        for array in reversed(self.arrays):
+            for status in array.status:
+                if status.name == f"hypood: OOD segmentation ({camera})":
+                    return {"name": status.name, "message": status.message,
+                            **{kv.key: kv.value for kv in status.values}}
+        return {}
+
+
+def stream(peer, name, stop, sent, start_sec):
+    """Publish camera `name`'s frames at its rate until `stop` is set; their stamps go into `sent`."""
+    h, w, rate = CAMERAS[name]
+    rgb = np.random.default_rng(h).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    sec = start_sec
+    next_at = time.monotonic()
+    while not stop.is_set():
+        peer.images[name].publish(peer.image(rgb, sec=sec, frame_id=f"{name}_optical"))
+        sent.append((time.monotonic(), sec))
+        sec += 1
+        next_at += 1.0 / rate
+        stop.wait(max(0.0, next_at - time.monotonic()))
+
+
+@contextlib.contextmanager
+def cameras_node(tiny_checkpoint, extra=()):
+    domain = random_domain()
+    node = NodeProcess(["-p", f"model:={tiny_checkpoint}", "-p", "input_height:=56", "-p", "input_width:=112",
+                        "-p", "diagnostics_period:=0.2", "-p", "input_qos:=reliable", "-p", "roi:=none",
+                        "-p", "cameras:=[front, left, rear]", "-p", "front.camera_height:=1.2",
+                        "-p", "batch_window:=0.04", *extra], domain)
+    peer = None
+    try:
+        node.wait_ready()
+        peer = CamerasPeer(domain)
+        peer.wait_cameras()
+        yield node, peer
+    finally:
+        if peer is not None:
+            peer.close()
+        node.stop()
+
+
+@pytest.mark.ros
+def test_three_cameras_of_different_sizes_and_rates_in_one_node(tiny_checkpoint):
+    with cameras_node(tiny_checkpoint) as (node, peer):
+        assert not [line for line in node.lines if "ignored parameters" in line], node.lines  # front.camera_height
+        ready = node.ready_line
+        assert all(f"/{name}/image" in ready for name in CAMERAS), ready
+        stop_all, stop_rear = threading.Event(), threading.Event()
+        sent = {name: [] for name in CAMERAS}
+        threads = {name: threading.Thread(target=stream, args=(peer, name, stop_rear if name == "rear" else stop_all,
+                                                               sent[name], 1000 * (i + 1)))
+                   for i, name in enumerate(CAMERAS)}
+        for thread in threads.values():
+            thread.start()
+        time.sleep(3.0)
+        stop_rear.set()  # the rear camera stops mid-run; the others go on
+        threads["rear"].join()
+        stopped_at = time.monotonic()
+        time.sleep(3.0)
+        stop_all.set()
+        for thread in threads.values():
+            thread.join()
+        time.sleep(1.0)  # the last answers
+
+        with peer.lock:
+            masks = {name: list(msgs) for name, msgs in peer.masks.items()}
+        assert not masks.get(""), "a named camera answered on the unprefixed topic"
+        for name, (h, w, _) in CAMERAS.items():
+            answers = masks[name]
+            stamps = [m.header.stamp.sec for _, m in answers]
+            # answered once each, under its own name, with its own header and size; a frame the node had no
+            # time for (a newer one of the same camera replaced it) is counted as dropped, below
+            assert len(set(stamps)) == len(stamps) and set(stamps) <= {sec for _, sec in sent[name]}, name
+            assert len(stamps) >= 0.9 * len(sent[name]), (name, len(stamps), len(sent[name]))
+            for _, msg in answers:
+                assert msg.header.frame_id == f"{name}_optical" and (msg.height, msg.width) == (h, w), name
+
+        # after the rear camera stopped, the others kept their own rate (answers per second as sent)
+        for name in ("front", "left"):
+            after = [t for t, _ in masks[name] if t > stopped_at + 0.2]
+            span = after[-1] - after[0]
+            rate = (len(after) - 1) / span
+            assert rate > 0.85 * CAMERAS[name][2], (name, rate)
+
+        # each camera's diagnostics are its own: name, topic, counts (every frame sent is answered or dropped)
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            statuses = {name: peer.camera_status(name) for name in CAMERAS}
+            if all(int(s.get("frames_processed", -1)) == len(masks[n]) for n, s in statuses.items()):
+                break
+            time.sleep(0.1)
+        for name, status in statuses.items():
+            assert status["camera"] == name and status["image_topic"] == f"/{name}/image", status
+            assert int(status["frames_received"]) == len(sent[name]), status
+            assert int(status["frames_processed"]) == len(masks[name]), status
+            assert int(status["frames_dropped"]) == len(sent[name]) - len(masks[name]), status
+            assert status["message"] == "running"
+        assert len({s["frames_received"] for s in statuses.values()}) == 3  # different rates, different counts
+        assert float(statuses["front"]["frames_per_batch"]) > 1.2, statuses["front"]  # the cameras share passes
+
+
+class Slot:
+    """What Mailboxes needs of a camera (the node's CameraChannel has the same two attributes)."""
+
+    def __init__(self, name):
+        self.name = name
+        self.pending = None
+        self.last_arrival = float("-inf")
+
+
+def test_a_frame_waits_at_most_the_window_and_never_for_a_silent_camera():
+    boxes = Mailboxes(window=0.2)
+    a, b = Slot("a"), Slot("b")
+    boxes.channels = [a, b]
+    boxes.offer(a, "a1")
+    start = time.monotonic()
+    assert [(c.name, m) for c, m, _ in boxes.take()] == [("a", "a1")]  # b never sent: not waited for
+    assert time.monotonic() - start < 0.1
+
+    boxes.offer(b, "b1")
+    boxes.take()
+    boxes.offer(a, "a2")  # b has sent lately: a waits for it, at most the window
+    start = time.monotonic()
+    assert [(c.name, m) for c, m, _ in boxes.take()] == [("a", "a2")]
+    assert 0.15 < time.monotonic() - start < 1.0
+
+    boxes.offer(a, "a3")
+    threading.Timer(0.05, boxes.offer, (b, "b2")).start()  # b's frame within the window: one batch
+    assert sorted((c.name, m) for c, m, _ in boxes.take()) == [("a", "a3"), ("b", "b2")]
+
+    b.last_arrival -= SILENT_S  # b went silent: a waits no more
+    assert not boxes.offer(a, "a4")
+    assert boxes.offer(a, "a5")  # the newer frame replaces the waiting one (counted as dropped)
+    start = time.monotonic()
+    assert [(c.name, m) for c, m, _ in boxes.take()] == [("a", "a5")]
+    assert time.monotonic() - start < 0.1
+
+    threading.Timer(0.05, boxes.stop).start()
+    assert boxes.take() is None
