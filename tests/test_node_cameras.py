@@ -7,8 +7,10 @@ from collections import defaultdict
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import OccupancyGrid
+from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from hypood_ros.node.cameras import SILENT_S, Mailboxes
 from ros_harness import NodeProcess, Peer, random_domain
@@ -185,3 +187,89 @@ def test_a_frame_waits_at_most_the_window_and_never_for_a_silent_camera():
 
     threading.Timer(0.05, boxes.stop).start()
     assert boxes.take() is None
+
+
+def camera_info(sec, frame_id, width=160, height=120, fx=100.0):
+    msg = CameraInfo(width=width, height=height, distortion_model="plumb_bob")
+    msg.header.stamp.sec, msg.header.frame_id = sec, frame_id
+    msg.k = [fx, 0.0, width / 2, 0.0, fx, height / 2, 0.0, 0.0, 1.0]
+    msg.p = [fx, 0.0, width / 2, 0.0, 0.0, fx, height / 2, 0.0, 0.0, 0.0, 1.0, 0.0]
+    msg.d = [0.0] * 5
+    return msg
+
+
+def ground_x(x, height, pitch, fy=100.0, rows_below_centre=60):
+    """Forward distance of the bottom image row's ground contact for a camera at `x`, `height`, `pitch`."""
+    return x + height / np.tan(pitch + np.arctan(rows_below_centre / fy))
+
+
+@pytest.mark.ros
+def test_each_camera_has_its_own_pose_and_all_go_into_one_grid(tiny_checkpoint):
+    """A front camera and a rear one (yawed half a turn), each with its own pose parameters: each camera's cloud
+    lies on its own side of the vehicle, and the one grid holds both."""
+    domain = random_domain()
+    # threshold far below every score: the whole picture is one obstacle whose ground contact is the bottom row
+    node = NodeProcess(["-p", f"model:={tiny_checkpoint}", "-p", "input_height:=56", "-p", "input_width:=112",
+                        "-p", "diagnostics_period:=0.2", "-p", "threshold:=-10000.0", "-p", "roi:=none",
+                        "-p", "input_qos:=reliable", "-p", "pose_source:=parameters", "-p", "cameras:=front,rear",
+                        "-p", "grid_size:=20.0", "-p", "grid_resolution:=0.25", "-p", "camera_pitch:=0.3",
+                        "-p", "front.camera_x:=2.0", "-p", "front.camera_height:=1.5",
+                        "-p", "rear.camera_x:=-1.0", "-p", "rear.camera_height:=1.0", "-p", "rear.camera_yaw:=3.14159"],
+                       domain)
+    peer = None
+    try:
+        node.wait_ready()
+        peer = Peer(domain)
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        got = defaultdict(dict)  # topic -> stamp sec -> message
+        pubs = {}
+        for name in ("front", "rear"):
+            pubs[name] = (peer.node.create_publisher(Image, f"{name}/image", qos),
+                          peer.node.create_publisher(CameraInfo, f"{name}/camera_info", qos))
+            peer.node.create_subscription(PointCloud2, f"{name}/ood/obstacles",
+                                          lambda m, t=f"{name}/ood/obstacles": got[t].update({m.header.stamp.sec: m}),
+                                          qos)
+        peer.node.create_subscription(OccupancyGrid, "ood/grid", lambda m: got["grid"].update({m.header.stamp.sec: m}),
+                                      qos)
+        deadline = time.monotonic() + 30.0
+        while not all(p.get_subscription_count() for pair in pubs.values() for p in pair):
+            assert time.monotonic() < deadline, "no connection to the node under test"
+            time.sleep(0.05)
+
+        def send(sec, want):
+            rgb = np.random.default_rng(sec).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+            until = time.monotonic() + 20.0
+            while time.monotonic() < until:
+                for name, (image, info) in pubs.items():
+                    info.publish(camera_info(sec, f"{name}_optical"))
+                time.sleep(0.05)
+                for name, (image, info) in pubs.items():
+                    image.publish(peer.image(rgb, sec=sec, frame_id=f"{name}_optical"))
+                stop = time.monotonic() + 2.0
+                while time.monotonic() < stop:
+                    if all(sec in got[t] for t in want):
+                        return {t: got[t][sec] for t in want}
+                    time.sleep(0.02)
+            raise AssertionError(f"no answer on {want} to stamp {sec}")
+
+        answer = send(11, ("front/ood/obstacles", "rear/ood/obstacles", "grid"))
+        front, rear = (np.frombuffer(bytes(answer[f"{n}/ood/obstacles"].data), dtype="<f4").reshape(-1, 4)
+                       for n in ("front", "rear"))
+        assert np.median(front[:, 0]) == pytest.approx(ground_x(2.0, 1.5, 0.3), rel=0.05)
+        assert np.median(rear[:, 0]) == pytest.approx(-ground_x(1.0, 1.0, 0.3), rel=0.05)
+        cells = np.frombuffer(bytes(answer["grid"].data), dtype=np.int8).reshape(80, 80)
+        occupied_x = (np.nonzero((cells == 100).any(axis=0))[0] + 0.5) * 0.25 - 10.0  # cell centres, metres
+        assert (occupied_x > 2.0).any() and (occupied_x < -1.0).any(), occupied_x  # ahead and behind, one grid
+
+        # a camera's own pose changes at run time, the other's stays
+        result = peer.parameter_call("set_parameters", [Parameter("rear.camera_height", value=2.0)]).results[0]
+        assert result.successful, result.reason
+        answer = send(12, ("front/ood/obstacles", "rear/ood/obstacles"))
+        front, rear = (np.frombuffer(bytes(answer[f"{n}/ood/obstacles"].data), dtype="<f4").reshape(-1, 4)
+                       for n in ("front", "rear"))
+        assert np.median(front[:, 0]) == pytest.approx(ground_x(2.0, 1.5, 0.3), rel=0.05)
+        assert np.median(rear[:, 0]) == pytest.approx(-ground_x(1.0, 2.0, 0.3), rel=0.05)
+    finally:
+        if peer is not None:
+            peer.close()
+        node.stop()

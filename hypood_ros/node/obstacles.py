@@ -7,7 +7,8 @@ problem with one frame is reported and skipped; the mask outputs never depend on
 
 Many cameras: each has its own camera_info, pose (`<name>.camera_*` parameters, or TF from its frame_id),
 obstacle cloud, markers and status (`CameraGeometry`); the grid and the odometry are shared, and one grid
-update takes the obstacles of every camera of a batch.
+update takes the obstacles of every camera of a batch (without odometry, of each camera's newest frame no
+more than RECENT_S older than the batch's newest).
 """
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ TOPICS = topics.OBSTACLE_OUTPUTS
 POSE_PARAMS = ("camera_height", "camera_roll", "camera_pitch", "camera_yaw", "camera_x", "camera_y")
 GRID_PARAMS = ("grid_size", "grid_resolution", "grid_hit", "grid_miss", "grid_decay", "grid_occupied", "grid_free")
 HISTORY = 50  # camera_info and odometry messages kept for stamp matching
+RECENT_S = 0.5  # without odometry, the grid holds each camera's newest obstacles no older than this
 TF_TIMEOUT = Duration(seconds=0.05)
 CLOUD_FIELDS = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1)
                 for i, n in enumerate(("x", "y", "z", "score"))]
@@ -155,6 +157,7 @@ class ObstacleOutputs:
         self._odom: deque = deque(maxlen=HISTORY)
         self._grid = LocalGrid(self._grid_config(values))
         self._grid_frame = ""
+        self._newest: Dict[str, tuple] = {}  # camera -> (header, Obstacles) of its newest frame with obstacles
 
         self._tf_buffer = None
         tf2 = load_tf2()
@@ -272,6 +275,8 @@ class ObstacleOutputs:
                 geometry.report(DiagnosticStatus.WARN, f"{type(exc).__name__}: {exc}", skipped=True)
             found.append(None)
         seen = [(header, f) for (_, header, _, _), f in zip(frames, found) if f is not None]
+        self._newest.update({camera: (header, f) for (camera, header, _, _), f in zip(frames, found)
+                             if f is not None})
         if seen and self._values["publish_grid"]:
             try:
                 self._grid_publisher.publish(self._update_grid(seen))
@@ -309,7 +314,7 @@ class ObstacleOutputs:
 
     def _update_grid(self, seen) -> OccupancyGrid:
         """One grid update from every camera's obstacles of a batch ((header, Obstacles) pairs): in the odometry
-        frame when every frame has odometry, else rebuilt from this batch alone in base_frame."""
+        frame when every frame has odometry, else rebuilt in base_frame from each camera's newest obstacles."""
         base = self._values["base_frame"]
         stamp = max((header.stamp for header, _ in seen), key=stamp_ns)
         with self._lock:
@@ -317,6 +322,8 @@ class ObstacleOutputs:
             grid = self._grid
             if any(odom is None for odom in odoms):
                 frame = base
+                newest = stamp_ns(stamp)
+                seen = [(h, f) for h, f in self._newest.values() if newest - stamp_ns(h.stamp) <= RECENT_S * 1e9]
                 hits = np.concatenate([found.points[:, :2] for _, found in seen])
                 grid.update((0.0, 0.0), hits, [found.free_polygon for _, found in seen], accumulate=False)
             else:
