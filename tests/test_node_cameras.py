@@ -1,5 +1,7 @@
 """Many cameras, one model: three cameras of different sizes and rates into one node over real DDS."""
 import contextlib
+import subprocess
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -12,8 +14,10 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
+from hypood_ros.errors import ConfigError
 from hypood_ros.node.cameras import SILENT_S, Mailboxes
-from ros_harness import NodeProcess, Peer, random_domain
+from hypood_ros.topics import camera_names, camera_topic
+from ros_harness import NodeProcess, Peer, random_domain, ros_env
 
 #: name -> (height, width, frames per second)
 CAMERAS = {"front": (120, 160, 12.0), "left": (96, 128, 8.0), "rear": (75, 130, 4.0)}
@@ -273,3 +277,25 @@ def test_each_camera_has_its_own_pose_and_all_go_into_one_grid(tiny_checkpoint):
         if peer is not None:
             peer.close()
         node.stop()
+
+
+def test_camera_names_and_their_topics():
+    assert camera_names("") == () and camera_names([]) == ()
+    assert camera_names("front, left rear") == camera_names(["front", "left", "rear"]) == ("front", "left", "rear")
+    assert camera_topic("front", "ood/mask") == "front/ood/mask" and camera_topic("", "ood/mask") == "ood/mask"
+    for bad, reason in (("front,front", "more than once"), ("1x", "is not a camera name"),
+                        ("a/b", "is not a camera name"), ([1, 2], "must be camera names")):
+        with pytest.raises(ConfigError, match=reason):
+            camera_names(bad)
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize("value, expected", [("[front, front]", "parameter cameras names front more than once"),
+                                             ("front,2nd", "parameter cameras: '2nd' is not a camera name")])
+def test_bad_camera_names_stop_the_node_with_one_line(tiny_checkpoint, value, expected):
+    proc = subprocess.run([sys.executable, "-m", "hypood_ros.node.hypood_node", "--ros-args",
+                           "-p", f"model:={tiny_checkpoint}", "-p", f"cameras:={value}"],
+                          env=ros_env(random_domain()), capture_output=True, text=True, timeout=90)
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    assert proc.returncode == 1 and len(lines) == 1, lines
+    assert lines[0].startswith("hypood_node: error: ") and expected in lines[0], lines
