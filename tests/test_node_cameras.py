@@ -218,7 +218,7 @@ def test_each_camera_has_its_own_pose_and_all_go_into_one_grid(tiny_checkpoint):
                         "-p", "input_qos:=reliable", "-p", "pose_source:=parameters", "-p", "cameras:=front,rear",
                         "-p", "grid_size:=20.0", "-p", "grid_resolution:=0.25", "-p", "camera_pitch:=0.3",
                         "-p", "front.camera_x:=2.0", "-p", "front.camera_height:=1.5",
-                        "-p", "rear.camera_x:=-1.0", "-p", "rear.camera_height:=1.0", "-p", "rear.camera_yaw:=3.14159"],
+                        "-p", "rear.camera_x:=-1.0", "-p", "rear.camera_height:=1", "-p", "rear.camera_yaw:=3.14159"],
                        domain)
     peer = None
     try:
@@ -265,8 +265,8 @@ def test_each_camera_has_its_own_pose_and_all_go_into_one_grid(tiny_checkpoint):
         occupied_x = (np.nonzero((cells == 100).any(axis=0))[0] + 0.5) * 0.25 - 10.0  # cell centres, metres
         assert (occupied_x > 2.0).any() and (occupied_x < -1.0).any(), occupied_x  # ahead and behind, one grid
 
-        # a camera's own pose changes at run time, the other's stays
-        result = peer.parameter_call("set_parameters", [Parameter("rear.camera_height", value=2.0)]).results[0]
+        # a camera's own pose changes at run time (an integer is taken for the float), the other's stays
+        result = peer.parameter_call("set_parameters", [Parameter("rear.camera_height", value=2)]).results[0]
         assert result.successful, result.reason
         answer = send(12, ("front/ood/obstacles", "rear/ood/obstacles"))
         front, rear = (np.frombuffer(bytes(answer[f"{n}/ood/obstacles"].data), dtype="<f4").reshape(-1, 4)
@@ -290,11 +290,14 @@ def test_camera_names_and_their_topics():
 
 
 @pytest.mark.ros
-@pytest.mark.parametrize("value, expected", [("[front, front]", "parameter cameras names front more than once"),
-                                             ("front,2nd", "parameter cameras: '2nd' is not a camera name")])
-def test_bad_camera_names_stop_the_node_with_one_line(tiny_checkpoint, value, expected):
+@pytest.mark.parametrize("args, expected", [
+    (["cameras:=[front, front]"], "parameter cameras names front more than once"),
+    (["cameras:=front,2nd"], "parameter cameras: '2nd' is not a camera name"),
+    (["cameras:=front", "front.camera_pitch:=9.0"], "parameter front.camera_pitch must be in [-1.6, 1.6], got 9.0"),
+])
+def test_bad_cameras_stop_the_node_with_one_line(tiny_checkpoint, args, expected):
     proc = subprocess.run([sys.executable, "-m", "hypood_ros.node.hypood_node", "--ros-args",
-                           "-p", f"model:={tiny_checkpoint}", "-p", f"cameras:={value}"],
+                           "-p", f"model:={tiny_checkpoint}", *[a for arg in args for a in ("-p", arg)]],
                           env=ros_env(random_domain()), capture_output=True, text=True, timeout=90)
     lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
     assert proc.returncode == 1 and len(lines) == 1, lines

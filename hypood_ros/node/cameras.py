@@ -21,9 +21,10 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from hypood_ros import topics
 from hypood_ros.conversion import check_image_fields, rgb_fields
-from hypood_ros.errors import FrameError
+from hypood_ros.defaults import ParamValueError, check_value
+from hypood_ros.errors import ConfigError, FrameError
 from hypood_ros.node.obstacles import POSE_PARAMS
-from hypood_ros.node.parameters import BY_NAME, descriptor
+from hypood_ros.node.parameters import BY_NAME, descriptor, given_values
 from hypood_ros.node.stats import FrameStats
 
 SILENT_S = 1.0  # a camera with no frame for this long is not waited for
@@ -34,12 +35,17 @@ def declare_pose(node, camera: str, values: Dict[str, float]) -> Dict[str, float
     returns their values under the table's names. The single camera ('') uses the node-wide ones."""
     if not camera:
         return {name: values[name] for name in POSE_PARAMS}
+    given = given_values(node)
     pose = {}
     for name in POSE_PARAMS:
         desc = descriptor(BY_NAME[name])
         desc.name = f"{camera}.{name}"
         desc.description = f"camera {camera}: {desc.description}"
-        pose[name] = float(node.declare_parameter(desc.name, float(values[name]), desc).value)
+        try:  # the table's one check, as for every other parameter (an integer is taken for a float)
+            value = check_value(BY_NAME[name], given.get(desc.name, values[name]))
+        except ParamValueError as exc:
+            raise ConfigError(f"parameter {desc.name} {exc.reason}") from None
+        pose[name] = node.declare_parameter(desc.name, value, desc, ignore_override=True).value
     return pose
 
 
@@ -47,11 +53,12 @@ class CameraChannel:
     """One camera. The subscription callbacks only check a message and offer it to the mailboxes; the worker
     calls `publish` with the camera's results (every output of this camera is published from there)."""
 
-    def __init__(self, node, name: str, values, input_qos, output_qos, mailboxes: "Mailboxes",
-                 on_bad: Callable[["CameraChannel", str], None]) -> None:
+    def __init__(self, node, name: str, pose: Dict[str, float], values, input_qos, output_qos,
+                 mailboxes: "Mailboxes", on_bad: Callable[["CameraChannel", str], None]) -> None:
+        """`pose`: the camera's pose parameter values (`declare_pose`)."""
         self.name = name
         self.stats = FrameStats()
-        self.pose = declare_pose(node, name, values)
+        self.pose = pose
         self.pending: Optional[Tuple[object, float]] = None  # (message, monotonic arrival): Mailboxes' lock
         self.last_arrival = float("-inf")  # monotonic, Mailboxes' lock
         self.roi_state: Tuple[str, Optional[float]] = ("", None)  # why the corridor was missing, the region share

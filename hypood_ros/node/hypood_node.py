@@ -39,7 +39,7 @@ from hypood_ros.conversion import image_to_rgb
 from hypood_ros.devices import check_device
 from hypood_ros.errors import BackendError, ConfigError, FrameError, HypoodError
 from hypood_ros.images import decode_image
-from hypood_ros.node.cameras import CameraChannel, Mailboxes
+from hypood_ros.node.cameras import CameraChannel, Mailboxes, declare_pose
 from hypood_ros.node.obstacles import ObstacleOutputs
 from hypood_ros.node.parameters import (
     BY_NAME,
@@ -90,7 +90,8 @@ class HypoodNode(Node):
         for text in warnings:
             self.get_logger().warning(text)
         values = self._values
-        cameras = topics.camera_names(values["cameras"])
+        cameras = topics.camera_names(values["cameras"]) or ("",)  # '': the single camera, unprefixed topics
+        poses = {name: declare_pose(self, name, values) for name in cameras}  # checked before the model loads
         if not values["model"]:
             raise ConfigError("parameter 'model' is empty: give a checkpoint, ONNX file or engine")
         device = check_device(values["device"])
@@ -108,7 +109,7 @@ class HypoodNode(Node):
                                 fp16=values["fp16"])
         self._pipeline = FramePipeline(backend, config, sml_stats=stats, ego_mask=ego)
         try:
-            warning = self._pipeline.warm_up(frames=max(len(cameras), 1))
+            warning = self._pipeline.warm_up(frames=len(cameras))
         except HypoodError:
             raise
         except Exception as exc:  # e.g. out of device memory: the node could not run a single frame
@@ -123,10 +124,9 @@ class HypoodNode(Node):
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._classes = self.create_publisher(String, CLASSES_TOPIC, qos("reliable", 1, latched=True))
         self._classes.publish(String(data=self._pipeline.classes.to_json()))
-        # one channel per camera ('' : the single camera of old, on the topics without a prefix)
         self._mailboxes = Mailboxes(values["batch_window"])
-        self._cameras = [CameraChannel(self, name, values, input_qos, output_qos, self._mailboxes, self._bad)
-                         for name in cameras or ("",)]
+        self._cameras = [CameraChannel(self, name, poses[name], values, input_qos, output_qos, self._mailboxes,
+                                       self._bad) for name in cameras]
         self._obstacles = ObstacleOutputs(self, values, output_qos, cameras={c.name: c.pose for c in self._cameras})
 
         self._batches = [0, 0]  # batches through the pipeline, frames in them

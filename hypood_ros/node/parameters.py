@@ -94,7 +94,7 @@ def prepare_request(params: List[Parameter], current: Mapping[str, Any],
     and a score change without a threshold takes the new score's calibrated one when there is one."""
     out = []
     for param in params:
-        spec = BY_NAME.get(param.name)
+        spec = BY_NAME.get(param.name) or BY_NAME.get(param.name.rpartition(".")[2])  # a camera's own `front.x`
         if spec is not None and spec.type is float and param.type_ == Parameter.Type.INTEGER:
             param = Parameter(param.name, Parameter.Type.DOUBLE, float(param.value))
         out.append(param)
