@@ -97,6 +97,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             from hypood_ros.images import set_max_pixels
 
             set_max_pixels(limit)
+        if getattr(args, "no_progress", False):
+            from hypood_ros.cli.console import hide_progress
+
+            hide_progress()
         return int(args.func(args) or 0)
     except HypoodError as exc:
         error(str(exc))

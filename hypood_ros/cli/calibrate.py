@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from hypood_ros.cli.parser import add_option, add_overwrite, add_pipeline_options, float_in
+from hypood_ros.cli.parser import add_no_progress, add_option, add_overwrite, add_pipeline_options, float_in
 from hypood_ros.cli.paths import Output
 from hypood_ros.errors import FrameError, HypoodError, MissingDependencyError, UsageError
 
@@ -76,6 +76,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                                         "(--roi) that may be flagged, in (0, 1)")
     add_option(parser, "--out", required=True, metavar="FILE", help="params YAML to write (.yaml)")
     add_overwrite(parser)
+    add_no_progress(parser)
     parser.set_defaults(func=run)
 
 

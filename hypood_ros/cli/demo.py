@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import List
 
-from hypood_ros.cli.parser import add_option, float_in, int_at_least
+from hypood_ros.cli.parser import add_no_progress, add_option, float_in, int_at_least
 from hypood_ros.cli.paths import CHECKPOINT_SUFFIXES, existing_file, model_file
 from hypood_ros.errors import MissingDependencyError, UsageError
 from hypood_ros.folders import missing_folders, nearest_existing, remove_empty
@@ -40,7 +40,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--rate", type=float_in(0.0, None, low_open=True), default=None, metavar="FACTOR",
                help="replay at this factor of the recorded 10 Hz (default: each frame as soon as the node answered "
                     "the previous one)")
-    add_option(parser, "--no-progress", action="store_true", help="no progress bars (they draw only on a terminal)")
+    add_no_progress(parser, help="no progress bars (they draw only on a terminal)")
     parser.set_defaults(func=run)
 
 

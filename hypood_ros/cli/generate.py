@@ -9,7 +9,7 @@ import argparse
 import re
 from pathlib import Path
 
-from hypood_ros.cli.parser import add_option, float_in, int_at_least
+from hypood_ros.cli.parser import add_no_progress, add_option, float_in, int_at_least
 from hypood_ros.cli.paths import Output
 from hypood_ros.errors import HypoodError, UsageError
 
@@ -77,7 +77,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              help="cityscapes only: held-out val images (seeds after the train ones)")
     only["family"] = add_option(parser, "--family", choices=["evaluation", "training", "none"],
                                 help="smiyc and bag: anomaly family of the scenes (evaluation: never used in "
-                                     "training)")
+                                     "training; none: bag only, a drive without anomalies)")
     only["fps"] = add_option(parser, "--fps", type=float_in(0.0, MAX_FPS, low_open=True), metavar="HZ",
                              help="bag only: frame rate")
     only["speed"] = add_option(parser, "--speed", type=float_in(0.0, MAX_SPEED), metavar="M/S",
@@ -86,6 +86,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                                help="bag only: image topic, absolute; the CameraInfo goes to its sibling camera_info")
     for dest, action in only.items():  # None unless given, so that a kind it does not apply to can refuse it
         action.shown_default = _ONLY[dest][1]
+    add_no_progress(parser)
     parser.set_defaults(func=run)
 
 
@@ -101,6 +102,9 @@ def check_args(args: argparse.Namespace) -> None:
         if value is not None and args.kind not in kinds:
             raise UsageError(f"--{dest} applies to {' and '.join(kinds)} only, not to {args.kind}")
         setattr(args, dest, default if value is None else value)
+    if args.kind == "smiyc" and args.family == "none":
+        raise UsageError("--family none applies to bag only: an SMIYC dataset holds only frames with an anomaly in "
+                         "view (choose evaluation or training)")
     if args.kind == "bag":
         if args.topic.rsplit("/", 1)[-1] == "camera_info":
             raise UsageError(f"--topic {args.topic}: the camera_info name is taken by the bag's CameraInfo; "

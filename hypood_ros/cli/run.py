@@ -8,7 +8,7 @@ from typing import Dict, List
 
 import numpy as np
 
-from hypood_ros.cli.parser import add_option, add_pipeline_options
+from hypood_ros.cli.parser import add_no_progress, add_option, add_pipeline_options
 from hypood_ros.cli.paths import Output, existing_file, existing_folder, model_file
 from hypood_ros.errors import ConfigError, FrameError, UsageError
 
@@ -24,6 +24,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--out", required=True, metavar="DIR",
                help="output folder (new or empty): NAME_labels.png, _color.png, _score.npy, _score.png, _mask.png, "
                     "_overlay.png per input")
+    add_no_progress(parser)
     parser.set_defaults(func=run)
 
 
