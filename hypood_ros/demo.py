@@ -396,10 +396,10 @@ def run_demo(s: DemoSettings) -> dict:
     from hypood_ros.evaluation.datasets import open_dataset
     from hypood_ros.evaluation.evaluate import evaluate, select_scores
     from hypood_ros.evaluation.metrics import PixelSample
+    from hypood_ros.evaluation.segmentation import confusion, miou
     from hypood_ros.node.replay import NodeLauncher, Replayer, node_arguments
     from hypood_ros.runtimes import load_backend
     from hypood_ros.synthetic import writers
-    from hypood_ros.training.validate import confusion, miou
     from hypood_ros.visualize import heat_map
 
     started = time.monotonic()

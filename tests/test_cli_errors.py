@@ -580,7 +580,7 @@ def test_pipeline_options_take_the_parameter_table():
 
 def test_score_resolution_reaches_the_pipeline(tiny_checkpoint):
     from hypood_ros.cli import build_parser
-    from hypood_ros.cli.run import pipeline_from_args
+    from hypood_ros.cli.models import pipeline_from_args
 
     args = build_parser(["run"]).parse_args(["run", "--model", str(tiny_checkpoint), "--images", ".", "--out", "o",
                                              *SIZE, "--score-resolution", "network", "--eta", "0.5"])

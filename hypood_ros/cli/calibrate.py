@@ -45,7 +45,7 @@ def frame_source(args: argparse.Namespace):
                     continue
         source = f"bag {args.bag} topic {args.topic}"
     else:
-        from hypood_ros.cli.run import image_files
+        from hypood_ros.cli.paths import image_files
         from hypood_ros.images import read_image
 
         if args.topic:
@@ -83,7 +83,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from hypood_ros.calibration import calibrate, write_params
     from hypood_ros.cli.console import progress
-    from hypood_ros.cli.run import pipeline_from_args
+    from hypood_ros.cli.models import pipeline_from_args
 
     out = Output(args.out, "--out", suffixes=(".yaml", ".yml"), overwrite=args.overwrite)
     with out as tmp:

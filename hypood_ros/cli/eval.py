@@ -152,7 +152,7 @@ def mask_from_args(args: argparse.Namespace, values: Dict[str, Any]):
 
 def run(args: argparse.Namespace) -> int:
     from hypood_ros.cli.console import note, progress
-    from hypood_ros.cli.run import load_model, sml_stats_from_args
+    from hypood_ros.cli.models import load_model, sml_stats_from_args
     from hypood_ros.evaluation.datasets import left_out_line, open_dataset
     from hypood_ros.evaluation.evaluate import evaluate, passes, select_scores
     from hypood_ros.evaluation.mask_metrics import mask_notes

@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from hypood_ros.cli.console import progress
-    from hypood_ros.cli.run import load_model
+    from hypood_ros.cli.models import load_model
     from hypood_ros.preprocess import preprocess
     from hypood_ros.scores import SMLFitter
 
