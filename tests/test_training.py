@@ -104,7 +104,7 @@ def test_two_process_torchrun_on_cpu(tmp_path, cityscapes):
                   "--set", "batch_size=1",
                   "--set", "log_every=2", "--set", "val_every=0",
                   launcher=("-m", "torch.distributed.run"))
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     assert proc.stdout.count("wrote") == 1
     assert [r["step"] for r in log_rows(run)] == ["2", "4"]
     assert load_checkpoint(run / "model.pt").metadata["steps"] == 4
