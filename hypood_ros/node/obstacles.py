@@ -179,6 +179,23 @@ class ObstacleOutputs:
             raise CameraError(self._camera_error)
         return self._camera
 
+    def info_for(self, header) -> Optional[CameraInfo]:
+        """The camera_info matched to a frame (nearest stamp within camera_info_tolerance), or None."""
+        with self._lock:
+            return nearest(self._infos, stamp_ns(header.stamp), self._values["camera_info_tolerance"])
+
+    def close(self) -> None:
+        """Take the outputs, inputs and parameter callback off the node (a lifecycle node's deactivate)."""
+        node = self._node
+        node.remove_on_set_parameters_callback(self._on_set_parameters)
+        for pub in self._publishers.values():
+            node.destroy_publisher(pub)
+        node.destroy_subscription(self._info_sub)
+        node.destroy_subscription(self._odom_sub)
+        listener = getattr(self, "_tf_listener", None)
+        if listener is not None and hasattr(listener, "unregister"):
+            listener.unregister()
+
     def _camera_pose(self, header, base_frame: str) -> CameraPose:
         if self._tf_buffer is None:
             return self._pose
