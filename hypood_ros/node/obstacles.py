@@ -38,6 +38,7 @@ from hypood_ros.geometry import (
     find_obstacles,
     to_frame,
 )
+from hypood_ros.node.qos import publisher, subscription
 
 TOPICS = topics.OBSTACLE_OUTPUTS
 POSE_PARAMS = ("camera_height", "camera_roll", "camera_pitch", "camera_yaw", "camera_x", "camera_y")
@@ -110,13 +111,12 @@ class ObstacleOutputs:
 
         qos = output_qos or QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
         self._publishers = {
-            "obstacles": node.create_publisher(PointCloud2, TOPICS["obstacles"], qos),
-            "grid": node.create_publisher(OccupancyGrid, TOPICS["grid"], qos),
-            "markers": node.create_publisher(MarkerArray, TOPICS["markers"], qos),
+            "obstacles": publisher(node, PointCloud2, TOPICS["obstacles"], qos),
+            "grid": publisher(node, OccupancyGrid, TOPICS["grid"], qos),
+            "markers": publisher(node, MarkerArray, TOPICS["markers"], qos),
         }
-        self._info_sub = node.create_subscription(CameraInfo, topics.CAMERA_INFO, self._on_info,
-                                                  qos_profile_sensor_data)
-        self._odom_sub = node.create_subscription(Odometry, topics.ODOM, self._on_odom, qos_profile_sensor_data)
+        self._info_sub = subscription(node, CameraInfo, topics.CAMERA_INFO, self._on_info, qos_profile_sensor_data)
+        self._odom_sub = subscription(node, Odometry, topics.ODOM, self._on_odom, qos_profile_sensor_data)
         node.add_on_set_parameters_callback(self._on_set_parameters)
 
     # -- configuration -------------------------------------------------------------------------------
