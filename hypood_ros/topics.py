@@ -35,3 +35,12 @@ def camera_info_for(image_topic: str) -> str:
     e.g. /front/image_raw and /front/image_raw/compressed -> /front/camera_info."""
     base = image_topic[: -len("/compressed")] if image_topic.endswith("/compressed") else image_topic
     return base.rsplit("/", 1)[0] + "/" + CAMERA_INFO if "/" in base else CAMERA_INFO
+
+
+#: CameraInfo of the image outputs, beside each group of them (`ood/camera_info`, `semantic/camera_info`): where an
+#: image_transport camera subscriber (RViz's Camera display, image_geometry users) looks for an image's calibration.
+OUTPUT_CAMERA_INFO = tuple(sorted({camera_info_for(topic) for topic in IMAGE_OUTPUTS.values()}))
+#: Lossless PNG copies (sensor_msgs/CompressedImage) on image_transport's `<topic>/compressed`.
+COMPRESSED_OUTPUTS: Dict[str, str] = {name: IMAGE_OUTPUTS[name] + "/compressed" for name in ("labels", "mask")}
+#: vision_msgs/LabelInfo out, latched, when vision_msgs is installed (beside the JSON `classes`).
+LABEL_INFO = "semantic/label_info"

@@ -37,8 +37,9 @@ def random_domain() -> int:
 class NodeProcess(NodeLauncher):
     """The node under test, isolated in its own DDS domain."""
 
-    def __init__(self, ros_args: List[str], domain: int, env: Optional[Dict[str, str]] = None) -> None:
-        super().__init__(ros_args, env={**ros_env(domain), **(env or {})})
+    def __init__(self, ros_args: List[str], domain: int, env: Optional[Dict[str, str]] = None,
+                 module: str = "hypood_ros.node.hypood_node") -> None:
+        super().__init__(ros_args, env={**ros_env(domain), **(env or {})}, module=module)
 
     def rss_kib(self) -> int:
         with open(f"/proc/{self.proc.pid}/status") as f:

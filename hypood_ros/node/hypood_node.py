@@ -27,7 +27,6 @@ from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, ShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
@@ -47,6 +46,11 @@ from hypood_ros.node.parameters import (
     prepare_request,
     score_change_problem,
 )
+from hypood_ros.node.qos import describe as describe_qos
+from hypood_ros.node.qos import publisher as qos_publisher
+from hypood_ros.node.qos import qos
+from hypood_ros.node.qos import subscription as qos_subscription
+from hypood_ros.node.side_outputs import SideOutputs
 from hypood_ros.node.stats import FrameStats
 from hypood_ros.pipeline import FramePipeline
 from hypood_ros.roi import GEOMETRY_MODES, load_ego_mask
@@ -58,13 +62,6 @@ OUTPUT_TOPICS = topics.IMAGE_OUTPUTS
 CLASSES_TOPIC = topics.CLASSES
 LOG_THROTTLE_S = 5.0
 STOP_WAIT_S = 10.0  # how long shutdown waits for the frame in hand before dropping it
-
-
-def qos(reliability: str, depth: int, latched: bool = False) -> QoSProfile:
-    """A keep-last profile from the node's QoS parameters (best_effort | reliable)."""
-    policy = ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=policy,
-                      durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
 
 
 def working_cv_bridge():
@@ -82,12 +79,24 @@ def working_cv_bridge():
 
 
 class HypoodNode(Node):
-    def __init__(self, argv: Optional[List[str]] = None, **kwargs) -> None:
-        """`argv`: the command line rclpy was started with (its parameter files are checked for this node)."""
+    def __init__(self, argv: Optional[List[str]] = None, managed: bool = False, **kwargs) -> None:
+        """`argv`: the command line rclpy was started with (its parameter files are checked for this node).
+        `managed`: only declare the parameters; `load` and `open` come later (the lifecycle node's configure
+        and activate); the plain node does both here."""
         super().__init__("hypood", **kwargs)
         self._values, self._thresholds, warnings = declare_all(self, sys.argv if argv is None else argv)
         for text in warnings:
             self.get_logger().warning(text)
+        self._pipeline: Optional[FramePipeline] = None
+        self._opened = False
+        self.add_pre_set_parameters_callback(lambda params: prepare_request(params, self._values, self._thresholds))
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        if not managed:
+            self.load()
+            self.open()
+
+    def load(self) -> None:
+        """The model, checked and warmed up (the engine built or checked first); raises a HypoodError."""
         values = self._values
         if not values["model"]:
             raise ConfigError("parameter 'model' is empty: give a checkpoint, ONNX file or engine")
@@ -104,26 +113,33 @@ class HypoodNode(Node):
         backend = load_or_build(values["model"], values["engine"], values["rebuild_engine"], self.get_logger().info,
                                 backend=values["backend"] or None, device=device, input_hw=size.hw,
                                 fp16=values["fp16"])
-        self._pipeline = FramePipeline(backend, config, sml_stats=stats, ego_mask=ego)
+        pipeline = FramePipeline(backend, config, sml_stats=stats, ego_mask=ego)
         try:
-            warning = self._pipeline.warm_up()
-        except HypoodError:
-            raise
+            warning = pipeline.warm_up()
         except Exception as exc:  # e.g. out of device memory: the node could not run a single frame
+            backend.close()
+            if isinstance(exc, HypoodError):
+                raise
             raise BackendError(f"the warm-up frame failed: {type(exc).__name__}: {first_line(exc)}") from None
         if warning:
             self.get_logger().warning(warning)
+        self._pipeline = pipeline
         self._bridge = working_cv_bridge()
+
+    def open(self) -> None:
+        """Outputs, the inference thread, the image subscription and diagnostics: frames are taken from now on."""
+        values = self._values
         self._stats = FrameStats()
         self._reported_errors = self._reported_bad = 0
         self._last_log = 0.0
 
         output_qos = qos(values["output_reliability"], values["output_depth"])
-        self._outputs = {name: self.create_publisher(Image, topic, output_qos) for name, topic in OUTPUT_TOPICS.items()}
-        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._classes = self.create_publisher(String, CLASSES_TOPIC, qos("reliable", 1, latched=True))
+        self._outputs = {name: qos_publisher(self, Image, topic, output_qos) for name, topic in OUTPUT_TOPICS.items()}
+        self._diagnostics = qos_publisher(self, DiagnosticArray, "/diagnostics", qos("reliable", 10))
+        self._classes = qos_publisher(self, String, CLASSES_TOPIC, qos("reliable", 1, latched=True))
         self._classes.publish(String(data=self._pipeline.classes.to_json()))
         self._obstacles = ObstacleOutputs(self, values, output_qos)
+        self._side = SideOutputs(self, output_qos, self._pipeline.classes)
 
         self._roi_state = ("", None)  # why the corridor was missing in the last frame, the region's share of it
         self._mailbox = None
@@ -136,21 +152,20 @@ class HypoodNode(Node):
 
         input_qos = qos("reliable" if values["input_qos"] == "reliable" else "best_effort", values["input_depth"])
         if values["input_type"] == "raw":
-            self._subscription = self.create_subscription(Image, topics.IMAGE, self._on_image, input_qos)
+            self._subscription = qos_subscription(self, Image, topics.IMAGE, self._on_image, input_qos)
         else:
-            self._subscription = self.create_subscription(CompressedImage, topics.IMAGE_COMPRESSED, self._on_compressed,
-                                                          input_qos)
-        self.add_pre_set_parameters_callback(lambda params: prepare_request(params, self._values, self._thresholds))
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+            self._subscription = qos_subscription(self, CompressedImage, topics.IMAGE_COMPRESSED, self._on_compressed,
+                                                  input_qos)
         # Steady clock: diagnostics keep coming while a replayed bag's /clock pauses (use_sim_time).
-        self.create_timer(values["diagnostics_period"], self._publish_diagnostics,
-                          clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self._timer = self.create_timer(values["diagnostics_period"], self._publish_diagnostics,
+                                        clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self._opened = True
+        backend, config = self._pipeline.backend, self._pipeline.config
         shape = backend.input_shape
         self.get_logger().info(
-            f"ready: {backend.name} backend on {backend.device}, input {shape[2]}x{shape[3]} ({size.source}), "
+            f"ready: {backend.name} backend on {backend.device}, input {shape[2]}x{shape[3]} ({self._input_source}), "
             f"score {config.score}, {self._pipeline.classes.num_classes} classes, listening on "
-            f"{self._subscription.topic_name} "
-            f"({values['input_qos']}, depth {values['input_depth']})")
+            f"{self._subscription.topic_name} ({describe_qos(self._subscription.qos_profile)})")
 
     # -- input ---------------------------------------------------------------------------------------
     def _on_image(self, msg: Image) -> None:
@@ -235,6 +250,7 @@ class HypoodNode(Node):
                                 is_bigendian=0, step=step)
                     out.data = data
                     publisher.publish(out)
+                self._side.publish(header, result, self._values, self._obstacles.info_for(header))
                 self._obstacles.process(header, result.mask, result.score)  # never raises
             except Exception as exc:  # e.g. the ROS context went away under us: counted, never fatal
                 self._stats.on_error(f"publishing failed: {type(exc).__name__}: {exc}")
@@ -269,7 +285,8 @@ class HypoodNode(Node):
             problem = score_change_problem(self._values, params)
             if problem:
                 return SetParametersResult(successful=False, reason=problem)
-            self._pipeline.update(outputs=config.outputs, **{name: getattr(config, name) for name in CONFIG_FIELDS})
+            if self._pipeline is not None:  # unconfigured: the values apply at configure
+                self._pipeline.update(outputs=config.outputs, **{name: getattr(config, name) for name in CONFIG_FIELDS})
         except ConfigError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         self._values = values
@@ -294,7 +311,7 @@ class HypoodNode(Node):
                 "input_size": "x".join(map(str, backend.input_shape[2:])), "input_size_source": self._input_source,
                 "score": self._pipeline.config.score,
                 "threshold": self._pipeline.config.threshold, "roi": roi if not fallback else f"{roi} (road used)",
-                "roi_share": "whole picture" if share is None else f"{share:.3f}"}
+                "roi_share": "whole picture" if share is None else f"{share:.3f}", **self._side.counts}
         status = DiagnosticStatus(level=level, name=f"{self.get_name()}: OOD segmentation", message=message,
                                   hardware_id=self.get_fully_qualified_name())
         status.values = [KeyValue(key=k, value=f"{v:.3f}" if isinstance(v, float) else str(v))
@@ -303,8 +320,12 @@ class HypoodNode(Node):
         array.header.stamp = self.get_clock().now().to_msg()
         self._diagnostics.publish(array)
 
-    def stop(self) -> None:
-        """Stop the worker while the context is valid: the frame in hand is finished, a waiting one dropped."""
+    def close(self) -> None:
+        """Stop taking frames while the context is valid (the frame in hand is finished, a waiting one dropped),
+        then take the subscription, outputs and timer off the node; the model stays loaded."""
+        if not self._opened:
+            return
+        self._opened = False
         with self._condition:
             self._running = False
             self._mailbox = None
@@ -312,9 +333,27 @@ class HypoodNode(Node):
         self._worker.join(timeout=STOP_WAIT_S)
         with self._publish_lock:
             self._closed = True
-        self._pipeline.backend.close()
+        self.destroy_subscription(self._subscription)
+        self.destroy_timer(self._timer)
+        self._obstacles.close()
+        self._side.close()
+        for pub in [*self._outputs.values(), self._diagnostics, self._classes]:
+            self.destroy_publisher(pub)
+
+    def unload(self) -> None:
+        """Free the model (the lifecycle node's cleanup)."""
+        if self._pipeline is not None:
+            self._pipeline.backend.close()
+            self._pipeline = None
+
+    def stop(self) -> None:
+        """Close and unload: what the node does once on its way out."""
+        self.close()
+        self.unload()
 
     def summary(self) -> str:
+        if not hasattr(self, "_stats"):
+            return "no frames taken"
         snap = self._stats.snapshot()
         return (f"{snap['frames_received']} frames received, {snap['frames_processed']} processed, "
                 f"{snap['frames_dropped']} dropped, {snap['bad_messages']} bad, {snap['inference_errors']} failed")
@@ -362,11 +401,12 @@ def init_ros(args) -> None:
         sys.stderr.flush()
 
 
-def main(args=None) -> int:
+def main(args=None, node_class=None) -> int:
+    """`node_class`: HypoodNode, or the lifecycle node (hypood_ros.node.managed), which starts unconfigured."""
     signals = StopSignals()
     try:
         init_ros(args)
-        node = HypoodNode(args)
+        node = (node_class or HypoodNode)(args)
     except KeyboardInterrupt:
         print(f"hypood_node: stopped by {signals.received or 'SIGINT'} while starting", file=sys.stderr)
         rclpy.try_shutdown()

@@ -38,6 +38,7 @@ from hypood_ros.geometry import (
     find_obstacles,
     to_frame,
 )
+from hypood_ros.node.qos import publisher, subscription
 
 TOPICS = topics.OBSTACLE_OUTPUTS
 POSE_PARAMS = ("camera_height", "camera_roll", "camera_pitch", "camera_yaw", "camera_x", "camera_y")
@@ -110,13 +111,12 @@ class ObstacleOutputs:
 
         qos = output_qos or QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
         self._publishers = {
-            "obstacles": node.create_publisher(PointCloud2, TOPICS["obstacles"], qos),
-            "grid": node.create_publisher(OccupancyGrid, TOPICS["grid"], qos),
-            "markers": node.create_publisher(MarkerArray, TOPICS["markers"], qos),
+            "obstacles": publisher(node, PointCloud2, TOPICS["obstacles"], qos),
+            "grid": publisher(node, OccupancyGrid, TOPICS["grid"], qos),
+            "markers": publisher(node, MarkerArray, TOPICS["markers"], qos),
         }
-        self._info_sub = node.create_subscription(CameraInfo, topics.CAMERA_INFO, self._on_info,
-                                                  qos_profile_sensor_data)
-        self._odom_sub = node.create_subscription(Odometry, topics.ODOM, self._on_odom, qos_profile_sensor_data)
+        self._info_sub = subscription(node, CameraInfo, topics.CAMERA_INFO, self._on_info, qos_profile_sensor_data)
+        self._odom_sub = subscription(node, Odometry, topics.ODOM, self._on_odom, qos_profile_sensor_data)
         node.add_on_set_parameters_callback(self._on_set_parameters)
 
     # -- configuration -------------------------------------------------------------------------------
@@ -178,6 +178,23 @@ class ObstacleOutputs:
         if self._camera is None:
             raise CameraError(self._camera_error)
         return self._camera
+
+    def info_for(self, header) -> Optional[CameraInfo]:
+        """The camera_info matched to a frame (nearest stamp within camera_info_tolerance), or None."""
+        with self._lock:
+            return nearest(self._infos, stamp_ns(header.stamp), self._values["camera_info_tolerance"])
+
+    def close(self) -> None:
+        """Take the outputs, inputs and parameter callback off the node (a lifecycle node's deactivate)."""
+        node = self._node
+        node.remove_on_set_parameters_callback(self._on_set_parameters)
+        for pub in self._publishers.values():
+            node.destroy_publisher(pub)
+        node.destroy_subscription(self._info_sub)
+        node.destroy_subscription(self._odom_sub)
+        listener = getattr(self, "_tf_listener", None)
+        if listener is not None and hasattr(listener, "unregister"):
+            listener.unregister()
 
     def _camera_pose(self, header, base_frame: str) -> CameraPose:
         if self._tf_buffer is None:

@@ -151,8 +151,9 @@ class NodeLauncher:
     """
 
     def __init__(self, ros_args: List[str], env: Optional[Dict[str, str]] = None,
-                 echo: Optional[Callable[[str], None]] = None) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "hypood_ros.node.hypood_node", "--ros-args", *ros_args],
+                 echo: Optional[Callable[[str], None]] = None, module: str = "hypood_ros.node.hypood_node") -> None:
+        """`module`: the node's main module (hypood_ros.node.managed: the lifecycle node)."""
+        self.proc = subprocess.Popen([sys.executable, "-m", module, "--ros-args", *ros_args],
                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: List[str] = []
         self._echo = echo
