@@ -12,6 +12,7 @@ IMAGE_COMPRESSED = "image/compressed"  # sensor_msgs/CompressedImage in (input_t
 CAMERA_INFO = "camera_info"  # sensor_msgs/CameraInfo in, for the obstacle outputs
 ODOM = "odom"  # nav_msgs/Odometry in, optional, keeps the grid in the odometry frame
 CLASSES = "classes"  # std_msgs/String (JSON) out, latched
+OOD_LABEL = "ood_label"  # sensor_msgs/Image mono8 ground truth in generated bags: 0 in-distribution, 1 OOD, 255 void
 
 #: Image outputs by pipeline output name.
 IMAGE_OUTPUTS: Dict[str, str] = {
@@ -35,3 +36,10 @@ def camera_info_for(image_topic: str) -> str:
     e.g. /front/image_raw and /front/image_raw/compressed -> /front/camera_info."""
     base = image_topic[: -len("/compressed")] if image_topic.endswith("/compressed") else image_topic
     return base.rsplit("/", 1)[0] + "/" + CAMERA_INFO if "/" in base else CAMERA_INFO
+
+
+def label_topic_for(image_topic: str) -> str:
+    """Where a bag with ground truth keeps the OOD label of `image_topic` (mono8, same stamps): beside its base
+    topic like the CameraInfo, e.g. /front/image_raw -> /front/ood_label (generated bags; `hypood fleet`)."""
+    info = camera_info_for(image_topic)
+    return info[: -len(CAMERA_INFO)] + OOD_LABEL
