@@ -72,8 +72,10 @@ class _Actor:
 
 @contextmanager
 def ray_session(settings: EngineSettings, log: Callable[[str], None] = print):
-    """Ray for this run: an existing connection is used as it is; else `address` is joined (this process's
-    hypood_ros package shipped to the cluster's workers), else a local Ray started and stopped here."""
+    """Ray for this run: an existing connection is used as it is; else `address` is joined, else a local Ray
+    started and stopped here. Workers of a Ray started or joined here run this process's own hypood_ros
+    package (Ray ships it to every node, whatever is installed there); its dependencies (torch, rosbags, ...)
+    must be installed on the nodes."""
     import logging
 
     import ray
@@ -81,16 +83,15 @@ def ray_session(settings: EngineSettings, log: Callable[[str], None] = print):
     if ray.is_initialized():
         yield ray
         return
-    quiet = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    import hypood_ros
+
+    package = {"py_modules": [str(Path(hypood_ros.__file__).parent)], "excludes": ["__pycache__", "*.pyc"]}
+    quiet = dict(log_to_driver=False, logging_level=logging.WARNING, runtime_env=package)
     try:
         if settings.address:
-            import hypood_ros
-
-            package = str(Path(hypood_ros.__file__).parent)
-            ray.init(address=settings.address, log_to_driver=False, logging_level=logging.WARNING,
-                     runtime_env={"py_modules": [package], "excludes": ["__pycache__", "*.pyc"]})
+            ray.init(address=settings.address, **quiet)
         else:
-            ray.init(num_cpus=settings.num_cpus or os.cpu_count() or 1, **quiet)
+            ray.init(num_cpus=settings.num_cpus or os.cpu_count() or 1, include_dashboard=False, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {settings.address}" if settings.address else "a local Ray"
         raise HypoodError(f"cannot start or join {where}: {str(exc).strip().splitlines()[0]}") from None
@@ -233,7 +234,8 @@ def run_fleet(jobs: Sequence[BagJob], failures: Sequence[Tuple[str, str]], optio
         except KeyboardInterrupt:
             for state in running.values():
                 ray.kill(state["actor"])
-            unfinished = len(running) + len(queue)
+            finished = {s["key"] for s in run.summaries} | {b for b, _ in run.failures}
+            unfinished = sum(1 for j in todo if j.key not in finished and j.bag not in finished)
             run.interrupted = (f"stopped by the user; {unfinished} bag(s) not finished (a later run with the same "
                                "options does them and skips the finished ones)")
         finally:
