@@ -21,7 +21,7 @@ EXTRAS: Dict[str, List[str]] = {
     "eval": _ML + ["matplotlib"],  # benchmark tables and plots
     "kernel": ["cuda-python", "nvidia-cuda-nvrtc"],  # run-time compilation of the fused CUDA kernel
     "demo": _ML + ["rosbags", "pillow"],  # `hypood demo` and `hypood generate`
-    "fleet": _ML + ["rosbags", "matplotlib", "ray[data]==2.60.0"],  # `hypood fleet` (Ray pinned: its API moves)
+    "fleet": _ML + ["rosbags", "matplotlib", "ray[data]==2.60.0", "pyarrow"],  # `hypood fleet` (Ray pinned)
 }
 EXTRAS["all"] = sorted({p for name, pkgs in EXTRAS.items() for p in pkgs})
 

@@ -53,9 +53,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--cpus-per-worker", type=float_in(0.0, None, low_open=True), default=1.0, metavar="N",
                help="CPUs Ray reserves per worker; also its torch threads (rounded, at least 1)")
     add_option(parser, "--gpus-per-worker", type=float_in(0.0), default=0.0, metavar="N",
-               help="GPUs per worker, fractions allowed (0.5: two workers share a GPU); >0 implies --device cuda")
-    add_option(parser, "--device", type=device_name, default=None,
-               help="cpu or cuda (default: cuda with --gpus-per-worker, else cpu)")
+               help="GPUs per worker, fractions allowed (0.5: two workers share a GPU); with --device cuda")
+    add_option(parser, "--device", type=device_name, default="cpu",
+               help="cpu, or cuda with --gpus-per-worker (Ray gives each worker its GPU as cuda)")
     add_option(parser, "--top-k", type=int_at_least(0), default=6, metavar="K",
                help="thumbnails of the frames to look at, per bag and overall")
     add_option(parser, "--retries", type=int_at_least(0), default=2, metavar="N",
@@ -133,7 +133,7 @@ def options_from_args(args: argparse.Namespace):
         baseline = ModelSpec(str(model_file(args.baseline, "--baseline")), base_params)
     elif args.baseline_params_file:
         raise UsageError("--baseline-params-file applies to --baseline only")
-    device = args.device or ("cuda" if args.gpus_per_worker > 0 else "cpu")
+    device = args.device
     if device.startswith("cuda") and args.gpus_per_worker == 0:
         raise UsageError("--device cuda needs --gpus-per-worker (e.g. 1, or 0.5 for two workers per GPU)")
     if args.gpus_per_worker > 0 and not device.startswith("cuda"):

@@ -132,7 +132,8 @@ def bag_summary(job: BagJob, records: List[dict], result: dict, workers: Sequenc
     summary = {
         "key": job.key, "bag": job.bag, "topic": job.topic, "name": job.name, "frames": len(records),
         "skipped": result["skipped"], "skip_reason": result["skip_reason"],
-        "seconds": result["seconds"], "frames_per_s": len(records) / result["seconds"] if result["seconds"] else None,
+        "seconds": result["seconds"], "cpu_seconds": result["cpu_seconds"],
+        "frames_per_s": len(records) / result["seconds"] if result["seconds"] else None,
         "workers": list(workers), "camera": result["camera"], "camera_note": result["camera_note"],
         "truth_frames": result["truth_frames"], "classes": result["classes"],
     }
