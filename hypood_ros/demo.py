@@ -427,7 +427,7 @@ def run_demo(s: DemoSettings) -> dict:
         for f in writers.drive(s.seed, s.frames, s.fps, s.speed, "evaluation", s.anomalies, s.size):
             frames.append(f)
             bar.update(1)
-    writers.write_bag(out / "drive", frames, TOPIC)
+    writers.write_bag(out / "drive", frames, TOPIC, labels=True)  # the ground truth too, for `hypood fleet`
     anomaly_names = writers.write_smiyc(out / "anomaly_frames", frames)
     writers.write_smiyc(out / "anomaly_frames", frames, track="ObstacleTrack")
     anomaly_idx = [f.index for f in frames if f.ood.any()]

@@ -24,7 +24,7 @@ from hypood_ros.errors import HypoodError, MissingDependencyError, exit_code
 
 #: Subcommand modules, in the order `hypood --help` lists them.
 COMMANDS = ["run", "convert", "export", "build_engine", "replay", "calibrate", "fit_sml", "eval", "train", "generate",
-            "demo"]
+            "demo", "fleet"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 

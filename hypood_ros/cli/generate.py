@@ -84,6 +84,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                                help="bag only: vehicle speed in metres per second")
     only["topic"] = add_option(parser, "--topic", type=bag_topic, metavar="TOPIC",
                                help="bag only: image topic, absolute; the CameraInfo goes to its sibling camera_info")
+    only["labels"] = add_option(parser, "--labels", action="store_const", const=True, default=None,
+                                help="bag only: also write each frame's OOD ground truth (mono8: 0 in-distribution, 1 "
+                                     "OOD, 255 void) to the image topic's sibling ood_label, for `hypood fleet`")
     for dest, action in only.items():  # None unless given, so that a kind it does not apply to can refuse it
         action.shown_default = _ONLY[dest][1]
     add_no_progress(parser)
@@ -92,7 +95,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 #: Options that apply to some kinds only: {dest: (kinds, default)}.
 _ONLY = {"val": (("cityscapes",), 0), "family": (("smiyc", "bag"), "evaluation"), "fps": (("bag",), 10.0),
-         "speed": (("bag",), 8.0), "topic": (("bag",), "/front/image_raw")}
+         "speed": (("bag",), 8.0), "topic": (("bag",), "/front/image_raw"), "labels": (("bag",), False)}
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -127,12 +130,13 @@ def run(args: argparse.Namespace) -> int:
         try:
             frames = writers.drive(args.seed, args.count, args.fps, args.speed, family, size=args.size)
             with progress(total=args.count, desc="hypood generate bag", unit="frame") as bar:
-                writers.write_bag(args.out, frames, args.topic, progress=bar)
+                writers.write_bag(args.out, frames, args.topic, progress=bar, labels=args.labels)
         except BaseException:
             out.discard()
             raise
         out.release()
-        print(f"wrote {args.out}: {args.count} frames on {args.topic} and its camera_info")
+        extra = " and ood_label" if args.labels else ""
+        print(f"wrote {args.out}: {args.count} frames on {args.topic} and its camera_info{extra}")
         return 0
     total = args.count + args.val
     with Output(args.out, "output folder", kind="folder") as tmp, \
