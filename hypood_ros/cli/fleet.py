@@ -14,7 +14,7 @@ import glob
 from pathlib import Path
 from typing import List
 
-from hypood_ros.cli.parser import add_option, device_name, float_in, int_at_least
+from hypood_ros.cli.parser import add_no_progress, add_option, device_name, float_in, int_at_least
 from hypood_ros.cli.paths import existing_file, model_file
 from hypood_ros.errors import UsageError
 
@@ -60,6 +60,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                help="thumbnails of the frames to look at, per bag and overall")
     add_option(parser, "--retries", type=int_at_least(0), default=2, metavar="N",
                help="times a dead worker is restarted and its bag retried")
+    add_no_progress(parser)
     parser.set_defaults(func=run)
 
 
