@@ -3,7 +3,7 @@
 1. generate a drive with evaluation-family anomalies (never used in training) -> MCAP bag + SMIYC layout;
 2. start `hypood_node` in its own process with the shipped demo model and the generated camera's pose,
    replay the bag's frames and camera_info to it over DDS and record its outputs, the obstacles it reports
-   on the road included (ood/obstacles, ood/grid, ood/markers; `hypood_ros.node.replay`);
+   on the road included (ood/obstacles, ood/grid, ood/markers; `hypood_ros.replay.replayer`);
 3. from the recorded outputs: contact sheet, animated overlay, mIoU of the node's semantic map and the
    metrics of the score the node published; the node's mask against the generated obstacles (SMIYC
    component metrics, each obstacle found or missed by its true range, pixel recall and false alarms inside
@@ -108,7 +108,7 @@ def message_array(msg) -> np.ndarray:
 def recorded_outputs(bag: Path) -> Dict[str, Dict[int, np.ndarray]]:
     """{output name: {stamp ns: array}} from the recorded bag."""
     from hypood_ros.bags import read_frames
-    from hypood_ros.node.replay import OUTPUT_TOPICS
+    from hypood_ros.replay.replayer import OUTPUT_TOPICS
 
     out = {}
     for name in OUTPUT_TOPICS:
@@ -397,7 +397,7 @@ def run_demo(s: DemoSettings) -> dict:
     from hypood_ros.evaluation.evaluate import evaluate, select_scores
     from hypood_ros.evaluation.metrics import PixelSample
     from hypood_ros.evaluation.segmentation import confusion, miou
-    from hypood_ros.node.replay import NodeLauncher, Replayer, node_arguments
+    from hypood_ros.replay.replayer import NodeLauncher, Replayer, node_arguments
     from hypood_ros.runtimes import load_backend
     from hypood_ros.synthetic import writers
     from hypood_ros.visualize import heat_map

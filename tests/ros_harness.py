@@ -17,7 +17,7 @@ from rclpy.parameter_client import AsyncParameterClient
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
-from hypood_ros.node.replay import NodeLauncher
+from hypood_ros.replay.replayer import NodeLauncher
 
 OUTPUTS = {"semantic/labels": "mono8", "semantic/color": "rgb8", "ood/score": "32FC1", "ood/mask": "mono8",
            "ood/overlay": "rgb8"}

@@ -96,7 +96,7 @@ def test_short_demo_through_the_node_matches_the_evaluator(tmp_path):
     from rosbags.highlevel import AnyReader
 
     from hypood_ros.bags import typestore
-    from hypood_ros.node.replay import OUTPUT_TOPICS
+    from hypood_ros.replay.replayer import OUTPUT_TOPICS
 
     out = tmp_path / "demo_out"
     frames = 8

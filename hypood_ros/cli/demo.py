@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
 
     if missing(["rclpy"]):
         raise MissingDependencyError(missing_message("rclpy", "demo"))
-    import hypood_ros.node.replay  # noqa: F401 - the ROS side loads before an earlier demo's products are touched
+    import hypood_ros.replay.replayer  # noqa: F401 - the ROS side loads before an earlier demo's products are touched
     made = missing_folders(out)  # removed again if the run fails
     try:  # the folder now, so that a place that cannot be written is refused before any work
         out.mkdir(parents=True, exist_ok=True)

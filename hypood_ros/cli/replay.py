@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
         profile = resolve_profile(args.dds_profile)
         use_profile(profile)  # before this process's first DDS participant
-        from hypood_ros.node.replay import NodeLauncher, Replayer, node_arguments
+        from hypood_ros.replay.replayer import NodeLauncher, Replayer, node_arguments
 
         replayer = Replayer(args.bag, args.topic, args.publish_topic, args.namespace, rate=args.rate,
                             max_speed=args.max_speed, start=args.start, duration=args.duration,

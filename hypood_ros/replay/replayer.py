@@ -33,7 +33,7 @@ from visualization_msgs.msg import MarkerArray
 from hypood_ros import topics
 from hypood_ros.bags import CAMERA_INFO, COMPRESSED, RecorderThread, bag_topics, read_camera_infos, read_frames
 from hypood_ros.errors import HypoodError
-from hypood_ros.node.ledger import ReplayLedger
+from hypood_ros.replay.ledger import ReplayLedger
 from hypood_ros.topics import READY_MARK  # how the node's start-up line begins
 
 OUTPUT_TOPICS = tuple(topics.IMAGE_OUTPUTS.values())
