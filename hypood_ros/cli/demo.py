@@ -1,6 +1,6 @@
 """`hypood demo`: a generated drive through the real node with the shipped demo model, and what it saw.
 
-Steps and outputs: hypood_ros/demo.py. The model, the params file and the output folder are checked before any
+Steps and outputs: hypood_ros/apps/demo/. The model, the params file and the output folder are checked before any
 work. The output folder may be new, empty or an earlier demo's (whose products a new run replaces); a failed or
 interrupted run removes what it wrote there, and the folders it made.
 """
@@ -22,7 +22,7 @@ MAX_ANOMALIES = 20
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from hypood_ros.demo import MODEL_DIR, DemoSettings
+    from hypood_ros.apps.demo import MODEL_DIR, DemoSettings
 
     d = DemoSettings()
     add_option(parser, "--out", default=str(d.out), metavar="DIR",
@@ -65,7 +65,7 @@ def _shown(path: Path) -> str:
 
 def checkpoint(value) -> Path:
     """--model: a readable project checkpoint, loaded once here (as `hypood run` loads it) before any work."""
-    from hypood_ros.demo import MODEL_DIR
+    from hypood_ros.apps.demo import MODEL_DIR
 
     path = Path(value)
     if path.is_dir():
@@ -94,7 +94,7 @@ def params_file(value):
 
 def output_folder(value) -> Path:
     """--out: not a file, somewhere writable; if it exists, empty or holding only an earlier demo's products."""
-    from hypood_ros.demo import PRODUCTS
+    from hypood_ros.apps.demo import PRODUCTS
 
     path = Path(value)
     if str(value).strip() == "":
@@ -117,14 +117,14 @@ def output_folder(value) -> Path:
 
 
 def _remove_products(out: Path, made: List[Path]) -> None:
-    from hypood_ros.demo import remove_products
+    from hypood_ros.apps.demo import remove_products
 
     remove_products(out)
     remove_empty(made)
 
 
 def run(args: argparse.Namespace) -> int:
-    from hypood_ros.demo import MODEL_DIR, DemoSettings, run_demo, table
+    from hypood_ros.apps.demo import MODEL_DIR, DemoSettings, run_demo, table
 
     # everything the command line alone can tell, then the checkpoint (a second), before any work
     out = output_folder(args.out)

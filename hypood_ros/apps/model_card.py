@@ -10,7 +10,7 @@ from its "## This copy" heading on, is kept below the new numbers.
 With `--input-sizes` the network input is chosen here, among the candidates, by the node score's road AP on
 the training-family scenes: the evaluation family stays out of every choice.
 
-    python -m hypood_ros.model_card --model RUN/uem/model.pt --data WORK --out models/demo
+    python -m hypood_ros.apps.model_card --model RUN/uem/model.pt --data WORK --out models/demo
 """
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def main(argv=None) -> int:
     from hypood_ros.runtimes import load_backend
     from hypood_ros.training.cityscapes import read_label, val_pairs
 
-    parser = argparse.ArgumentParser(prog="python -m hypood_ros.model_card", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m hypood_ros.apps.model_card", description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, type=Path, help="trained stage-2 checkpoint")
     parser.add_argument("--data", required=True, type=Path,
                         help="folder with cityscapes/ (val split held out), eval-family/ and training-family/")
