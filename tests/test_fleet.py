@@ -71,6 +71,7 @@ def _as_written(records, tmp_path):
     return read_csv(path)
 
 
+@pytest.mark.slow  # a local Ray starts (about 20 s) and runs bags: kept out of `make test-fast`
 def test_ray_equals_sequential_loop_and_baseline_of_itself(bags, params, local_ray, tmp_path):
     options = _options(params)
     jobs, failures = plan_jobs(_bag_paths(bags), "auto", options)
@@ -120,6 +121,7 @@ def summary_ap(out, job):
     return out.finished(job)["truth"]["model"]["AP"]
 
 
+@pytest.mark.slow
 def test_resume_skips_finished_bags_and_force_redoes_them(bags, params, local_ray, tmp_path):
     options = _options(params, baseline=False)
     jobs, failures = plan_jobs(_bag_paths(bags)[1:3], "/front/image_raw", options)
@@ -138,6 +140,7 @@ def test_resume_skips_finished_bags_and_force_redoes_them(bags, params, local_ra
     assert changed.skipped == 0 and changed.processed_frames == 2 * (FRAMES // 2)
 
 
+@pytest.mark.slow
 def test_killed_worker_is_retried_and_no_frame_counts_twice(bags, params, local_ray, tmp_path):
     """The worker process is killed (SIGKILL) after its first frame: Ray restarts it, retries the bag, and the
     bag's records are still each frame once, equal to the sequential loop."""
