@@ -48,6 +48,7 @@ setup(
         "console_scripts": [
             "hypood = hypood_ros.cli:main",
             "hypood_node = hypood_ros.node.hypood_node:main",
+            "hypood_lifecycle_node = hypood_ros.node.managed:main",
         ],
     },
 )

@@ -11,7 +11,7 @@ import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -97,6 +97,19 @@ def bag_topics(path: str | os.PathLike) -> Dict[str, str]:
     reader = _open(path)
     try:
         return {c.topic: c.msgtype for c in reader.connections}
+    finally:
+        reader.close()
+
+
+def topic_counts(path: str | os.PathLike) -> Dict[str, Tuple[str, int]]:
+    """topic -> (message type, message count), from the bag's index (no message is read)."""
+    reader = _open(path)
+    try:
+        out: Dict[str, Tuple[str, int]] = {}
+        for c in reader.connections:
+            kind, count = out.get(c.topic, (c.msgtype, 0))
+            out[c.topic] = (kind, count + int(c.msgcount))
+        return out
     finally:
         reader.close()
 

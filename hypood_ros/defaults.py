@@ -134,6 +134,19 @@ PARAMS += [
           range=(0.0, 1.0, 0.0)),
 ]
 
+# Outputs beside the images (hypood_ros/node/side_outputs.py): camera_info for image_geometry/RViz, lossless PNGs
+PARAMS += [
+    Param("publish_camera_info", True, "publish the calibration of the image outputs beside them (ood/camera_info, "
+          "semantic/camera_info): the camera_info matched to the frame, scaled when an output's size differs",
+          dynamic=True),
+    Param("publish_compressed_labels", False, "also publish semantic/labels/compressed (sensor_msgs/CompressedImage, "
+          "lossless PNG, as image_transport's compressed transport reads it)", dynamic=True),
+    Param("publish_compressed_mask", False, "also publish ood/mask/compressed (sensor_msgs/CompressedImage, lossless "
+          "PNG)", dynamic=True),
+    Param("png_level", 3, "zlib level of the PNG outputs: 0 (fastest, largest) to 9 (slowest, smallest)", dynamic=True,
+          range=(0, 9, 1)),
+]
+
 BY_NAME: Dict[str, Param] = {p.name: p for p in PARAMS}
 
 

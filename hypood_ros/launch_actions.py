@@ -13,7 +13,7 @@ from launch_ros.parameter_descriptions import ParameterValue
 
 from hypood_ros.dds import resolve_profile, settings
 from hypood_ros.errors import HypoodError
-from hypood_ros.launch_spec import arguments, exit_problem, node_kwargs
+from hypood_ros.launch_spec import LIFECYCLE_EXECUTABLE, arguments, exit_problem, node_kwargs
 
 
 def declare(launch_file: str) -> List[DeclareLaunchArgument]:
@@ -40,8 +40,14 @@ def text(value: str) -> ParameterValue:
 
 
 def hypood_node(values: Dict[str, str], launch_file: str) -> Node:
-    """The node (launch_spec.node_kwargs); ConfigError for a bad value, before anything starts."""
-    return Node(**node_kwargs(values, launch_file, string=text))
+    """The node (launch_spec.node_kwargs): launch_ros's LifecycleNode for the managed one (its transitions can
+    then be driven by launch events); ConfigError for a bad value, before anything starts."""
+    kwargs = node_kwargs(values, launch_file, string=text)
+    if kwargs["executable"] == LIFECYCLE_EXECUTABLE:
+        from launch_ros.actions import LifecycleNode
+
+        return LifecycleNode(**kwargs)
+    return Node(**kwargs)
 
 
 def ends_launch(what: str):

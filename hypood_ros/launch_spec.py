@@ -24,6 +24,7 @@ from hypood_ros.topics import CAMERA_INFO, IMAGE, IMAGE_COMPRESSED, ODOM, READY_
 HYPOOD, REPLAY = "hypood", "replay"  # the launch files, by the first part of their names
 BOTH = (HYPOOD, REPLAY)
 PACKAGE, EXECUTABLE, NODE_NAME = "hypood_ros", "hypood_node", "hypood"
+LIFECYCLE_EXECUTABLE = "hypood_lifecycle_node"  # the managed node (hypood_ros.node.managed)
 #: Node parameters that have a launch argument of the same name (passed on only when given).
 NODE_ARGUMENTS: Tuple[str, ...] = ("model", "backend", "engine", "device", "input_type", "input_qos",
                                    "use_sim_time")
@@ -66,6 +67,9 @@ ARGUMENTS: Tuple[Argument, ...] = (
     Argument("namespace", BOTH, "", "empty", "namespace of the node and its topics (and of RViz in replay)"),
     *(_node_argument(name) for name in NODE_ARGUMENTS if name != "use_sim_time"),
     _node_argument("use_sim_time", "follow /clock instead of wall time (replay: always, from the bag's clock)"),
+    Argument("lifecycle", (HYPOOD,), "false", "`false`",
+             "true: start the managed node (hypood_lifecycle_node), which waits unconfigured for its lifecycle "
+             "manager or `ros2 lifecycle set` (configure loads the model, activate subscribes to the camera)"),
     Argument("dds_profile", BOTH, "auto", "`auto`",
              "Fast DDS profile for every process the file starts: a path, 'shipped', 'none' (Fast DDS defaults) "
              "or 'auto' (the file the environment already names, else the shipped one)"),
@@ -165,9 +169,10 @@ def node_kwargs(values: Mapping[str, str], launch_file: str,
     parameters: List[Any] = [values["params_file"]] if values.get("params_file") else []
     if overrides:
         parameters.append({k: string(v) if isinstance(v, str) else v for k, v in overrides.items()})
+    managed = launch_file == HYPOOD and flag("lifecycle", values.get("lifecycle", "false"))
     return {
         "package": PACKAGE,
-        "executable": EXECUTABLE,
+        "executable": LIFECYCLE_EXECUTABLE if managed else EXECUTABLE,
         "name": NODE_NAME,
         "namespace": values.get("namespace", ""),
         "output": "screen",

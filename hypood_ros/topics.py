@@ -15,6 +15,7 @@ IMAGE_COMPRESSED = "image/compressed"  # sensor_msgs/CompressedImage in (input_t
 CAMERA_INFO = "camera_info"  # sensor_msgs/CameraInfo in, for the obstacle outputs
 ODOM = "odom"  # nav_msgs/Odometry in, optional, keeps the grid in the odometry frame
 CLASSES = "classes"  # std_msgs/String (JSON) out, latched
+OOD_LABEL = "ood_label"  # sensor_msgs/Image mono8 ground truth in generated bags: 0 in-distribution, 1 OOD, 255 void
 
 #: Image outputs by pipeline output name.
 IMAGE_OUTPUTS: Dict[str, str] = {
@@ -67,3 +68,19 @@ def camera_names(value) -> Tuple[str, ...]:
 def camera_topic(camera: str, topic: str) -> str:
     """`topic` of camera `camera` (relative): `front/ood/mask`; the single camera of old ('') keeps `topic`."""
     return f"{camera}/{topic}" if camera else topic
+
+
+#: CameraInfo of the image outputs, beside each group of them (`ood/camera_info`, `semantic/camera_info`): where an
+#: image_transport camera subscriber (RViz's Camera display, image_geometry users) looks for an image's calibration.
+OUTPUT_CAMERA_INFO = tuple(sorted({camera_info_for(topic) for topic in IMAGE_OUTPUTS.values()}))
+#: Lossless PNG copies (sensor_msgs/CompressedImage) on image_transport's `<topic>/compressed`.
+COMPRESSED_OUTPUTS: Dict[str, str] = {name: IMAGE_OUTPUTS[name] + "/compressed" for name in ("labels", "mask")}
+#: vision_msgs/LabelInfo out, latched, when vision_msgs is installed (beside the JSON `classes`).
+LABEL_INFO = "semantic/label_info"
+
+
+def label_topic_for(image_topic: str) -> str:
+    """Where a bag with ground truth keeps the OOD label of `image_topic` (mono8, same stamps): beside its base
+    topic like the CameraInfo, e.g. /front/image_raw -> /front/ood_label (generated bags; `hypood fleet`)."""
+    info = camera_info_for(image_topic)
+    return info[: -len(CAMERA_INFO)] + OOD_LABEL

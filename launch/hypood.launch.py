@@ -2,11 +2,13 @@
 
     ros2 launch hypood_ros hypood.launch.py camera:=/front/image_raw model:=/path/model.engine
     ros2 launch hypood_ros hypood.launch.py camera:=/front/image_raw params_file:=/path/front.yaml
+    ros2 launch hypood_ros hypood.launch.py camera:=/front/image_raw model:=/path/model.pt lifecycle:=true
 
 The arguments, their defaults and the node's description are in hypood_ros.launch_spec (shared with
 replay.launch.py): node parameters given as arguments override `params_file`; those left empty are not
 passed, so the params file's values (else the package defaults) apply. `camera_info` defaults to the
-camera's sibling topic. `dds_profile` sets the Fast DDS profile for the node process. A node that fails
+camera's sibling topic. `lifecycle:=true` starts the managed node instead, unconfigured.
+`dds_profile` sets the Fast DDS profile for the node process. A node that fails
 (a missing model, say) ends the launch with exit status 1.
 """
 from launch import LaunchDescription

@@ -17,7 +17,7 @@ from rclpy.parameter_client import AsyncParameterClient
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
-from hypood_ros.node.replay import NodeLauncher
+from hypood_ros.replay.replayer import NodeLauncher
 
 OUTPUTS = {"semantic/labels": "mono8", "semantic/color": "rgb8", "ood/score": "32FC1", "ood/mask": "mono8",
            "ood/overlay": "rgb8"}
@@ -37,8 +37,9 @@ def random_domain() -> int:
 class NodeProcess(NodeLauncher):
     """The node under test, isolated in its own DDS domain."""
 
-    def __init__(self, ros_args: List[str], domain: int, env: Optional[Dict[str, str]] = None) -> None:
-        super().__init__(ros_args, env={**ros_env(domain), **(env or {})})
+    def __init__(self, ros_args: List[str], domain: int, env: Optional[Dict[str, str]] = None,
+                 module: str = "hypood_ros.node.hypood_node") -> None:
+        super().__init__(ros_args, env={**ros_env(domain), **(env or {})}, module=module)
 
     def rss_kib(self) -> int:
         with open(f"/proc/{self.proc.pid}/status") as f:

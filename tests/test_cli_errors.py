@@ -358,6 +358,8 @@ CASES = [
     ("generate-family-for-cityscapes", GEN_CITY + ["--family", "training"], 2,
      "--family applies to smiyc and bag only, not to cityscapes"),
     ("generate-unknown-family", GEN_SMIYC + ["--family", "animals"], 2, "--family: invalid choice: 'animals'"),
+    ("generate-smiyc-without-anomalies", GEN_SMIYC + ["--family", "none"], 2,
+     "--family none applies to bag only: an SMIYC dataset holds only frames with an anomaly in view"),
     ("generate-unknown-kind", ["generate", "coco", "o"], 2, "argument KIND: invalid choice: 'coco'"),
     ("generate-no-out", ["generate", "smiyc"], 2, "the following arguments are required: OUT"),
     ("generate-out-is-file", ["generate", "cityscapes", "{w}/plain.txt", "--count", "2"], 2,
@@ -578,7 +580,7 @@ def test_pipeline_options_take_the_parameter_table():
 
 def test_score_resolution_reaches_the_pipeline(tiny_checkpoint):
     from hypood_ros.cli import build_parser
-    from hypood_ros.cli.run import pipeline_from_args
+    from hypood_ros.cli.models import pipeline_from_args
 
     args = build_parser(["run"]).parse_args(["run", "--model", str(tiny_checkpoint), "--images", ".", "--out", "o",
                                              *SIZE, "--score-resolution", "network", "--eta", "0.5"])

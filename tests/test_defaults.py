@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hypood_ros.cli.models import config_from_args
 from hypood_ros.cli.parser import Parser, add_param
-from hypood_ros.cli.run import config_from_args
 from hypood_ros.defaults import BY_NAME, OUTPUTS, PARAMS, check_value, markdown_table
 from hypood_ros.errors import ConfigError, UsageError
 from hypood_ros.geometry import GridConfig

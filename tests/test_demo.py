@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hypood_ros.demo import MODEL_DIR, message_array
+from hypood_ros.apps.demo import MODEL_DIR
+from hypood_ros.apps.demo.recorded import message_array
 from ros_harness import random_domain, ros_env
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,9 +47,9 @@ def test_model_card_chooses_the_input_size_on_the_training_family_alone(tmp_path
     evaluation-family scenes at all, so they cannot take part. The chosen size is the one `hypood eval` scores best."""
     import argparse
 
+    from hypood_ros.apps.model_card import choose_input_size, input_size
     from hypood_ros.evaluation.datasets import open_dataset
     from hypood_ros.evaluation.evaluate import evaluate
-    from hypood_ros.model_card import choose_input_size, input_size
     from hypood_ros.runtimes import load_backend
     from hypood_ros.synthetic import writers
 
@@ -96,7 +97,7 @@ def test_short_demo_through_the_node_matches_the_evaluator(tmp_path):
     from rosbags.highlevel import AnyReader
 
     from hypood_ros.bags import typestore
-    from hypood_ros.node.replay import OUTPUT_TOPICS
+    from hypood_ros.replay.replayer import OUTPUT_TOPICS
 
     out = tmp_path / "demo_out"
     frames = 8
@@ -147,7 +148,7 @@ def test_short_demo_through_the_node_matches_the_evaluator(tmp_path):
 def check_obstacles(summary, stdout):
     """The obstacle part of a demo summary: consistent with itself, with the generated drive and with the
     recorded ood/markers."""
-    from hypood_ros.demo import recorded_obstacles
+    from hypood_ros.apps.demo.recorded import recorded_obstacles
     from hypood_ros.images import read_image
     from hypood_ros.synthetic import writers
 
@@ -202,7 +203,7 @@ def check_obstacles(summary, stdout):
 
 
 def test_a_new_model_card_keeps_the_hand_written_notes(tmp_path):
-    from hypood_ros.model_card import NOTES, kept_notes
+    from hypood_ros.apps.model_card import NOTES, kept_notes
 
     readme = tmp_path / "README.md"
     assert kept_notes(readme) == ""  # no earlier card

@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from hypood_ros.demo import MODEL_DIR
+from hypood_ros.apps.demo import MODEL_DIR
 from hypood_ros.evaluation.components import TRACK_SIZES, ComponentTally, best_f1_threshold, instances, segment_metrics
 from hypood_ros.evaluation.datasets import open_dataset
 from hypood_ros.evaluation.evaluate import evaluate

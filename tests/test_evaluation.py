@@ -7,7 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from hypood_ros.evaluation.datasets import DatasetError, open_dataset
+from hypood_ros.evaluation.datasets import DatasetError, left_out_line, open_dataset
+from hypood_ros.evaluation.evaluate import select_scores
 from hypood_ros.scores import SCORES
 
 H, W = 42, 56
@@ -110,6 +111,21 @@ def test_smiyc_frames_follow_the_benchmark_validation_split(tmp_path):
     dataset = open_dataset("smiyc-anomaly", tmp_path)
     assert [s.name for s in dataset.samples] == ["validation0000", "validation0001"]
     assert dataset.left_out == ["zebra0000"]
+    assert left_out_line(dataset) == ("1 frame left out (the benchmark evaluates only the validation* frames): "
+                                      "zebra0000")
+    obstacle = open_dataset("smiyc-obstacle", tmp_path)
+    line = left_out_line(obstacle)
+    assert line.startswith("11 frames left out (the benchmark evaluates only the validation_* scene and leaves out "
+                           "validation_19* and validation_21* to validation_29*): ")
+    assert line.endswith("): gravel_0001, validation_19, validation_21, validation_22, validation_23 and 6 more (all "
+                         "in results.json meta.left_out)")
+
+
+def test_select_scores_leaves_out_duplicates_and_unusable_scores():
+    names = select_scores("all", has_sml=False)
+    assert "sml" not in names and "delta_max_logit" not in names and "normalized_max_logit" in names
+    assert "delta_max_logit" in select_scores("all", has_sml=True, delta=0.5)
+    assert select_scores("delta_max_logit, energy", has_sml=False) == ["delta_max_logit", "energy"]
 
 
 def test_wrong_root_is_explained(tmp_path):
@@ -266,3 +282,16 @@ def test_summary_names_the_protocol_and_resolution(tmp_path, tiny_checkpoint):
         text = (out / "results.md").read_text()
         assert f"Protocol: {protocol} (" in text and f"score resolution: {resolution}" in text
     assert "stride 42x28" in (tmp_path / "sliding" / "results.md").read_text()  # 140 capped at the window
+
+
+def test_no_progress_silences_the_bar_on_a_terminal(tmp_path, tiny_checkpoint):
+    """Every command with a bar takes --no-progress; `run` shown here, with the bar drawn without it."""
+    from terminal import on_terminal
+
+    make(tmp_path / "fs", "fs-static", n=2)
+    base = ["run", "--model", tiny_checkpoint, "--images", tmp_path / "fs" / "fs_static_images_v1", "--height", "42",
+            "--width", "56"]
+    returncode, drawn, _ = on_terminal([*base, "--out", tmp_path / "shown"])
+    assert returncode == 0 and b"hypood run" in drawn and b"2/2" in drawn, drawn
+    returncode, drawn, _ = on_terminal([*base, "--out", tmp_path / "quiet", "--no-progress"])
+    assert returncode == 0 and b"hypood run" not in drawn and b"\r" not in drawn, drawn

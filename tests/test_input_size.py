@@ -90,7 +90,7 @@ def test_write_input_size_changes_the_metadata_only(models, tmp_path):
 
 
 def test_the_shipped_demo_model_records_the_size_it_was_calibrated_at():
-    from hypood_ros.demo import MODEL_DIR
+    from hypood_ros.apps.demo import MODEL_DIR
 
     metrics = json.loads((MODEL_DIR / "metrics.json").read_text())
     params = yaml.safe_load((MODEL_DIR / "params.yaml").read_text())["/**"]["ros__parameters"]

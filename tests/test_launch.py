@@ -111,7 +111,8 @@ def test_both_launch_files_build_the_node_from_the_spec():
         # a node that fails ends the launch (exit status 1)
         assert "OnProcessExit(target_action=node, on_exit=ends_launch('hypood_node'))" in source, name
     actions = ast.unparse(module(REPO / "hypood_ros" / "launch_actions.py"))
-    assert "return Node(**node_kwargs(values, launch_file, string=text))" in actions
+    assert "kwargs = node_kwargs(values, launch_file, string=text)" in actions
+    assert "return LifecycleNode(**kwargs)" in actions and "return Node(**kwargs)" in actions  # lifecycle:=true
     assert "ParameterValue(value, value_type=str)" in actions
 
 
@@ -167,6 +168,16 @@ def test_given_arguments_override_the_params_file(tmp_path):
 def test_bad_values_stop_the_launch_before_the_node(name, value, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         node_kwargs(given(HYPOOD, **{name: value}), HYPOOD)
+
+
+def test_lifecycle_argument_starts_the_managed_executable():
+    assert node_kwargs(given(HYPOOD, model="m.pt"), HYPOOD)["executable"] == "hypood_node"
+    kwargs = node_kwargs(given(HYPOOD, model="m.pt", lifecycle="true"), HYPOOD)
+    assert kwargs["executable"] == "hypood_lifecycle_node" and kwargs["name"] == "hypood"
+    with pytest.raises(ConfigError, match="launch argument lifecycle must be true or false"):
+        node_kwargs(given(HYPOOD, lifecycle="maybe"), HYPOOD)
+    assert "lifecycle" not in {a.name for a in arguments(REPLAY)}
+    assert "hypood_lifecycle_node = hypood_ros.node.managed:main" in (REPO / "setup.py").read_text()
 
 
 def test_effective_value_is_the_argument_else_the_params_file_else_the_default(tmp_path):
@@ -368,6 +379,8 @@ class Launch:
                 (share / folder).symlink_to(REPO / folder)
         executable(prefix / "lib" / "hypood_ros" / "hypood_node",
                    f'#!/bin/sh\nexec "{sys.executable}" -m hypood_ros.node.hypood_node "$@"\n')
+        executable(prefix / "lib" / "hypood_ros" / "hypood_lifecycle_node",
+                   f'#!/bin/sh\nexec "{sys.executable}" -m hypood_ros.node.managed "$@"\n')
         env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
                    PYTHONUNBUFFERED="1", HYPOOD_LAUNCH_CHECK=self.tag)
         env.pop("ROS_LOCALHOST_ONLY", None)
@@ -489,6 +502,40 @@ def test_real_launch_arguments_given_override_the_params_file(run_launch, tiny_c
     assert values == {"model": str(tiny_checkpoint), "backend": "", "device": "cpu", "input_type": "raw",
                       "input_qos": "sensor_data", "use_sim_time": True, "input_width": 112}
     assert launch.interrupt() == 0
+    assert launch.leftovers() == []
+
+
+@pytest.mark.ros
+@needs_launch
+def test_real_launch_the_lifecycle_node(run_launch, tiny_checkpoint, tmp_path):
+    """lifecycle:=true: the managed node starts unconfigured (no camera subscription) and subscribes once a
+    lifecycle client has configured and activated it; Ctrl-C ends the launch with nothing left."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    from ros_harness import Peer
+
+    launch = run_launch("hypood.launch.py", "camera:=/front/image_raw", f"model:={tiny_checkpoint}", "lifecycle:=true")
+    peer = Peer(launch.domain)
+    try:
+        client = peer.node.create_client(ChangeState, "/hypood/change_state")
+        assert client.wait_for_service(timeout_sec=90), launch.text()
+        deadline = time.monotonic() + 30
+        while ("hypood", "/") not in peer.node.get_node_names_and_namespaces() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "/front/image_raw" not in {t for t, _ in peer.node.get_subscriber_names_and_types_by_node("hypood", "/")}
+        for transition in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
+            future = client.call_async(ChangeState.Request(transition=Transition(id=transition)))
+            deadline = time.monotonic() + 90
+            while not future.done() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert future.done() and future.result().success, launch.text()
+    finally:
+        peer.close()
+    values = launched_node(launch, names=("model",), topics={"/front/image_raw", "/front/camera_info"})
+    assert values == {"model": str(tiny_checkpoint)}
+    assert launch.interrupt() == 0
+    assert "[hypood_lifecycle_node-1]" in launch.text()
     assert launch.leftovers() == []
 
 

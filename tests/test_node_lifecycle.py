@@ -16,7 +16,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from hypood_ros.model import build_segmentor, save_checkpoint
-from hypood_ros.node.replay import cdr_stamp
+from hypood_ros.replay.replayer import cdr_stamp
 from ros_harness import OUTPUTS, NodeProcess, Peer, random_domain
 
 pytestmark = pytest.mark.ros

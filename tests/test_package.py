@@ -92,7 +92,8 @@ def test_setup_installs_the_launcher_except_in_wheels():
     wheel = setup_arguments("bdist_wheel")
     assert all(dest != "bin" for dest, _ in wheel["data_files"])
     assert set(wheel["entry_points"]["console_scripts"]) == {"hypood = hypood_ros.cli:main",
-                                                             "hypood_node = hypood_ros.node.hypood_node:main"}
+                                                             "hypood_node = hypood_ros.node.hypood_node:main",
+                                                             "hypood_lifecycle_node = hypood_ros.node.managed:main"}
 
 
 def test_launcher_runs_the_cli_with_the_python_beside_it(tmp_path):

@@ -149,10 +149,11 @@ def test_hypood_run_fails_when_nothing_is_usable(tmp_path, tiny_checkpoint):
 def test_run_options_reach_the_pipeline_config(tiny_checkpoint):
     import argparse
 
-    from hypood_ros.cli.run import add_pipeline_arguments, pipeline_from_args
+    from hypood_ros.cli.models import pipeline_from_args
+    from hypood_ros.cli.parser import add_pipeline_options
 
     parser = argparse.ArgumentParser()
-    add_pipeline_arguments(parser)
+    add_pipeline_options(parser)
     args = parser.parse_args(["--model", str(tiny_checkpoint), "--height", "56", "--width", "112",
                               "--score", "energy", "--threshold", "-3.5", "--min-area", "7", "--opening", "3",
                               "--roi", "corridor", "--roi-margin", "4", "--roi-drop-known"])

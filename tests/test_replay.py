@@ -57,7 +57,7 @@ def hypood(*args, timeout=240):
 
 def replay_to_a_started_node(bag, ckpt, node_options, replay_args=()):
     """`hypood replay --max-speed` against a node started on its own (node_arguments options)."""
-    from hypood_ros.node.replay import NodeLauncher, node_arguments
+    from hypood_ros.replay.replayer import NodeLauncher, node_arguments
 
     domain = random_domain()
     node = NodeLauncher(node_arguments(str(ckpt), "/front/image_raw", False,
@@ -301,7 +301,7 @@ def test_launch_node_delivers_every_large_frame_with_the_profile(tmp_path, tiny_
 
 
 def test_camera_info_for_each_frame():
-    from hypood_ros.node.replay import CameraInfos
+    from hypood_ros.replay.replayer import CameraInfos
     from hypood_ros.topics import camera_info_for as camera_info_topic
 
     assert camera_info_topic("/front/image_raw") == "/front/camera_info"
@@ -410,7 +410,7 @@ def test_launch_node_shows_the_node_warnings(tmp_path, tiny_checkpoint):
 
 def test_replay_camera_info_remap_yields_to_the_users():
     """rcl applies the first remap rule that matches: replay leaves its own out when the user gives one."""
-    from hypood_ros.node.replay import node_arguments
+    from hypood_ros.replay.replayer import node_arguments
 
     args = node_arguments("m.pt", "/front/image_raw", False, camera_info="/front/camera_info")
     assert "camera_info:=/front/camera_info" in args
@@ -421,7 +421,7 @@ def test_replay_camera_info_remap_yields_to_the_users():
 
 def test_replay_passes_the_launched_node_no_input_size():
     """The node runs the model at the size it records: replay's own arguments never set one."""
-    from hypood_ros.node.replay import node_arguments
+    from hypood_ros.replay.replayer import node_arguments
 
     args = node_arguments("m.pt", "/front/image_raw", True, "/car", "p.yaml", qos="sensor_data", use_sim_time=True,
                           camera_info="/front/camera_info")

@@ -1,7 +1,7 @@
 """Replay accounting by message order and receipt (ReplayLedger), without DDS."""
 import pytest
 
-from hypood_ros.node.ledger import ReplayLedger
+from hypood_ros.replay.ledger import ReplayLedger
 
 TOPICS = ("ood/mask", "semantic/color")
 

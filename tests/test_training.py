@@ -104,7 +104,7 @@ def test_two_process_torchrun_on_cpu(tmp_path, cityscapes):
                   "--set", "batch_size=1",
                   "--set", "log_every=2", "--set", "val_every=0",
                   launcher=("-m", "torch.distributed.run"))
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     assert proc.stdout.count("wrote") == 1
     assert [r["step"] for r in log_rows(run)] == ["2", "4"]
     assert load_checkpoint(run / "model.pt").metadata["steps"] == 4
@@ -113,11 +113,7 @@ def test_two_process_torchrun_on_cpu(tmp_path, cityscapes):
 def test_progress_bar_only_on_a_terminal(tmp_path, cityscapes):
     """A redirected stderr gets no bar (no carriage returns) and stdout the periodic log lines; a terminal
     gets the bar."""
-    import fcntl
-    import os
-    import pty
-    import struct
-    import termios
+    from terminal import on_terminal
 
     args = ["train", "segmentor", "--data-root", cityscapes, *SMALL[:-1], "--set", "steps=2", "--set", "log_every=1",
             "--set", "val_every=0"]
@@ -126,23 +122,8 @@ def test_progress_bar_only_on_a_terminal(tmp_path, cityscapes):
     assert "\r" not in proc.stderr and "train segmentor" not in proc.stderr, proc.stderr
     assert [line for line in proc.stdout.splitlines() if line.startswith("step ")][-1].startswith("step 2/2 loss ")
 
-    master, terminal = pty.openpty()
-    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a new pty is 0 columns wide
-    child = subprocess.Popen([sys.executable, "-m", "hypood_ros.cli", *map(str, args), "--out", tmp_path / "shown"],
-                             stdout=subprocess.PIPE, stderr=terminal, text=True)
-    os.close(terminal)
-    drawn = b""
-    while True:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        drawn += chunk
-    os.close(master)
-    stdout = child.communicate(timeout=300)[0]
-    assert child.returncode == 0, drawn
+    returncode, drawn, stdout = on_terminal([*args, "--out", tmp_path / "shown"])
+    assert returncode == 0, drawn
     assert b"\r" in drawn and b"train segmentor" in drawn and b"2/2" in drawn, drawn
     assert "step 2/2" not in stdout and stdout.strip() == f"wrote {tmp_path / 'shown' / 'model.pt'}"
 

@@ -24,7 +24,7 @@ from hypood_ros.errors import HypoodError, MissingDependencyError, exit_code
 
 #: Subcommand modules, in the order `hypood --help` lists them.
 COMMANDS = ["run", "convert", "export", "build_engine", "replay", "calibrate", "fit_sml", "eval", "train", "generate",
-            "demo"]
+            "demo", "fleet"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -97,6 +97,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             from hypood_ros.images import set_max_pixels
 
             set_max_pixels(limit)
+        if getattr(args, "no_progress", False):
+            from hypood_ros.cli.console import hide_progress
+
+            hide_progress()
         return int(args.func(args) or 0)
     except HypoodError as exc:
         error(str(exc))

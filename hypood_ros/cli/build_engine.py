@@ -37,7 +37,7 @@ def build_tensorrt(args: argparse.Namespace, out: Path) -> str:
 
 
 def build_aoti_package(args: argparse.Namespace, out: Path) -> str:
-    from hypood_ros.cli.run import input_size
+    from hypood_ros.cli.models import input_size
     from hypood_ros.runtimes.aoti_build import build_aoti
 
     if args.precision == "int8":

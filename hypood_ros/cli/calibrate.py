@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from hypood_ros.cli.parser import add_option, add_overwrite, add_pipeline_options, float_in
+from hypood_ros.cli.parser import add_no_progress, add_option, add_overwrite, add_pipeline_options, float_in
 from hypood_ros.cli.paths import Output
 from hypood_ros.errors import FrameError, HypoodError, MissingDependencyError, UsageError
 
@@ -45,7 +45,7 @@ def frame_source(args: argparse.Namespace):
                     continue
         source = f"bag {args.bag} topic {args.topic}"
     else:
-        from hypood_ros.cli.run import image_files
+        from hypood_ros.cli.paths import image_files
         from hypood_ros.images import read_image
 
         if args.topic:
@@ -76,13 +76,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
                                         "(--roi) that may be flagged, in (0, 1)")
     add_option(parser, "--out", required=True, metavar="FILE", help="params YAML to write (.yaml)")
     add_overwrite(parser)
+    add_no_progress(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from hypood_ros.calibration import calibrate, write_params
     from hypood_ros.cli.console import progress
-    from hypood_ros.cli.run import pipeline_from_args
+    from hypood_ros.cli.models import pipeline_from_args
 
     out = Output(args.out, "--out", suffixes=(".yaml", ".yml"), overwrite=args.overwrite)
     with out as tmp:

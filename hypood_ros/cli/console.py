@@ -7,13 +7,21 @@ from __future__ import annotations
 
 import sys
 
+_SHOW = True  # `--no-progress` turns every bar of the command off (`hide_progress`)
+
+
+def hide_progress() -> None:
+    """No bar for the rest of this process (a command's `--no-progress`)."""
+    global _SHOW
+    _SHOW = False
+
 
 def progress(iterable=None, total=None, desc: str = "", unit: str = "it"):
     """A tqdm bar on stderr, drawn only when stderr is a terminal; use it as a context manager."""
     from tqdm import tqdm
 
-    return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, disable=not sys.stderr.isatty(),
-                dynamic_ncols=True)
+    return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr,
+                disable=not (_SHOW and sys.stderr.isatty()), dynamic_ncols=True)
 
 
 def note(text: str) -> None:

@@ -1,6 +1,6 @@
 """`hypood demo`: a generated drive through the real node with the shipped demo model, and what it saw.
 
-Steps and outputs: hypood_ros/demo.py. The model, the params file and the output folder are checked before any
+Steps and outputs: hypood_ros/apps/demo/. The model, the params file and the output folder are checked before any
 work. The output folder may be new, empty or an earlier demo's (whose products a new run replaces); a failed or
 interrupted run removes what it wrote there, and the folders it made.
 """
@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import List
 
-from hypood_ros.cli.parser import add_option, float_in, int_at_least
+from hypood_ros.cli.parser import add_no_progress, add_option, float_in, int_at_least
 from hypood_ros.cli.paths import CHECKPOINT_SUFFIXES, existing_file, model_file
 from hypood_ros.errors import MissingDependencyError, UsageError
 from hypood_ros.folders import missing_folders, nearest_existing, remove_empty
@@ -22,7 +22,7 @@ MAX_ANOMALIES = 20
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from hypood_ros.demo import MODEL_DIR, DemoSettings
+    from hypood_ros.apps.demo import MODEL_DIR, DemoSettings
 
     d = DemoSettings()
     add_option(parser, "--out", default=str(d.out), metavar="DIR",
@@ -40,7 +40,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--rate", type=float_in(0.0, None, low_open=True), default=None, metavar="FACTOR",
                help="replay at this factor of the recorded 10 Hz (default: each frame as soon as the node answered "
                     "the previous one)")
-    add_option(parser, "--no-progress", action="store_true", help="no progress bars (they draw only on a terminal)")
+    add_no_progress(parser, help="no progress bars (they draw only on a terminal)")
     parser.set_defaults(func=run)
 
 
@@ -65,7 +65,7 @@ def _shown(path: Path) -> str:
 
 def checkpoint(value) -> Path:
     """--model: a readable project checkpoint, loaded once here (as `hypood run` loads it) before any work."""
-    from hypood_ros.demo import MODEL_DIR
+    from hypood_ros.apps.demo import MODEL_DIR
 
     path = Path(value)
     if path.is_dir():
@@ -94,7 +94,7 @@ def params_file(value):
 
 def output_folder(value) -> Path:
     """--out: not a file, somewhere writable; if it exists, empty or holding only an earlier demo's products."""
-    from hypood_ros.demo import PRODUCTS
+    from hypood_ros.apps.demo import PRODUCTS
 
     path = Path(value)
     if str(value).strip() == "":
@@ -117,14 +117,14 @@ def output_folder(value) -> Path:
 
 
 def _remove_products(out: Path, made: List[Path]) -> None:
-    from hypood_ros.demo import remove_products
+    from hypood_ros.apps.demo import remove_products
 
     remove_products(out)
     remove_empty(made)
 
 
 def run(args: argparse.Namespace) -> int:
-    from hypood_ros.demo import MODEL_DIR, DemoSettings, run_demo, table
+    from hypood_ros.apps.demo import MODEL_DIR, DemoSettings, run_demo, table
 
     # everything the command line alone can tell, then the checkpoint (a second), before any work
     out = output_folder(args.out)
@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
 
     if missing(["rclpy"]):
         raise MissingDependencyError(missing_message("rclpy", "demo"))
-    import hypood_ros.node.replay  # noqa: F401 - the ROS side loads before an earlier demo's products are touched
+    import hypood_ros.replay.replayer  # noqa: F401 - the ROS side loads before an earlier demo's products are touched
     made = missing_folders(out)  # removed again if the run fails
     try:  # the folder now, so that a place that cannot be written is refused before any work
         out.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ from typing import Any, Dict
 from hypood_ros.cli.parser import (
     ROI_OPTIONS,
     add_model_options,
+    add_no_progress,
     add_option,
     add_param,
     add_pixel_limit,
@@ -53,7 +54,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                help="dataset folder in its published layout")
     add_model_options(parser)
     add_option(parser, "--scores", default="all", metavar="LIST",
-               help="'all' or a comma-separated list of score names (all leaves out sml without --sml-stats)")
+               help="'all' or a comma-separated list of score names (all leaves out sml without --sml-stats, and "
+                    "delta_max_logit at --delta 0, where it equals normalized_max_logit)")
     add_score_params(parser, explicit=True)  # None unless given: --params-file fills the rest
     add_option(parser, "--params-file", default=None, metavar="FILE",
                help="node params YAML (as the node reads it, e.g. models/demo/params.yaml): "
@@ -85,6 +87,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--out", required=True, metavar="DIR",
                help="output folder (new or empty): results.md, results.json, roc.png, pr.png, histograms, heat maps")
     add_pixel_limit(parser)
+    add_no_progress(parser)
     parser.set_defaults(func=run)
 
 
@@ -149,8 +152,8 @@ def mask_from_args(args: argparse.Namespace, values: Dict[str, Any]):
 
 def run(args: argparse.Namespace) -> int:
     from hypood_ros.cli.console import note, progress
-    from hypood_ros.cli.run import load_model, sml_stats_from_args
-    from hypood_ros.evaluation.datasets import open_dataset
+    from hypood_ros.cli.models import load_model, sml_stats_from_args
+    from hypood_ros.evaluation.datasets import left_out_line, open_dataset
     from hypood_ros.evaluation.evaluate import evaluate, passes, select_scores
     from hypood_ros.evaluation.mask_metrics import mask_notes
     from hypood_ros.scores import SCORES
@@ -159,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     values = apply_params_file(args)
     mask = mask_from_args(args, values)
     stats = sml_stats_from_args(args)
-    names = select_scores(args.scores, stats is not None)
+    names = select_scores(args.scores, stats is not None, args.delta or 0.0)
     if not names:
         raise UsageError("--scores names no score")
     needs_stats = [n for n in names if SCORES[n].needs_sml]
@@ -173,6 +176,8 @@ def run(args: argparse.Namespace) -> int:
         note(f"note: {line}")
     with Output(args.out, "--out", kind="folder") as tmp:
         dataset = open_dataset(args.dataset, root)
+        if dataset.left_out:
+            note(f"note: {left_out_line(dataset)}")
         backend = load_model(args)
         params = {"eta": args.eta, "lam": args.lam, "delta": args.delta}
         with progress(total=len(dataset.samples) * passes(mask), desc=f"hypood eval {args.dataset}",

@@ -22,7 +22,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hypood_ros.cli.run import input_size
+    from hypood_ros.cli.models import input_size
     from hypood_ros.model import load_checkpoint
     from hypood_ros.runtimes.export import export_onnx
 

@@ -21,6 +21,7 @@ EXTRAS: Dict[str, List[str]] = {
     "eval": _ML + ["matplotlib"],  # benchmark tables and plots
     "kernel": ["cuda-python", "nvidia-cuda-nvrtc"],  # run-time compilation of the fused CUDA kernel
     "demo": _ML + ["rosbags", "pillow"],  # `hypood demo` and `hypood generate`
+    "fleet": _ML + ["rosbags", "matplotlib", "ray[data]==2.60.0", "pyarrow"],  # `hypood fleet` (Ray pinned)
 }
 EXTRAS["all"] = sorted({p for name, pkgs in EXTRAS.items() for p in pkgs})
 
@@ -28,13 +29,14 @@ EXTRAS["all"] = sorted({p for name, pkgs in EXTRAS.items() for p in pkgs})
 MODULES: Dict[str, str] = {
     "torch": "torch", "opencv-python-headless": "cv2", "tqdm": "tqdm", "onnx": "onnx", "onnxruntime": "onnxruntime",
     "rosbags": "rosbags", "matplotlib": "matplotlib", "pillow": "PIL", "cuda-python": "cuda",
-    "nvidia-cuda-nvrtc": "nvidia",
+    "nvidia-cuda-nvrtc": "nvidia", "ray[data]": "ray",
 }
 
 #: The extra each command needs.
 COMMAND_EXTRAS: Dict[str, str] = {
     "run": "ml", "convert": "ml", "export": "onnx", "build-engine": "onnx", "replay": "replay",
     "calibrate": "ml", "fit-sml": "ml", "eval": "eval", "train": "ml", "demo": "demo", "generate": "demo",
+    "fleet": "fleet",
 }
 
 #: Modules that no pip extra provides, with where they come from.

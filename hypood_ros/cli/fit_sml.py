@@ -5,7 +5,7 @@ import argparse
 import json
 
 from hypood_ros.cli.calibrate import add_frame_source, frame_source
-from hypood_ros.cli.parser import add_model_options, add_option, add_overwrite, add_pixel_limit
+from hypood_ros.cli.parser import add_model_options, add_no_progress, add_option, add_overwrite, add_pixel_limit
 from hypood_ros.cli.paths import Output
 from hypood_ros.errors import HypoodError
 
@@ -18,6 +18,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--out", required=True, metavar="FILE", help="JSON to write: 'mean' and 'std' per class (.json)")
     add_overwrite(parser)
     add_pixel_limit(parser)
+    add_no_progress(parser)
     parser.set_defaults(func=run)
 
 
@@ -25,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from hypood_ros.cli.console import progress
-    from hypood_ros.cli.run import load_model
+    from hypood_ros.cli.models import load_model
     from hypood_ros.preprocess import preprocess
     from hypood_ros.scores import SMLFitter
 

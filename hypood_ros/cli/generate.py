@@ -9,7 +9,7 @@ import argparse
 import re
 from pathlib import Path
 
-from hypood_ros.cli.parser import add_option, float_in, int_at_least
+from hypood_ros.cli.parser import add_no_progress, add_option, float_in, int_at_least
 from hypood_ros.cli.paths import Output
 from hypood_ros.errors import HypoodError, UsageError
 
@@ -77,21 +77,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              help="cityscapes only: held-out val images (seeds after the train ones)")
     only["family"] = add_option(parser, "--family", choices=["evaluation", "training", "none"],
                                 help="smiyc and bag: anomaly family of the scenes (evaluation: never used in "
-                                     "training)")
+                                     "training; none: bag only, a drive without anomalies)")
     only["fps"] = add_option(parser, "--fps", type=float_in(0.0, MAX_FPS, low_open=True), metavar="HZ",
                              help="bag only: frame rate")
     only["speed"] = add_option(parser, "--speed", type=float_in(0.0, MAX_SPEED), metavar="M/S",
                                help="bag only: vehicle speed in metres per second")
     only["topic"] = add_option(parser, "--topic", type=bag_topic, metavar="TOPIC",
                                help="bag only: image topic, absolute; the CameraInfo goes to its sibling camera_info")
+    only["labels"] = add_option(parser, "--labels", action="store_const", const=True, default=None,
+                                help="bag only: also write each frame's OOD ground truth (mono8: 0 in-distribution, 1 "
+                                     "OOD, 255 void) to the image topic's sibling ood_label, for `hypood fleet`")
     for dest, action in only.items():  # None unless given, so that a kind it does not apply to can refuse it
         action.shown_default = _ONLY[dest][1]
+    add_no_progress(parser)
     parser.set_defaults(func=run)
 
 
 #: Options that apply to some kinds only: {dest: (kinds, default)}.
 _ONLY = {"val": (("cityscapes",), 0), "family": (("smiyc", "bag"), "evaluation"), "fps": (("bag",), 10.0),
-         "speed": (("bag",), 8.0), "topic": (("bag",), "/front/image_raw")}
+         "speed": (("bag",), 8.0), "topic": (("bag",), "/front/image_raw"), "labels": (("bag",), False)}
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -101,6 +105,9 @@ def check_args(args: argparse.Namespace) -> None:
         if value is not None and args.kind not in kinds:
             raise UsageError(f"--{dest} applies to {' and '.join(kinds)} only, not to {args.kind}")
         setattr(args, dest, default if value is None else value)
+    if args.kind == "smiyc" and args.family == "none":
+        raise UsageError("--family none applies to bag only: an SMIYC dataset holds only frames with an anomaly in "
+                         "view (choose evaluation or training)")
     if args.kind == "bag":
         if args.topic.rsplit("/", 1)[-1] == "camera_info":
             raise UsageError(f"--topic {args.topic}: the camera_info name is taken by the bag's CameraInfo; "
@@ -123,12 +130,13 @@ def run(args: argparse.Namespace) -> int:
         try:
             frames = writers.drive(args.seed, args.count, args.fps, args.speed, family, size=args.size)
             with progress(total=args.count, desc="hypood generate bag", unit="frame") as bar:
-                writers.write_bag(args.out, frames, args.topic, progress=bar)
+                writers.write_bag(args.out, frames, args.topic, progress=bar, labels=args.labels)
         except BaseException:
             out.discard()
             raise
         out.release()
-        print(f"wrote {args.out}: {args.count} frames on {args.topic} and its camera_info")
+        extra = " and ood_label" if args.labels else ""
+        print(f"wrote {args.out}: {args.count} frames on {args.topic} and its camera_info{extra}")
         return 0
     total = args.count + args.val
     with Output(args.out, "output folder", kind="folder") as tmp, \

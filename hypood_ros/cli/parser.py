@@ -263,5 +263,10 @@ def add_pixel_limit(parser) -> None:
                metavar="N", help="largest input image (width x height) read; bigger ones are refused")
 
 
+def add_no_progress(parser, help: str = "no progress bar (it is drawn only when stderr is a terminal)") -> None:
+    """Every command with a bar takes it; `main` applies it before the command runs."""
+    add_option(parser, "--no-progress", action="store_true", help=help)
+
+
 def add_overwrite(parser) -> None:
     add_option(parser, "--overwrite", action="store_true", help="replace --out if it already exists")

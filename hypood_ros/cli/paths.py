@@ -179,3 +179,12 @@ class Output:
             self.commit()
         else:
             self.discard()
+
+
+def image_files(value, option: str = "--images") -> List[Path]:
+    """The visible files of an input folder, sorted; an empty folder is refused."""
+    folder = existing_folder(value, option)
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise UsageError(f"{option} {folder}: the folder has no files")
+    return files

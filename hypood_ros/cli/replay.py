@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from hypood_ros import topics
-from hypood_ros.cli.parser import add_option, float_in, merge_positional
+from hypood_ros.cli.parser import add_no_progress, add_option, float_in, merge_positional
 from hypood_ros.cli.paths import Output, existing_file, model_file
 from hypood_ros.errors import UsageError
 
@@ -51,6 +51,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--params-file", default=None, metavar="FILE", help="params YAML for --launch-node")
     add_option(parser, "--node-arg", action="append", default=[], metavar="ARG",
                help="extra --ros-args item for --launch-node, e.g. --node-arg=-p --node-arg=device:=cuda")
+    add_no_progress(parser)
     parser.set_defaults(func=run)
 
 
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
         profile = resolve_profile(args.dds_profile)
         use_profile(profile)  # before this process's first DDS participant
-        from hypood_ros.node.replay import NodeLauncher, Replayer, node_arguments
+        from hypood_ros.replay.replayer import NodeLauncher, Replayer, node_arguments
 
         replayer = Replayer(args.bag, args.topic, args.publish_topic, args.namespace, rate=args.rate,
                             max_speed=args.max_speed, start=args.start, duration=args.duration,

@@ -5,7 +5,7 @@ import argparse
 import os
 from pathlib import Path
 
-from hypood_ros.cli.parser import add_option, add_pixel_limit
+from hypood_ros.cli.parser import add_no_progress, add_option, add_pixel_limit
 from hypood_ros.cli.paths import existing_file, existing_folder
 from hypood_ros.errors import ConfigError, UsageError
 from hypood_ros.folders import nearest_existing
@@ -32,8 +32,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                     "or out in --config)")
     add_option(parser, "--resume", action="store_true",
                help="continue the run in OUT from OUT/last.pt (without it, an OUT that holds a run is refused)")
-    add_option(parser, "--no-progress", action="store_true",
-               help="no progress bar, log lines only (the bar is drawn only when stderr is a terminal)")
+    add_no_progress(parser, help="no progress bar, log lines only (the bar is drawn only when stderr is a terminal)")
     add_pixel_limit(parser)
     parser.set_defaults(func=run)
 

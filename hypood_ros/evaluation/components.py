@@ -247,6 +247,19 @@ class ComponentTally:
         self.pred_components += frame.ppv.size
         self.frames += 1
 
+    def merge(self, other: "ComponentTally") -> None:
+        """Add another tally's frames (another bag of the same measurement)."""
+        if not np.array_equal(other.thresholds, self.thresholds):
+            raise HypoodError("tallies at different sIoU thresholds cannot be merged")
+        self.tp += other.tp
+        self.fn += other.fn
+        self.fp += other.fp
+        for key in self.sums:
+            self.sums[key] += other.sums[key]
+        self.gt_components += other.gt_components
+        self.pred_components += other.pred_components
+        self.frames += other.frames
+
     def summary(self) -> Dict[str, object]:
         """Plain numbers (JSON-ready): sIoU_gt, PPV, sIoU_pred; tp/fn/fp/F1 at 0.25, 0.5 and 0.75 (keys
         tp_25 ... F1_75) and their means over all thresholds (tp_mean ... F1_mean); component and frame

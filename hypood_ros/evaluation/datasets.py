@@ -108,6 +108,23 @@ def _in_smiyc_split(track: str, name: str) -> bool:
     return name.split("_")[0] == "validation" and not name.startswith(OBSTACLE_VALIDATION_LEFT_OUT)
 
 
+#: Why frames of each SMIYC track are left out, in the words `left_out_line` prints.
+SPLIT_RULES = {"AnomalyTrack": "the benchmark evaluates only the validation* frames",
+               "ObstacleTrack": "the benchmark evaluates only the validation_* scene and leaves out validation_19* "
+                                "and validation_21* to validation_29*"}
+
+
+def left_out_line(dataset: "OODDataset", shown: int = 5) -> str:
+    """One line naming the frames the benchmark's split leaves out and why ('' when none are)."""
+    names = dataset.left_out
+    if not names:
+        return ""
+    track = "AnomalyTrack" if dataset.name == "smiyc-anomaly" else "ObstacleTrack"
+    listed = ", ".join(names[:shown]) + (f" and {len(names) - shown} more (all in results.json meta.left_out)"
+                                         if len(names) > shown else "")
+    return f"{len(names)} frame{'s' if len(names) > 1 else ''} left out ({SPLIT_RULES[track]}): {listed}"
+
+
 def _smiyc(track: str) -> Callable[[Path], List[Sample]]:
     def read(root: Path) -> List[Sample]:
         base = _require(root / f"dataset_{track}", f"SMIYC {track} folder")
@@ -152,7 +169,8 @@ LAYOUTS: Dict[str, str] = {
                       "dataset_ObstacleTrack/labels_masks/NAME_labels_semantic.png; the benchmark's validation "
                       "frames are evaluated",
     "road-anomaly": "frame_list.json (image file names) + frames/NAME.jpg + frames/NAME.labels/labels_semantic.png "
-                    "(0 in-distribution, 2 anomaly)",
+                    "(0 in-distribution, 2 anomaly: unlike the SMIYC layouts (1 anomaly, 255 void) the format has "
+                    "no void value, so every pixel is scored)",
     "fs-lostandfound": "fishyscapes_lostandfound/*labels.png + laf_images/*leftImg8bit.png",
     "fs-static": "fs_val_v1/*labels.png (or fs_val_v2) + fs_static_images_v1/*rgb.png (or _v2)",
 }

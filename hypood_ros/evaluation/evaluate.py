@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from hypood_ros.errors import ConfigError
-from hypood_ros.evaluation.datasets import OODDataset
+from hypood_ros.evaluation.datasets import OODDataset, left_out_line
 from hypood_ros.evaluation.mask_metrics import MaskSpec, MaskTally, best_threshold, mask_result, mask_table
 from hypood_ros.evaluation.metrics import PixelSample, curves
 from hypood_ros.preprocess import preprocess
@@ -20,10 +20,12 @@ from hypood_ros.scores import SCORES, ScoreInputs, SMLStats, check_score_resolut
 from hypood_ros.scores import score_maps as registry_score_maps
 
 
-def select_scores(spec: str, has_sml: bool) -> List[str]:
-    """'all' or a comma list; SML needs fitted statistics and is left out of 'all' without them."""
+def select_scores(spec: str, has_sml: bool, delta: float = 0.0) -> List[str]:
+    """'all' or a comma list. 'all' leaves out SML without fitted statistics, and delta_max_logit at delta 0,
+    where it is normalized_max_logit (the same map, a duplicate row)."""
     if spec == "all":
-        return [n for n, s in SCORES.items() if has_sml or not s.needs_sml]
+        return [n for n, s in SCORES.items()
+                if (has_sml or not s.needs_sml) and not (n == "delta_max_logit" and delta == 0.0)]
     names = [n.strip() for n in spec.split(",") if n.strip()]
     for name in names:
         if name not in SCORES:
@@ -239,7 +241,7 @@ def write_tables(out: Path, dataset: OODDataset, results, params, capacity, samp
                         "to the full class counts (exact when the data is smaller)"}
     summary = {"meta": meta, "scores": results, **({"mask": mask} if mask is not None else {})}
     (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
-    split = f" ({len(dataset.left_out)} left out by the benchmark's split)" if dataset.left_out else ""
+    split = f" ({left_out_line(dataset)})" if dataset.left_out else ""
     lines = [f"# {dataset.name}: {len(dataset.samples)} images{split}", "", str(protocol["text"]), "",
              "| score | AP (%) | AUROC (%) | FPR95 (%) |", "|---|---:|---:|---:|"]
     for name, m in results.items():

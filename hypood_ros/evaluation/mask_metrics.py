@@ -128,6 +128,13 @@ class MaskTally:
             inside_size = np.bincount(gt_ids[in_region > 0], minlength=size.size + 1)[1:]
             self.gt_outside += int(np.count_nonzero(2 * inside_size < size))
 
+    def merge(self, other: "MaskTally") -> None:
+        """Add another tally's frames (another bag measured with the same sizes)."""
+        self.components.merge(other.components)
+        for name in self.counts:
+            self.counts[name] += other.counts[name]
+        self.gt_outside += other.gt_outside
+
     def summary(self) -> Dict[str, object]:
         """JSON-ready: `components` (`ComponentTally.summary`), `pixels` (the counts and the rates recall,
         fpr, recall_region, fpr_region; None where nothing was counted), `gt_outside_region`, `sizes`."""

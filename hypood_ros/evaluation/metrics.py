@@ -89,6 +89,18 @@ class PixelSample:
                 values, keys = values[keep], keys[keep]
             self.values[cls], self.keys[cls] = values, keys
 
+    def merge(self, other: "PixelSample") -> None:
+        """Take in another sample (another part of the data, its own seed): the pixels with the smallest keys of
+        both, i.e. the sample this one would be had it seen the other's pixels too."""
+        for cls in (False, True):
+            self.seen[cls] += other.seen[cls]
+            values = np.concatenate([self.values[cls], other.values[cls]])
+            keys = np.concatenate([self.keys[cls], other.keys[cls]])
+            if values.size > self.share:
+                keep = np.argpartition(keys, self.share - 1)[: self.share]
+                values, keys = values[keep], keys[keep]
+            self.values[cls], self.keys[cls] = values, keys
+
     def weights(self) -> Tuple[float, float]:
         """How many pixels each kept in-distribution and OOD pixel stands for (seen / kept; 1 when exact)."""
         return tuple(self.seen[c] / self.values[c].size if self.values[c].size else 1.0 for c in (False, True))

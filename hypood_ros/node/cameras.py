@@ -25,6 +25,9 @@ from hypood_ros.defaults import ParamValueError, check_value
 from hypood_ros.errors import ConfigError, FrameError
 from hypood_ros.node.obstacles import POSE_PARAMS
 from hypood_ros.node.parameters import BY_NAME, descriptor, given_values
+from hypood_ros.node.qos import publisher as qos_publisher
+from hypood_ros.node.qos import subscription as qos_subscription
+from hypood_ros.node.side_outputs import SideOutputs
 from hypood_ros.node.stats import FrameStats
 
 SILENT_S = 1.0  # a camera with no frame for this long is not waited for
@@ -32,7 +35,8 @@ SILENT_S = 1.0  # a camera with no frame for this long is not waited for
 
 def declare_pose(node, camera: str, values: Dict[str, float]) -> Dict[str, float]:
     """Declare camera `camera`'s own pose parameters (table descriptors, the node-wide values as defaults);
-    returns their values under the table's names. The single camera ('') uses the node-wide ones."""
+    returns their values under the table's names. The single camera ('') uses the node-wide ones. Once
+    declared (a lifecycle node configured again, or `open` after `load`), their current values."""
     if not camera:
         return {name: values[name] for name in POSE_PARAMS}
     given = given_values(node)
@@ -40,6 +44,9 @@ def declare_pose(node, camera: str, values: Dict[str, float]) -> Dict[str, float
     for name in POSE_PARAMS:
         desc = descriptor(BY_NAME[name])
         desc.name = f"{camera}.{name}"
+        if node.has_parameter(desc.name):
+            pose[name] = node.get_parameter(desc.name).value
+            continue
         desc.description = f"camera {camera}: {desc.description}"
         try:  # the table's one check, as for every other parameter (an integer is taken for a float)
             value = check_value(BY_NAME[name], given.get(desc.name, values[name]))
@@ -51,7 +58,8 @@ def declare_pose(node, camera: str, values: Dict[str, float]) -> Dict[str, float
 
 class CameraChannel:
     """One camera. The subscription callbacks only check a message and offer it to the mailboxes; the worker
-    calls `publish` with the camera's results (every output of this camera is published from there)."""
+    calls `publish` with the camera's results (every output of this camera is published from there: images,
+    their camera_info and PNG copies). `close` takes its subscription and publishers off the node."""
 
     def __init__(self, node, name: str, pose: Dict[str, float], values, input_qos, output_qos,
                  mailboxes: "Mailboxes", on_bad: Callable[["CameraChannel", str], None]) -> None:
@@ -65,13 +73,15 @@ class CameraChannel:
         self.reported = (0, 0)  # inference errors and bad messages already reported in diagnostics
         self._mailboxes = mailboxes
         self._on_bad = on_bad
-        self._outputs = {out: node.create_publisher(Image, self.topic(topic), output_qos)
+        self._node = node
+        self._outputs = {out: qos_publisher(node, Image, self.topic(topic), output_qos)
                          for out, topic in topics.IMAGE_OUTPUTS.items()}
+        self._side = SideOutputs(node, output_qos, name)
         if values["input_type"] == "raw":
-            self.subscription = node.create_subscription(Image, self.topic(topics.IMAGE), self._on_image, input_qos)
+            self.subscription = qos_subscription(node, Image, self.topic(topics.IMAGE), self._on_image, input_qos)
         else:
-            self.subscription = node.create_subscription(CompressedImage, self.topic(topics.IMAGE_COMPRESSED),
-                                                         self._on_compressed, input_qos)
+            self.subscription = qos_subscription(node, CompressedImage, self.topic(topics.IMAGE_COMPRESSED),
+                                                 self._on_compressed, input_qos)
 
     def topic(self, relative: str) -> str:
         return topics.camera_topic(self.name, relative)
@@ -95,8 +105,9 @@ class CameraChannel:
         self.stats.on_received(self._mailboxes.offer(self, msg))
 
     # -- output --------------------------------------------------------------------------------------
-    def publish(self, header, result, values) -> None:
-        """This camera's image outputs of one frame, under the input's header (raises what publishing raises)."""
+    def publish(self, header, result, values, info) -> None:
+        """This camera's outputs of one frame, under the input's header: the images, then their camera_info
+        (`info`: the camera_info matched to the frame, or None) and PNG copies (raises what publishing raises)."""
         for name, publisher in self._outputs.items():
             image = getattr(result, name)
             if image is None or not values[f"publish_{name}"]:
@@ -106,6 +117,14 @@ class CameraChannel:
                         is_bigendian=0, step=step)
             out.data = data
             publisher.publish(out)
+        self._side.publish(header, result, values, info)
+
+    def close(self) -> None:
+        """Take this camera's subscription and outputs off the node (the mailboxes are stopped first)."""
+        self._node.destroy_subscription(self.subscription)
+        for pub in self._outputs.values():
+            self._node.destroy_publisher(pub)
+        self._side.close()
 
     def status(self, node_name: str, hardware_id: str, info: Dict[str, object], roi: str) -> DiagnosticStatus:
         """This camera's diagnostics: `<node>: OOD segmentation`, with ` (<camera>)` for a named camera."""
@@ -122,7 +141,7 @@ class CameraChannel:
             level, message = DiagnosticStatus.WARN, f"roi {roi} needs the corridor: {fallback}; the road region is used"
         self.reported = (errors, bad)
         mine = {"roi": roi if not fallback else f"{roi} (road used)",
-                "roi_share": "whole picture" if share is None else f"{share:.3f}"}
+                "roi_share": "whole picture" if share is None else f"{share:.3f}", **self._side.counts}
         if self.name:
             mine.update(camera=self.name, image_topic=self.subscription.topic_name)
         status = DiagnosticStatus(level=level, name=f"{node_name}: OOD segmentation" + (f" ({self.name})" if self.name

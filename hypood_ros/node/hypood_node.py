@@ -9,6 +9,11 @@ Start and stop: every start-up failure (parameters, device, model) is one line o
 warm-up frame runs before the node says it is ready. SIGINT and SIGTERM stop the worker while the ROS
 context is still valid (the frame in hand is finished, a waiting one dropped), then the node logs one
 line and exits 0.
+
+Stages: `load` (every camera's pose parameters checked, the model loaded and warmed up with one frame per
+camera) and `open` (every camera's subscription and outputs, the obstacle outputs, the worker, the timer)
+are what the constructor does; `close` and `unload` undo them. The lifecycle node (node/managed.py) runs
+the four as its transitions.
 """
 from __future__ import annotations
 
@@ -28,7 +33,6 @@ from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, ShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
@@ -49,6 +53,10 @@ from hypood_ros.node.parameters import (
     prepare_request,
     score_change_problem,
 )
+from hypood_ros.node.qos import describe as describe_qos
+from hypood_ros.node.qos import publisher as qos_publisher
+from hypood_ros.node.qos import qos
+from hypood_ros.node.side_outputs import label_info_publisher
 from hypood_ros.pipeline import FramePipeline
 from hypood_ros.roi import GEOMETRY_MODES, load_ego_mask
 from hypood_ros.runtimes import resolve_input_size
@@ -59,13 +67,6 @@ OUTPUT_TOPICS = topics.IMAGE_OUTPUTS
 CLASSES_TOPIC = topics.CLASSES
 LOG_THROTTLE_S = 5.0
 STOP_WAIT_S = 10.0  # how long shutdown waits for the frame in hand before dropping it
-
-
-def qos(reliability: str, depth: int, latched: bool = False) -> QoSProfile:
-    """A keep-last profile from the node's QoS parameters (best_effort | reliable)."""
-    policy = ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=policy,
-                      durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
 
 
 def working_cv_bridge():
@@ -83,15 +84,28 @@ def working_cv_bridge():
 
 
 class HypoodNode(Node):
-    def __init__(self, argv: Optional[List[str]] = None, **kwargs) -> None:
-        """`argv`: the command line rclpy was started with (its parameter files are checked for this node)."""
+    def __init__(self, argv: Optional[List[str]] = None, managed: bool = False, **kwargs) -> None:
+        """`argv`: the command line rclpy was started with (its parameter files are checked for this node).
+        `managed`: only declare the parameters; `load` and `open` come later (the lifecycle node's configure
+        and activate); the plain node does both here."""
         super().__init__("hypood", **kwargs)
         self._values, self._thresholds, warnings = declare_all(self, sys.argv if argv is None else argv)
         for text in warnings:
             self.get_logger().warning(text)
+        self._pipeline: Optional[FramePipeline] = None
+        self._opened = False
+        self.add_pre_set_parameters_callback(lambda params: prepare_request(params, self._values, self._thresholds))
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        if not managed:
+            self.load()
+            self.open()
+
+    def load(self) -> None:
+        """The model, checked and warmed up (the engine built or checked first); raises a HypoodError."""
         values = self._values
         cameras = topics.camera_names(values["cameras"]) or ("",)  # '': the single camera, unprefixed topics
-        poses = {name: declare_pose(self, name, values) for name in cameras}  # checked before the model loads
+        for name in cameras:  # each camera's pose parameters, checked before the model loads
+            declare_pose(self, name, values)
         if not values["model"]:
             raise ConfigError("parameter 'model' is empty: give a checkpoint, ONNX file or engine")
         device = check_device(values["device"])
@@ -107,26 +121,37 @@ class HypoodNode(Node):
         backend = load_or_build(values["model"], values["engine"], values["rebuild_engine"], self.get_logger().info,
                                 backend=values["backend"] or None, device=device, input_hw=size.hw,
                                 fp16=values["fp16"])
-        self._pipeline = FramePipeline(backend, config, sml_stats=stats, ego_mask=ego)
+        pipeline = FramePipeline(backend, config, sml_stats=stats, ego_mask=ego)
         try:
-            warning = self._pipeline.warm_up(frames=len(cameras))
-        except HypoodError:
-            raise
+            warning = pipeline.warm_up(frames=len(cameras))  # the batch the cameras make together
         except Exception as exc:  # e.g. out of device memory: the node could not run a single frame
+            backend.close()
+            if isinstance(exc, HypoodError):
+                raise
             raise BackendError(f"the warm-up frame failed: {type(exc).__name__}: {first_line(exc)}") from None
         if warning:
             self.get_logger().warning(warning)
+        self._pipeline = pipeline
         self._bridge = working_cv_bridge()
-        self._last_log = 0.0
+        self._camera_names = cameras
 
+    def open(self) -> None:
+        """Every camera's subscription and outputs, the obstacle outputs, the inference thread and diagnostics:
+        frames are taken from now on."""
+        values = self._values
+        self._last_log = 0.0
         output_qos = qos(values["output_reliability"], values["output_depth"])
         input_qos = qos("reliable" if values["input_qos"] == "reliable" else "best_effort", values["input_depth"])
-        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._classes = self.create_publisher(String, CLASSES_TOPIC, qos("reliable", 1, latched=True))
+        self._diagnostics = qos_publisher(self, DiagnosticArray, "/diagnostics", qos("reliable", 10))
+        # once per node, whatever its cameras: they share the model and so its classes
+        self._classes = qos_publisher(self, String, CLASSES_TOPIC, qos("reliable", 1, latched=True))
         self._classes.publish(String(data=self._pipeline.classes.to_json()))
+        self._label_info = label_info_publisher(self, self._pipeline.classes)
         self._mailboxes = Mailboxes(values["batch_window"])
+        # the poses as they are now (a camera's own pose may have changed since load)
+        poses = {name: declare_pose(self, name, self._values) for name in self._camera_names}
         self._cameras = [CameraChannel(self, name, poses[name], values, input_qos, output_qos, self._mailboxes,
-                                       self._bad) for name in cameras]
+                                       self._bad) for name in self._camera_names]
         self._obstacles = ObstacleOutputs(self, values, output_qos, cameras={c.name: c.pose for c in self._cameras})
 
         self._batches = [0, 0]  # batches through the pipeline, frames in them
@@ -135,17 +160,17 @@ class HypoodNode(Node):
         self._mailboxes.channels = self._cameras
         self._worker = threading.Thread(target=self._work, name="hypood-inference", daemon=True)
         self._worker.start()
-        self.add_pre_set_parameters_callback(lambda params: prepare_request(params, self._values, self._thresholds))
-        self.add_on_set_parameters_callback(self._on_set_parameters)
         # Steady clock: diagnostics keep coming while a replayed bag's /clock pauses (use_sim_time).
-        self.create_timer(values["diagnostics_period"], self._publish_diagnostics,
-                          clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self._timer = self.create_timer(values["diagnostics_period"], self._publish_diagnostics,
+                                        clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self._opened = True
+        backend, config = self._pipeline.backend, self._pipeline.config
         shape = backend.input_shape
         self.get_logger().info(
-            f"ready: {backend.name} backend on {backend.device}, input {shape[2]}x{shape[3]} ({size.source}), "
+            f"ready: {backend.name} backend on {backend.device}, input {shape[2]}x{shape[3]} ({self._input_source}), "
             f"score {config.score}, {self._pipeline.classes.num_classes} classes, listening on "
-            f"{', '.join(c.subscription.topic_name for c in self._cameras)} "
-            f"({values['input_qos']}, depth {values['input_depth']})")
+            + ", ".join(f"{c.subscription.topic_name} ({describe_qos(c.subscription.qos_profile)})"
+                        for c in self._cameras))
 
     # -- input ---------------------------------------------------------------------------------------
     def _bad(self, camera: CameraChannel, reason: str) -> None:
@@ -219,7 +244,7 @@ class HypoodNode(Node):
             done = []
             for camera, header, result, received in answered:
                 try:
-                    camera.publish(header, result, self._values)
+                    camera.publish(header, result, self._values, self._obstacles.info_for(header, camera.name))
                     done.append((camera, header, received))
                 except Exception as exc:  # e.g. the ROS context went away under us: counted, never fatal
                     camera.stats.on_error(f"publishing failed: {type(exc).__name__}: {exc}")
@@ -257,7 +282,8 @@ class HypoodNode(Node):
             problem = score_change_problem(self._values, params)
             if problem:
                 return SetParametersResult(successful=False, reason=problem)
-            self._pipeline.update(outputs=config.outputs, **{name: getattr(config, name) for name in CONFIG_FIELDS})
+            if self._pipeline is not None:  # unconfigured: the values apply at configure
+                self._pipeline.update(outputs=config.outputs, **{name: getattr(config, name) for name in CONFIG_FIELDS})
         except ConfigError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         self._values = values
@@ -280,15 +306,39 @@ class HypoodNode(Node):
         array.header.stamp = self.get_clock().now().to_msg()
         self._diagnostics.publish(array)
 
-    def stop(self) -> None:
-        """Stop the worker while the context is valid: the batch in hand is finished, waiting frames dropped."""
+    def close(self) -> None:
+        """Stop taking frames while the context is valid (the batch in hand is finished, waiting frames dropped),
+        then take every camera's subscription and outputs, the obstacle outputs and the timer off the node; the
+        model stays loaded."""
+        if not self._opened:
+            return
+        self._opened = False
         self._mailboxes.stop()
         self._worker.join(timeout=STOP_WAIT_S)
         with self._publish_lock:
             self._closed = True
-        self._pipeline.backend.close()
+        self.destroy_timer(self._timer)
+        for camera in self._cameras:
+            camera.close()
+        self._obstacles.close()
+        for pub in (self._diagnostics, self._classes, self._label_info):
+            if pub is not None:
+                self.destroy_publisher(pub)
+
+    def unload(self) -> None:
+        """Free the model (the lifecycle node's cleanup)."""
+        if self._pipeline is not None:
+            self._pipeline.backend.close()
+            self._pipeline = None
+
+    def stop(self) -> None:
+        """Close and unload: what the node does once on its way out."""
+        self.close()
+        self.unload()
 
     def summary(self) -> str:
+        if not hasattr(self, "_cameras"):
+            return "no frames taken"
         snaps = [camera.stats.snapshot() for camera in self._cameras]
         total = {key: sum(snap[key] for snap in snaps) for key in ("frames_received", "frames_processed",
                                                                    "frames_dropped", "bad_messages",
@@ -340,11 +390,12 @@ def init_ros(args) -> None:
         sys.stderr.flush()
 
 
-def main(args=None) -> int:
+def main(args=None, node_class=None) -> int:
+    """`node_class`: HypoodNode, or the lifecycle node (hypood_ros.node.managed), which starts unconfigured."""
     signals = StopSignals()
     try:
         init_ros(args)
-        node = HypoodNode(args)
+        node = (node_class or HypoodNode)(args)
     except KeyboardInterrupt:
         print(f"hypood_node: stopped by {signals.received or 'SIGINT'} while starting", file=sys.stderr)
         rclpy.try_shutdown()

@@ -43,6 +43,7 @@ from hypood_ros.geometry import (
     find_obstacles,
     to_frame,
 )
+from hypood_ros.node.qos import publisher, subscription
 
 TOPICS = topics.OBSTACLE_OUTPUTS
 POSE_PARAMS = ("camera_height", "camera_roll", "camera_pitch", "camera_yaw", "camera_x", "camera_y")
@@ -97,10 +98,10 @@ class CameraGeometry:
         self.model: Optional[CameraModel] = None
         self._key: Optional[tuple] = None
         self._error = ""
-        self.publishers = {name: node.create_publisher(kind, topics.camera_topic(camera, TOPICS[name]), qos)
+        self.publishers = {name: publisher(node, kind, topics.camera_topic(camera, TOPICS[name]), qos)
                            for name, kind in (("obstacles", PointCloud2), ("markers", MarkerArray))}
-        self.info_sub = node.create_subscription(CameraInfo, topics.camera_topic(camera, topics.CAMERA_INFO),
-                                                 self._on_info, qos_profile_sensor_data)
+        self.info_sub = subscription(node, CameraInfo, topics.camera_topic(camera, topics.CAMERA_INFO),
+                                     self._on_info, qos_profile_sensor_data)
         self.lock: Optional[threading.Lock] = None  # the ObstacleOutputs' lock, set by it
 
     def _on_info(self, msg: CameraInfo) -> None:
@@ -134,6 +135,11 @@ class CameraGeometry:
         with self.lock:
             self.counts["skipped"] += int(skipped)
             self.state = {"level": level, "message": message}
+
+    def close(self, node) -> None:
+        for pub in self.publishers.values():
+            node.destroy_publisher(pub)
+        node.destroy_subscription(self.info_sub)
 
 
 def pose_of(values) -> CameraPose:
@@ -178,8 +184,8 @@ class ObstacleOutputs:
             self._cameras[name] = CameraGeometry(node, name, pose, qos)
             self._cameras[name].lock = self._lock
         self._poses = {name: dict(pose) for name, pose in cameras.items()}
-        self._grid_publisher = node.create_publisher(OccupancyGrid, TOPICS["grid"], qos)
-        self._odom_sub = node.create_subscription(Odometry, topics.ODOM, self._on_odom, qos_profile_sensor_data)
+        self._grid_publisher = publisher(node, OccupancyGrid, TOPICS["grid"], qos)
+        self._odom_sub = subscription(node, Odometry, topics.ODOM, self._on_odom, qos_profile_sensor_data)
         node.add_on_set_parameters_callback(self._on_set_parameters)
 
     # -- configuration -------------------------------------------------------------------------------
@@ -222,6 +228,26 @@ class ObstacleOutputs:
         with self._lock:
             self._odom.append((stamp_ns(msg.header.stamp),
                                (pose.position.x, pose.position.y, yaw_of(pose.orientation), msg.header.frame_id)))
+
+    def info_for(self, header, camera: str = "") -> Optional[CameraInfo]:
+        """The camera_info of camera `camera` matched to a frame (nearest stamp within camera_info_tolerance),
+        or None."""
+        geometry = self._cameras[camera]
+        with self._lock:
+            return nearest(geometry.infos, stamp_ns(header.stamp), self._values["camera_info_tolerance"])
+
+    def close(self) -> None:
+        """Take the outputs, inputs and parameter callback of every camera off the node (a lifecycle node's
+        deactivate)."""
+        node = self._node
+        node.remove_on_set_parameters_callback(self._on_set_parameters)
+        for geometry in self._cameras.values():
+            geometry.close(node)
+        node.destroy_publisher(self._grid_publisher)
+        node.destroy_subscription(self._odom_sub)
+        listener = getattr(self, "_tf_listener", None)
+        if listener is not None and hasattr(listener, "unregister"):
+            listener.unregister()
 
     def _camera_pose(self, geometry: CameraGeometry, header, base_frame: str) -> CameraPose:
         if self._tf_buffer is None:

@@ -120,4 +120,5 @@ def pipeline_config(values: Dict[str, Any]) -> PipelineConfig:
     outputs = {name for name in OUTPUTS if values[f"publish_{name}"]}
     if any(values[f"publish_{name}"] for name in GEOMETRY_OUTPUTS):
         outputs |= {"mask", "score"}  # the obstacle outputs are made from them, published or not
+    outputs |= {name for name in ("labels", "mask") if values.get(f"publish_compressed_{name}")}
     return PipelineConfig(outputs=outputs, **{name: values[name] for name in CONFIG_FIELDS})

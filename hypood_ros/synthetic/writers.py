@@ -4,7 +4,8 @@
 - `write_smiyc`: dataset_AnomalyTrack/images + labels_masks (0 = in-distribution, 1 = OOD,
   255 = void: the ego vehicle) for `hypood eval --dataset smiyc-anomaly`.
 - `write_bag`: a rosbag2 MCAP bag of sensor_msgs/Image (rgb8) and sensor_msgs/CameraInfo with stamps at
-  the drive's frame rate, for `hypood replay`.
+  the drive's frame rate, for `hypood replay`; optionally the OOD ground truth beside them (`labels`), for
+  `hypood fleet`.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from hypood_ros.synthetic.canvas import VOID
 from hypood_ros.synthetic.scene import ROAD, Anomaly, Camera, View, make_street, render_view
-from hypood_ros.topics import camera_info_for
+from hypood_ros.topics import camera_info_for, label_topic_for
 
 CITY = "synth"
 STAMP0 = 1_767_225_600  # 2026-01-01T00:00:00Z: a fixed start, so bags from one seed are identical
@@ -131,16 +132,18 @@ def write_smiyc(root, frames: Iterable[Frame], prefix: str = "synth", track: str
 
 
 def write_bag(path, frames: Iterable[Frame], topic: str = "/front/image_raw", frame_id: str = "front_camera",
-              progress=None) -> int:
+              progress=None, labels: bool = False) -> int:
     """An MCAP rosbag2 bag with `topic` (Image, rgb8) and `<namespace>/camera_info` (CameraInfo); it appears
-    under `path` only once complete (`BagRecorder`), so a failed run leaves no half bag."""
+    under `path` only once complete (`BagRecorder`), so a failed run leaves no half bag. With `labels`, each
+    frame's `Frame.ood_label` (mono8: 0 in-distribution, 1 OOD, 255 void) goes to `<namespace>/ood_label`
+    with the frame's header: the ground truth `hypood fleet` measures a model against."""
     from hypood_ros.bags import BagRecorder, typestore
 
     ts = typestore()
     Image, Info = ts.types["sensor_msgs/msg/Image"], ts.types["sensor_msgs/msg/CameraInfo"]
     Header, Time = ts.types["std_msgs/msg/Header"], ts.types["builtin_interfaces/msg/Time"]
     Roi = ts.types["sensor_msgs/msg/RegionOfInterest"]
-    info_topic = camera_info_for(topic)
+    info_topic, label_topic = camera_info_for(topic), label_topic_for(topic)
     recorder = BagRecorder(path, "mcap")
     count, ok = 0, False
     try:
@@ -158,6 +161,11 @@ def write_bag(path, frames: Iterable[Frame], topic: str = "/front/image_raw", fr
             recorder.write(topic, "sensor_msgs/msg/Image", receive, ts.serialize_cdr(img, "sensor_msgs/msg/Image"))
             recorder.write(info_topic, "sensor_msgs/msg/CameraInfo", receive,
                            ts.serialize_cdr(info, "sensor_msgs/msg/CameraInfo"))
+            if labels:
+                label = Image(header=header, height=h, width=w, encoding="mono8", is_bigendian=0, step=w,
+                              data=np.ascontiguousarray(f.ood_label).reshape(-1))
+                recorder.write(label_topic, "sensor_msgs/msg/Image", receive,
+                               ts.serialize_cdr(label, "sensor_msgs/msg/Image"))
             count += 1
             if progress is not None:
                 progress.update(1)

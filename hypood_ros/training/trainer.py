@@ -53,6 +53,22 @@ class Distributed:
         if self.world > 1:
             torch.distributed.barrier()
 
+    def finish(self, timeout_s: float = 60.0) -> None:
+        """Wait, through the rendezvous store, until every rank has left its last collective.
+
+        A barrier is not enough before tearing the group down: a rank may leave it while a peer still reads
+        the barrier's last message, and a group closed under that read can abort the peer (seen as a rare
+        SIGABRT of one worker at the end of a finished run). Store requests are answered one by one, so
+        none is left in flight.
+        """
+        if self.world == 1:
+            return
+        store = torch.distributed.distributed_c10d._get_default_store()
+        store.add("hypood/finished", 1)
+        deadline = time.monotonic() + timeout_s
+        while store.add("hypood/finished", 0) < self.world and time.monotonic() < deadline:
+            time.sleep(0.01)
+
     def close(self) -> None:
         if self.world > 1:
             torch.distributed.destroy_process_group()
@@ -281,6 +297,7 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
                 metadata["input_size"] = list(cfg.val_window)
             save_checkpoint(model.cpu(), final, metadata=metadata)
         dist.barrier()
+        dist.finish()
         return final
     except BaseException:
         if progress is not None:

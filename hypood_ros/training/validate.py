@@ -1,13 +1,14 @@
 """Sliding-window validation (mIoU over the 19 train ids), as the official evaluation."""
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hypood_ros.training.cityscapes import IGNORE, normalize, read_label
+from hypood_ros.evaluation.segmentation import confusion, miou
+from hypood_ros.training.cityscapes import normalize, read_label
 
 
 def window_starts(size: int, window: int, stride: int):
@@ -38,19 +39,6 @@ def sliding_window_logits(model, x: torch.Tensor, window: Sequence[int], stride:
             total[:, :, y: y + wh, x0: x0 + ww] += logits
             count[:, :, y: y + wh, x0: x0 + ww] += 1
     return (total / count)[:, :, :h, :w]
-
-
-def confusion(pred: np.ndarray, label: np.ndarray, classes: int) -> np.ndarray:
-    keep = label != IGNORE
-    return np.bincount(classes * label[keep].astype(np.int64) + pred[keep], minlength=classes * classes
-                       ).reshape(classes, classes)
-
-
-def miou(matrix: np.ndarray) -> Tuple[float, np.ndarray]:
-    inter = np.diag(matrix).astype(np.float64)
-    union = matrix.sum(0) + matrix.sum(1) - inter
-    iou = np.where(union > 0, inter / np.maximum(union, 1), np.nan)
-    return float(np.nanmean(iou)) if np.isfinite(iou).any() else 0.0, iou
 
 
 def evaluate_miou(model, pairs, window, stride, device, classes: int = 19) -> float:

@@ -10,7 +10,7 @@ from its "## This copy" heading on, is kept below the new numbers.
 With `--input-sizes` the network input is chosen here, among the candidates, by the node score's road AP on
 the training-family scenes: the evaluation family stays out of every choice.
 
-    python -m hypood_ros.model_card --model RUN/uem/model.pt --data WORK --out models/demo
+    python -m hypood_ros.apps.model_card --model RUN/uem/model.pt --data WORK --out models/demo
 """
 from __future__ import annotations
 
@@ -63,16 +63,16 @@ def main(argv=None) -> int:
     from hypood_ros.calibration import calibrate, write_params
     from hypood_ros.evaluation.datasets import open_dataset
     from hypood_ros.evaluation.evaluate import evaluate, select_scores
+    from hypood_ros.evaluation.segmentation import confusion
+    from hypood_ros.evaluation.segmentation import miou as miou_of
     from hypood_ros.images import read_image
     from hypood_ros.model import load_checkpoint
     from hypood_ros.model.checkpoint import write_input_size
     from hypood_ros.pipeline import FramePipeline, PipelineConfig
     from hypood_ros.runtimes import load_backend
     from hypood_ros.training.cityscapes import read_label, val_pairs
-    from hypood_ros.training.validate import confusion
-    from hypood_ros.training.validate import miou as miou_of
 
-    parser = argparse.ArgumentParser(prog="python -m hypood_ros.model_card", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m hypood_ros.apps.model_card", description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, type=Path, help="trained stage-2 checkpoint")
     parser.add_argument("--data", required=True, type=Path,
                         help="folder with cityscapes/ (val split held out), eval-family/ and training-family/")

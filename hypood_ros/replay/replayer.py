@@ -33,7 +33,7 @@ from visualization_msgs.msg import MarkerArray
 from hypood_ros import topics
 from hypood_ros.bags import CAMERA_INFO, COMPRESSED, RecorderThread, bag_topics, read_camera_infos, read_frames
 from hypood_ros.errors import HypoodError
-from hypood_ros.node.ledger import ReplayLedger
+from hypood_ros.replay.ledger import ReplayLedger
 from hypood_ros.topics import READY_MARK  # how the node's start-up line begins
 
 OUTPUT_TOPICS = tuple(topics.IMAGE_OUTPUTS.values())
@@ -151,8 +151,9 @@ class NodeLauncher:
     """
 
     def __init__(self, ros_args: List[str], env: Optional[Dict[str, str]] = None,
-                 echo: Optional[Callable[[str], None]] = None) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "hypood_ros.node.hypood_node", "--ros-args", *ros_args],
+                 echo: Optional[Callable[[str], None]] = None, module: str = "hypood_ros.node.hypood_node") -> None:
+        """`module`: the node's main module (hypood_ros.node.managed: the lifecycle node)."""
+        self.proc = subprocess.Popen([sys.executable, "-m", module, "--ros-args", *ros_args],
                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: List[str] = []
         self._echo = echo
