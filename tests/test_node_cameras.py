@@ -12,10 +12,11 @@ from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from hypood_ros.errors import ConfigError
 from hypood_ros.node.cameras import SILENT_S, Mailboxes
+from hypood_ros.png import decode_png
 from hypood_ros.topics import camera_names, camera_topic
 from ros_harness import NodeProcess, Peer, random_domain, ros_env
 
@@ -302,3 +303,87 @@ def test_bad_cameras_stop_the_node_with_one_line(tiny_checkpoint, args, expected
     lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
     assert proc.returncode == 1 and len(lines) == 1, lines
     assert lines[0].startswith("hypood_node: error: ") and expected in lines[0], lines
+
+
+def side_camera_info(sec, frame_id, height, width, fx):
+    msg = camera_info(sec, frame_id, width=width, height=height, fx=fx)
+    msg.d = [-0.1, 0.01, 0.0, 0.0, 0.0]
+    return msg
+
+
+@pytest.mark.ros
+def test_each_camera_gets_its_own_camera_info_and_png_mask(tiny_checkpoint):
+    """Many cameras with the outputs beside the images: each camera's `<name>/ood/camera_info` and
+    `<name>/ood/mask/compressed` answer its own frame with its header and calibration, and the PNG decodes bit for
+    bit to its own `<name>/ood/mask`; `classes` (and LabelInfo) stay once per node."""
+    sizes = {"front": (120, 160, 100.0), "rear": (96, 128, 70.0)}  # height, width, focal length
+    domain = random_domain()
+    node = NodeProcess(["-p", f"model:={tiny_checkpoint}", "-p", "input_height:=56", "-p", "input_width:=112",
+                        "-p", "roi:=none", "-p", "input_qos:=reliable", "-p", "cameras:=[front, rear]",
+                        "-p", "publish_camera_info:=true", "-p", "publish_compressed_mask:=true"], domain)
+    peer = None
+    try:
+        node.wait_ready()
+        peer = Peer(domain)
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        got = defaultdict(dict)  # topic -> stamp sec -> message
+        wanted = {"ood/mask": Image, "ood/score": Image, "ood/camera_info": CameraInfo,
+                  "ood/mask/compressed": CompressedImage}
+        pubs = {}
+        for name in sizes:
+            pubs[name] = (peer.node.create_publisher(Image, f"{name}/image", qos),
+                          peer.node.create_publisher(CameraInfo, f"{name}/camera_info", qos))
+            for relative, kind in wanted.items():
+                topic = camera_topic(name, relative)
+                peer.node.create_subscription(kind, topic, lambda m, t=topic: got[t].update({m.header.stamp.sec: m}),
+                                              qos)
+        deadline = time.monotonic() + 30.0
+        while not (all(p.get_subscription_count() for pair in pubs.values() for p in pair)
+                   and all(peer.node.count_publishers(camera_topic(n, t)) for n in sizes for t in wanted)):
+            assert time.monotonic() < deadline, "no connection to the node under test"
+            time.sleep(0.05)
+        # one model, one set of classes: its metadata once per node, the side outputs only per camera
+        assert peer.node.count_publishers("classes") == 1
+        assert peer.node.count_publishers("semantic/label_info") <= 1
+        assert not any(peer.node.count_publishers(t) for t in ("ood/camera_info", "ood/mask/compressed",
+                                                               "front/semantic/label_info"))
+
+        def send(sec):
+            """Each camera's frame and camera_info (rear's stamp sec + 500) until all its outputs answered."""
+            stamps = {"front": sec, "rear": sec + 500}
+            until = time.monotonic() + 30.0
+            while time.monotonic() < until:
+                for name, (image, info) in pubs.items():
+                    h, w, fx = sizes[name]
+                    info.publish(side_camera_info(stamps[name], f"{name}_optical", h, w, fx))
+                time.sleep(0.05)
+                for name, (image, info) in pubs.items():
+                    h, w, _ = sizes[name]
+                    rgb = np.random.default_rng(stamps[name]).integers(0, 256, (h, w, 3), dtype=np.uint8)
+                    image.publish(peer.image(rgb, sec=stamps[name], frame_id=f"{name}_optical"))
+                stop = time.monotonic() + 3.0
+                while time.monotonic() < stop:
+                    if all(stamps[n] in got[camera_topic(n, t)] for n in sizes for t in wanted):
+                        return {n: {t: got[camera_topic(n, t)][stamps[n]] for t in wanted} for n in sizes}
+                    time.sleep(0.02)
+            raise AssertionError(f"no answer to stamp {sec}: {sorted((t, sorted(s)) for t, s in got.items())}")
+
+        first = send(21)
+        score = np.frombuffer(bytes(first["front"]["ood/score"].data), dtype=np.float32)
+        (result,) = peer.set_parameters(threshold=float(np.median(score)))  # masks with both values
+        assert result.successful, result.reason
+        answer = send(22)
+        for name, (h, w, fx) in sizes.items():
+            mask, info, packed = (answer[name][t] for t in ("ood/mask", "ood/camera_info", "ood/mask/compressed"))
+            assert mask.header.frame_id == f"{name}_optical" and (mask.height, mask.width) == (h, w), name
+            assert info.header == mask.header and packed.header == mask.header, name
+            assert (info.width, info.height) == (w, h) and info.k[0] == fx and list(info.d)[0] == -0.1, name
+            assert packed.format == "mono8; png compressed "
+            pixels = np.frombuffer(bytes(mask.data), dtype=np.uint8).reshape(h, w)
+            np.testing.assert_array_equal(decode_png(bytes(packed.data)), pixels)
+            if name == "front":  # the threshold is its median score: a mask with both values
+                assert 0.2 < (pixels > 0).mean() < 0.8
+    finally:
+        if peer is not None:
+            peer.close()
+        node.stop()

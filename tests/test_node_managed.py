@@ -7,6 +7,9 @@ import numpy as np
 import pytest
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
 
 from hypood_ros.model import save_checkpoint
 from ros_harness import NodeProcess, Peer, random_domain
@@ -131,6 +134,64 @@ def test_shutdown_from_active_stops_cleanly(tiny_checkpoint):
         assert life.transition(Transition.TRANSITION_CONFIGURE) and life.transition(Transition.TRANSITION_ACTIVATE)
         assert life.transition(Transition.TRANSITION_ACTIVE_SHUTDOWN)
         assert life.state() == "finalized"
+    finally:
+        peer.close()
+        code = node.stop()
+    assert code == 0, node.lines
+    assert not any("Traceback" in line for line in node.lines), node.lines
+
+
+def test_transitions_with_many_cameras(tiny_checkpoint):
+    """A `cameras` list through the transitions: activate subscribes every camera, deactivate removes them all,
+    a camera's pose changed at run time survives deactivate and activate, and configure again after cleanup
+    finds its pose parameters already declared."""
+    cameras = {"front": (60, 80), "rear": (48, 64)}
+    node, peer = start(["-p", f"model:={tiny_checkpoint}", "-p", "input_height:=56", "-p", "input_width:=112",
+                        "-p", "cameras:=[front, rear]", "-p", "rear.camera_height:=2.0", "-p", "roi:=none"])
+    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    masks = {name: [] for name in cameras}
+    images = {name: peer.node.create_publisher(Image, f"{name}/image", qos) for name in cameras}
+    for name in cameras:
+        peer.node.create_subscription(Image, f"{name}/ood/mask", masks[name].append, qos)
+
+    def subscribed(count):
+        return all(peer.node.count_subscribers(f"/{n}/image") == count
+                   and peer.node.count_publishers(f"/{n}/ood/mask") == count
+                   and peer.node.count_publishers(f"/{n}/ood/camera_info") == count for n in cameras)
+
+    def answered(sec):
+        """Every camera answers its frame of stamp `sec` (sent again until it does)."""
+        for name, (h, w) in cameras.items():
+            rgb = np.random.default_rng(sec).integers(0, 256, (h, w, 3), dtype=np.uint8)
+            msg = peer.image(rgb, sec=sec, frame_id=f"{name}_optical")
+            assert wait_until(lambda: images[name].publish(msg) or any(
+                m.header.stamp.sec == sec and (m.height, m.width) == (h, w) for m in masks[name]), 30), name
+
+    def rear_height():
+        return peer.parameter_call("get_parameters", ["rear.camera_height"]).values[0].double_value
+
+    try:
+        life = Lifecycle(peer)
+        assert life.transition(Transition.TRANSITION_CONFIGURE) and life.state() == "inactive"
+        assert subscribed(0) and rear_height() == 2.0
+        assert life.transition(Transition.TRANSITION_ACTIVATE)
+        assert wait_until(lambda: subscribed(1)), "not every camera is subscribed"
+        (ready,) = lines_with(node, "ready:")
+        assert "listening on /front/image (best_effort, depth 5), /rear/image (best_effort, depth 5)" in ready
+        answered(31)
+        result = peer.parameter_call("set_parameters", [Parameter("rear.camera_height", value=2.5)]).results[0]
+        assert result.successful, result.reason
+
+        assert life.transition(Transition.TRANSITION_DEACTIVATE)
+        assert wait_until(lambda: subscribed(0)), "a camera is still subscribed"
+        assert life.transition(Transition.TRANSITION_ACTIVATE)
+        assert wait_until(lambda: subscribed(1)) and rear_height() == 2.5
+        answered(32)
+
+        assert life.transition(Transition.TRANSITION_DEACTIVATE) and life.transition(Transition.TRANSITION_CLEANUP)
+        assert life.transition(Transition.TRANSITION_CONFIGURE), node.lines  # the pose parameters exist already
+        assert life.transition(Transition.TRANSITION_ACTIVATE) and rear_height() == 2.5
+        answered(33)
     finally:
         peer.close()
         code = node.stop()
