@@ -148,8 +148,7 @@ def undecided(score, inputs, size):
     reads = score_spec(score).reads_classes
     if reads in ("all", "none"):
         return ""
-    plan = ClassMaxPlan(inputs, size, reads == "max_class_score")
-    return f"{100 * float((plan.band_codes((0, size[0])) < 0).float().mean()):.1f}%"
+    return f"{100 * ClassMaxPlan(inputs, size, reads == 'max_class_score').undecided_share:.1f}%"
 
 
 def main() -> int:

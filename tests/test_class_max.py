@@ -2,7 +2,7 @@
 
 The reference is `registry._image_maps_all_classes`: every class interpolated at every output pixel, then the
 formula (the definition, kept for the scores that need all classes). `FULL_BAND_SHARE = 1.0` forces the
-winners' path on every band, the pixels it cannot decide going through `interpolate_points`.
+winners' path on every band, the pixels it cannot decide going through their candidate classes.
 """
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from hypood_ros.runtimes import load_backend
 from hypood_ros.runtimes.base import HeadParams
 from hypood_ros.scores import SCORES, ScoreInputs, SMLStats, class_max, registry, score_maps
 from hypood_ros.scores.class_max import ClassMaxPlan
-from hypood_ros.scores.interpolation import interpolate_points, interpolate_rows
 
 COVERED = [name for name, spec in SCORES.items() if spec.reads_classes != "all"]
 BITWISE = ["max_logit", "sml", "norm", "normalized_max_logit", "uem_llr"]  # same products, sums and divisions
@@ -29,7 +28,7 @@ DEMO = Path(__file__).resolve().parents[1] / "models" / "demo" / "model.pt"
 
 @pytest.fixture(autouse=True)
 def winners_everywhere(monkeypatch):
-    monkeypatch.setattr(registry, "FULL_BAND_SHARE", 1.0)
+    monkeypatch.setattr(class_max, "FULL_SHARE", 1.0)
 
 
 def with_sml(inputs: ScoreInputs) -> ScoreInputs:
@@ -64,8 +63,7 @@ def assert_same(inputs: ScoreInputs, size, names=COVERED):
 
 
 def undecided_share(inputs, size, class_scores=True) -> float:
-    plan = ClassMaxPlan(inputs, size, class_scores)
-    return float((plan.band_codes((0, size[0])) < 0).float().mean())
+    return ClassMaxPlan(inputs, size, class_scores).undecided_share
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -86,18 +84,18 @@ def test_the_fast_path_does_not_interpolate_the_classes(monkeypatch):
     score_maps(COVERED, inputs, (100, 160), "image", **PARAMS)
 
 
-def test_bands_and_mostly_undecided_bands(monkeypatch):
+def test_bands_and_the_all_classes_fallback(monkeypatch):
     inputs = smooth_inputs(h=16, w=24)
-    monkeypatch.setattr(registry, "BAND_PIXELS", 2 * 317 * 5)
+    monkeypatch.setattr(registry, "CLASS_MAX_BAND_PIXELS", 2 * 317 * 5)
+    assert len(registry._bands(inputs, (203, 317), registry.CLASS_MAX_BAND_PIXELS)) == 41
     assert_same(inputs, (203, 317))
-    monkeypatch.setattr(registry, "FULL_BAND_SHARE", 0.0)  # every band with an undecided pixel: all classes
+    monkeypatch.setattr(class_max, "FULL_SHARE", 0.0)  # the frame has undecided pixels: all classes
+    monkeypatch.setattr(ClassMaxPlan, "band", lambda *a: pytest.fail("winners' path taken"))
     assert_same(inputs, (203, 317))
-    monkeypatch.setattr(registry, "FULL_BAND_SHARE", 0.25)
-    assert_same(smooth_inputs(h=16, w=24, seed=5), (203, 317))
 
 
 def test_independent_random_logits():
-    """Every 2x2 block disagrees: all pixels go through the points."""
+    """Every 2x2 block disagrees: all pixels go through their candidate classes."""
     g = torch.Generator().manual_seed(3)
     logits = torch.randn(1, 19, 9, 13, generator=g)
     inputs = with_sml(ScoreInputs(logits, torch.randn(1, 8, 9, 13, generator=g),
@@ -164,17 +162,6 @@ def test_one_class_and_non_finite_cells():
         torch.testing.assert_close(fast[name], want[name], rtol=0, atol=0, equal_nan=True)
 
 
-def test_points_are_the_rows_bit_for_bit():
-    x = torch.randn(2, 5, 9, 13, generator=torch.Generator().manual_seed(8))
-    cells = x.permute(0, 2, 3, 1).contiguous().view(-1, 5)
-    for size in [(40, 57), (9, 13), (4, 30), (9, 40)]:
-        full = interpolate_rows(x, size)
-        b, y, xx = (t.flatten() for t in torch.meshgrid(torch.arange(2), torch.arange(size[0]),
-                                                         torch.arange(size[1]), indexing="ij"))
-        points = interpolate_points(cells, (9, 13), size, b, y, xx)
-        assert torch.equal(points, full.permute(0, 2, 3, 1).reshape(-1, 5))
-
-
 def _model_inputs(path, input_hw, seed):
     backend = load_backend(path, input_hw=input_hw)
     rgb = np.random.default_rng(seed).integers(0, 256, (input_hw[0], input_hw[1], 3), dtype=np.uint8)
@@ -195,3 +182,18 @@ def test_demo_model_outputs():
     inputs = _model_inputs(DEMO, (112, 224), 1)
     for size in [(240, 480), (113, 227)]:
         assert_same(inputs, size)
+
+
+def test_a_class_that_wins_no_cell_can_win_between_them():
+    # Cells (10, 0, 6) and (0, 10, 6): class 2 wins neither cell but wins midway (5, 5, 6).
+    logits = torch.tensor([[10.0, 0.0], [0.0, 10.0], [6.0, 6.0]]).view(1, 3, 1, 2)
+    inputs = with_sml(ScoreInputs(logits, torch.ones(1, 2, 1, 2), HeadParams(torch.ones(3), torch.zeros(3)),
+                                  torch.zeros(1, 2, 1, 2)))
+    _, ids = assert_same(inputs, (1, 9))
+    assert set(ids.unique().tolist()) == {0, 1, 2}
+
+
+def test_undecided_blocks_interpolate_few_classes():
+    inputs = smooth_inputs(h=24, w=40)
+    plan = ClassMaxPlan(inputs, (203, 317), False)
+    assert 1 < plan.tiers[0][1][0] < inputs.num_classes  # more than one class at a border, far from all

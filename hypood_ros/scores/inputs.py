@@ -47,7 +47,7 @@ class ScoreInputs:
         return self.logits.float()
 
     def class_scores(self) -> torch.Tensor:
-        """f = M z: the logits without the bias."""
+        """f = M z: the logits without the bias (a new tensor: the scores may change it in place)."""
         return self.logits.float() - self.head.bias.float().to(self.logits.device).view(1, -1, 1, 1)
 
     def embedding_norm(self) -> torch.Tensor:

@@ -19,7 +19,6 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 Axis = Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -88,33 +87,3 @@ def interpolate_rows(t: torch.Tensor, size: Sequence[int], rows: Optional[Tuple[
     # top * w0 + bottom * w1, in place: the same roundings without two more temporaries of the band's size.
     return top.mul_(w0.view(-1, 1)).add_(bottom.mul_(w1.view(-1, 1)))
 
-
-def interpolate_points(cells: torch.Tensor, grid: Sequence[int], size: Sequence[int], batch: torch.Tensor,
-                       y: torch.Tensor, x: torch.Tensor,
-                       axes: Optional[Tuple[Optional[Axis], Optional[Axis]]] = None) -> torch.Tensor:
-    """Output pixels (batch, y, x) of a [B,C,h,w] source interpolated to `size`, as [N, C] float32.
-
-    `cells`: the source channels-last, [B*h*w, C] float32 (a pixel's C values are one row), `grid` = (h, w).
-    The same products and sums, in the same order, as `interpolate_rows`: bit-identical values at those
-    pixels. `axes`: the (rows, columns) `axis_weights` over the whole output, when the caller has them.
-    """
-    h, w = int(grid[0]), int(grid[1])
-    if axes is None:
-        axes = (axis_weights(h, int(size[0]), 0, int(size[0])), axis_weights(w, int(size[1]), 0, int(size[1])))
-    row_axis, col_axis = axes
-    base = batch * h
-
-    def take(index: torch.Tensor) -> torch.Tensor:
-        return F.embedding(index, cells)  # a row gather; several times faster than index_select on the CPU
-
-    def row(r: torch.Tensor) -> torch.Tensor:
-        if col_axis is None:
-            return take((base + r) * w + x)
-        c0, c1, w0, w1 = (a.index_select(0, x) for a in col_axis)
-        start = (base + r) * w
-        return take(start + c0) * w0[:, None] + take(start + c1) * w1[:, None]
-
-    if row_axis is None:
-        return row(y)
-    i0, i1, w0, w1 = (a.index_select(0, y) for a in row_axis)
-    return row(i0) * w0[:, None] + row(i1) * w1[:, None]

@@ -6,12 +6,13 @@ w_k = ||M_k|| (class-weight norm), u = UEM logits. All scores return float32 [B,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from hypood_ros.errors import ConfigError
+from hypood_ros.scores import class_max
 from hypood_ros.scores.class_max import ClassMaxPlan
 from hypood_ros.scores.inputs import ScoreInputs
 
@@ -47,6 +48,7 @@ def sml(x: ScoreInputs) -> torch.Tensor:
     std = x.sml_stats.std.to(values.device)
     if mean.numel() != x.num_classes:
         raise ConfigError(f"SML statistics cover {mean.numel()} classes, logits have {x.num_classes}")
+    classes = classes.long()  # uint8 from the winners' maps would index as a mask
     return -(values - mean[classes]) / std[classes]
 
 
@@ -62,7 +64,7 @@ def normalized_max_logit(x: ScoreInputs) -> torch.Tensor:
 
 def normalized_energy(x: ScoreInputs) -> torch.Tensor:
     """-logsumexp_k f_k / ||z||."""
-    return -torch.logsumexp(x.class_scores() / x.embedding_norm().unsqueeze(1), dim=1)
+    return -torch.logsumexp(x.class_scores().div_(x.embedding_norm().unsqueeze(1)), dim=1)
 
 
 def class_weight_factors(x: ScoreInputs, eta: float) -> torch.Tensor:
@@ -73,7 +75,9 @@ def class_weight_factors(x: ScoreInputs, eta: float) -> torch.Tensor:
 
 def weighted_normalized_energy(x: ScoreInputs, eta: float = 1.5) -> torch.Tensor:
     """-logsumexp_k (w_k^(eta-1) f_k / ||z||) (thesis eq. 4.23); eta=1 is normalized_energy."""
-    return -torch.logsumexp(class_weight_factors(x, eta) * x.class_scores() / x.embedding_norm().unsqueeze(1), dim=1)
+    # In place on the fresh f (same products and quotients, two K-channel temporaries fewer per band).
+    scaled = x.class_scores().mul_(class_weight_factors(x, eta)).div_(x.embedding_norm().unsqueeze(1))
+    return -torch.logsumexp(scaled, dim=1)
 
 
 def delta_max_logit(x: ScoreInputs, delta: float = 0.0) -> torch.Tensor:
@@ -161,9 +165,9 @@ SCORE_RESOLUTIONS = ("image", "network")
 #: the camera size. On a GPU the whole image is one band.
 BAND_PIXELS = 1 << 17
 
-#: At `image`, a band of a class-maximum score whose share of undecided pixels (class borders, near-ties)
-#: exceeds this is interpolated in all K classes at once: per pixel, K-channel bands cost less than points.
-FULL_BAND_SHARE = 0.25
+#: Output pixels per band for the scores that read only the maximum over classes (scores/class_max.py): they
+#: hold a few channels per pixel, not K + 3.
+CLASS_MAX_BAND_PIXELS = 1 << 19
 
 
 def check_score_resolution(resolution: str) -> str:
@@ -172,11 +176,11 @@ def check_score_resolution(resolution: str) -> str:
     return resolution
 
 
-def _bands(inputs: ScoreInputs, size: Tuple[int, int]) -> List[Tuple[int, int]]:
+def _bands(inputs: ScoreInputs, size: Tuple[int, int], pixels: Optional[int] = None) -> List[Tuple[int, int]]:
     height, width = size
     if inputs.logits.is_cuda:
         return [(0, height)]
-    rows = max(1, BAND_PIXELS // max(1, inputs.logits.shape[0] * width))
+    rows = max(1, (pixels or BAND_PIXELS) // max(1, inputs.logits.shape[0] * width))
     return [(r, min(height, r + rows)) for r in range(0, height, rows)]
 
 
@@ -243,31 +247,17 @@ def _image_maps_all_classes(names: Sequence[str], inputs: ScoreInputs, size: Tup
 def _image_maps_class_max(names: Sequence[str], inputs: ScoreInputs, size: Tuple[int, int], class_scores: bool,
                           **params: float) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
     """`image` for scores that read the classes only through their maximum (`reads_classes`): the winners'
-    maps where the 4 cells of a pixel agree, all K classes at the other pixels only (scores/class_max.py).
+    maps where the 4 cells of a pixel agree, the classes that can win at the other pixels (scores/class_max.py).
     Bit-identical to `_image_maps_all_classes` for the class ids, max_logit, uem_llr, sml and norm; the
     normalized ones use the same arithmetic too (pow aside, which may round its last bit by layout)."""
     plan = ClassMaxPlan(inputs, size, class_scores)
+    if plan.undecided_share > class_max.FULL_SHARE:  # class borders nearly everywhere: all classes cost less
+        return _image_maps_all_classes(names, inputs, size, **params)
     scores: Dict[str, List[torch.Tensor]] = {name: [] for name in names}
     class_ids = []
-    for rows in _bands(inputs, size):
-        codes = plan.band_codes(rows)
-        undecided = codes < 0
-        if float(undecided.sum()) > FULL_BAND_SHARE * undecided.numel():  # mostly borders: all classes is cheaper
-            band = inputs.resized(size, rows)
-            for name in names:
-                scores[name].append(compute_score(name, band, **params))
-            class_ids.append(band.logit_max()[1].to(torch.uint8))
-            continue
-        band = plan.band(rows, codes)
-        maps = {name: compute_score(name, band, **params) for name in names}
-        ids = band.logit_max()[1].to(torch.uint8)
-        if bool(undecided.any()):
-            where = undecided.nonzero(as_tuple=True)
-            points = plan.points(band, where)
-            for name in names:
-                maps[name][where] = compute_score(name, points, **params)[0, 0]
-            ids[where] = points.logit_max()[1][0, 0].to(torch.uint8)
+    for rows in _bands(inputs, size, CLASS_MAX_BAND_PIXELS):
+        band = plan.band(rows)
         for name in names:
-            scores[name].append(maps[name])
-        class_ids.append(ids)
+            scores[name].append(compute_score(name, band, **params))
+        class_ids.append(band.logit_max()[1].to(torch.uint8))
     return {name: torch.cat(parts, dim=1) for name, parts in scores.items()}, torch.cat(class_ids, dim=1)
