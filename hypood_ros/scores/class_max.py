@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 
 from hypood_ros.errors import ConfigError
 from hypood_ros.scores.inputs import ScoreInputs, norm_of
@@ -42,10 +41,11 @@ def _decided(values: torch.Tensor, top: torch.Tensor, winner: torch.Tensor, scal
 
 
 def _can_win(by: torch.Tensor, slack: torch.Tensor, finite: torch.Tensor) -> torch.Tensor:
-    """[blocks, K]: the classes whose largest value over a block's 4 corners (`by` [blocks, 4, K]) reaches the
+    """[K, blocks]: the classes whose largest value over a block's 4 corners (`by` [4, K, blocks]) reaches the
     best smallest value of a class there, less the slack; all classes where a corner is not finite."""
-    best = by.amin(dim=1).amax(dim=1, keepdim=True)
-    return (by.amax(dim=1) >= best - slack) | ~finite
+    lower = torch.minimum(torch.minimum(by[0], by[1]), torch.minimum(by[2], by[3]))
+    upper = torch.maximum(torch.maximum(by[0], by[1]), torch.maximum(by[2], by[3]))
+    return (upper >= lower.amax(dim=0) - slack) | ~finite
 
 
 def _agree(codes: torch.Tensor, dim: int, axis: Optional[Axis]) -> torch.Tensor:
@@ -82,8 +82,8 @@ class ClassMaxPlan:
         self.cols = _on(axis_weights(w, self.size[1], 0, self.size[1]), device)
         self.col_index = self.cols[0] if self.cols is not None else torch.arange(w, device=device)
         self.bias = inputs.head.bias.float().to(device)
-        scale = logits.abs().amax(dim=1) + self.bias.abs().max()
         top, winner = logits.max(dim=1)
+        scale = torch.maximum(top, -logits.amin(dim=1)).abs() + self.bias.abs().max()  # max_k |l_k| + max_k |b_k|
         decided = _decided(logits, top, winner, scale)
         codes = winner
         channels = [top]
@@ -104,129 +104,150 @@ class ClassMaxPlan:
         self._class_rows = _columns(winner.to(torch.uint8 if k <= 256 else torch.int64), self.col_index)
         if class_scores:  # the bias of f's winner, subtracted from its interpolated logit
             self._bias_rows = _columns(self.bias[known % k], self.col_index)
-        self._undecided_pixels(codes < 0)
-        #: (blocks, candidates per set) of each tier of undecided blocks, for inspection.
-        self.tiers: List[Tuple[int, Tuple[int, ...]]] = []
-        if self.undecided[0].numel() and self.undecided_share <= FULL_SHARE:
-            self._undecided_maxima(logits, scale, codes)
-
-    def _undecided_pixels(self, undecided: torch.Tensor) -> None:
-        """The output pixels (batch, y, x) of undecided blocks, row by row (`row_starts`: each row's first)."""
-        h = undecided.shape[1]
-        i, batch, x = _columns(undecided, self.col_index).nonzero(as_tuple=True)  # sorted by network row
-        per_row = torch.bincount(i, minlength=h)
-        first = torch.cumsum(per_row, 0) - per_row
-        counts = per_row.index_select(0, self.row_index)  # output row y has network row i0[y]'s pixels
-        ends = torch.cumsum(counts, 0)
-        total = int(ends[-1]) if ends.numel() else 0
-        y = torch.repeat_interleave(torch.arange(self.size[0], device=undecided.device), counts, output_size=total)
-        src = (torch.arange(total, device=undecided.device) - (ends - counts).index_select(0, y)
-               + first.index_select(0, self.row_index.index_select(0, y)))
-        self.undecided = (batch.index_select(0, src), y, x.index_select(0, src))
-        self.row_starts = [0] + ends.tolist()
+        undecided = codes < 0
+        self._undecided_rows = _columns(undecided, self.col_index)  # [h,B,W] bool
+        # Output pixels per network row and column (i0 does not decrease along an axis: each is a range).
+        self._span_y = _spans(self.row_index, h)
+        self._span_x = _spans(self.col_index, w)
+        bb, i, j = undecided.nonzero(as_tuple=True)
+        self._blocks = (bb, i, j)
+        pixels = self._span_y[1].index_select(0, i) * self._span_x[1].index_select(0, j)
         #: Share of output pixels that the winners do not decide; above `FULL_SHARE` the caller interpolates
         #: all classes instead (random logits are class borders everywhere).
-        self.undecided_share = total / max(1, undecided.shape[0] * self.size[0] * self.size[1])
+        self.undecided_share = float(pixels.sum()) / max(1, b * self.size[0] * self.size[1])
+        #: (blocks, candidates per set) of each tier of undecided blocks, for inspection.
+        self.tiers: List[Tuple[int, Tuple[int, ...]]] = []
+        self._maps: Optional[Tuple[torch.Tensor, ...]] = None
+        if bb.numel() and self.undecided_share <= FULL_SHARE:
+            self._undecided_maxima(logits, scale)
 
-    def _undecided_maxima(self, logits: torch.Tensor, scale: torch.Tensor, codes: torch.Tensor) -> None:
-        """The maxima at the undecided output pixels (all of the frame at once: few operations per frame)."""
+    def _undecided_maxima(self, logits: torch.Tensor, scale: torch.Tensor) -> None:
+        """The maxima at the undecided output pixels, all of the frame at once (few operations per frame),
+        into frame-sized maps that the bands read where their pixels are undecided."""
         b, k, h, w = logits.shape
-        batch, y, x = self.undecided
-        row_index = self.row_index
-        bb, i, j = (codes < 0).nonzero(as_tuple=True)
+        bb, i, j = self._blocks
         ni = (i + 1).clamp_max(h - 1) if self.rows is not None else i
         nj = (j + 1).clamp_max(w - 1) if self.cols is not None else j
-        cells = logits.permute(0, 2, 3, 1).contiguous().view(-1, k)
+        planes = logits.transpose(0, 1).reshape(k, -1)  # [K, B*h*w], a view for B = 1
         # Corners in the order the interpolation reads them: (i0,c0), (i0,c1), (i1,c0), (i1,c1).
         flat = [(bb * h + r) * w + c for r, c in ((i, j), (i, nj), (ni, j), (ni, nj))]
-        corners = torch.stack([F.embedding(f, cells) for f in flat], dim=1)  # [blocks, 4, K]
-        slack = MARGIN * torch.stack([scale.view(-1).index_select(0, f) for f in flat], dim=1).amax(dim=1)
-        slack = slack.unsqueeze(1) + _TINY
-        finite = torch.isfinite(corners.view(corners.shape[0], -1)).all(dim=1, keepdim=True)
+        corners = torch.stack([planes.index_select(1, f) for f in flat])  # [4, K, blocks]
+        slack = MARGIN * torch.stack([scale.view(-1).index_select(0, f) for f in flat]).amax(dim=0) + _TINY
+        finite = torch.isfinite(corners).all(dim=1).all(dim=0)  # [blocks]
         chosen = [_can_win(corners, slack, finite)]
         if self.class_scores:
-            chosen.append(_can_win(corners - self.bias, slack, finite))
-        count = torch.stack([c.sum(dim=1) for c in chosen], dim=1).amax(dim=1)
+            chosen.append(_can_win(corners - self.bias.view(1, -1, 1), slack, finite))
+        count = torch.stack([c.sum(dim=0) for c in chosen]).amax(dim=0)
         # Blocks in tiers of similar candidate counts, each padded to its own largest: a few blocks with many
-        # candidates (near-ties of several classes) do not make every block pay for them. Blocks are numbered
-        # tier by tier, so a tier is a range of numbers.
-        tier = torch.bucketize(count, torch.tensor(TIERS, device=count.device))
-        order = torch.sort(tier, stable=True).indices
-        number = torch.full((b * h * w,), -1, dtype=torch.int64, device=codes.device)
-        number.index_copy_(0, flat[0].index_select(0, order), torch.arange(order.numel(), device=codes.device))
-        cell = (batch * h + row_index.index_select(0, y)) * w + self.col_index.index_select(0, x)
-        block = number.index_select(0, cell)  # each undecided pixel's block
-        self.logit = torch.empty(y.numel(), device=logits.device)
-        self.classes = torch.empty(y.numel(), dtype=torch.int64, device=logits.device)
-        self.class_score = torch.empty_like(self.logit) if self.class_scores else None
-        first = 0
-        for stop in torch.cumsum(torch.bincount(tier, minlength=len(TIERS) + 1), 0).tolist():
-            if stop > first:
-                pixels = ((block >= first) & (block < stop)).nonzero()[:, 0]
-                mine = order[first:stop]
-                self._maxima(pixels, block.index_select(0, pixels) - first, y.index_select(0, pixels),
-                             x.index_select(0, pixels), corners.index_select(0, mine),
-                             [c.index_select(0, mine) for c in chosen])
-            first = stop
+        # candidates (near-ties of several classes) do not make every block pay for them. Blocks with a value
+        # that is not finite go last, where torch's max decides (NaN included) as in the reference.
+        tier = sum((count > bound).long() for bound in TIERS)
+        tier = torch.where(finite, tier, torch.full_like(tier, len(TIERS)))
+        size = (b, self.size[0], self.size[1])
+        self._maps = (torch.empty(size, device=logits.device), torch.empty(size, dtype=self._class_rows.dtype,
+                      device=logits.device), torch.empty(size, device=logits.device) if self.class_scores else None)
+        for t in torch.unique(tier).tolist():
+            mine = (tier == t).nonzero()[:, 0]
+            self._maxima(mine, corners.index_select(2, mine), [c.index_select(1, mine) for c in chosen],
+                         exact_max=t >= len(TIERS))
 
-    def _maxima(self, pixels: torch.Tensor, block: torch.Tensor, y: torch.Tensor, x: torch.Tensor,
-                corners: torch.Tensor, chosen: List[torch.Tensor]) -> None:
-        """Interpolate the candidates of blocks `corners` at their `pixels`; keep the maxima (first wins)."""
+    def _maxima(self, mine: torch.Tensor, corners: torch.Tensor, chosen: List[torch.Tensor], exact_max: bool) -> None:
+        """Interpolate the candidates of blocks `mine` ([4, K, n] corners) at all their pixels; keep the maxima."""
+        n = mine.numel()
         classes, values = [], []
         for mask in chosen:
-            count = mask.sum(dim=1, keepdim=True)
+            count = mask.sum(dim=0)
             m = int(count.max())
-            # Candidates first, in class order; short rows padded with their first candidate, which ties it
+            # Candidates first, in class order; short columns padded with their first candidate, which ties it
             # and comes later, so neither the maximum nor the first maximum changes.
-            ids = torch.sort((~mask).to(torch.uint8), dim=1, stable=True).indices[:, :m]
-            ids = torch.where(torch.arange(m, device=ids.device).unsqueeze(0) >= count, ids[:, :1], ids)
-            classes.append(ids)
-            values.append(corners.gather(2, ids.unsqueeze(1).expand(-1, 4, -1)))
-        sets = [c.shape[1] for c in classes]
-        self.tiers.append((corners.shape[0], tuple(sets)))
-        blended = self._blend(F.embedding(block, torch.cat(values, dim=2).flatten(1)).view(-1, 4, sum(sets)), y, x)
-        value, pos = blended[:, :sets[0]].max(dim=1)
-        self.logit.index_copy_(0, pixels, value)
-        self.classes.index_copy_(0, pixels, F.embedding(block, classes[0]).gather(1, pos.unsqueeze(1))[:, 0])
+            ids = torch.sort((~mask).to(torch.uint8), dim=0, stable=True).indices[:m]
+            ids = torch.where(torch.arange(m, device=ids.device).unsqueeze(1) >= count, ids[:1], ids)
+            classes.append(ids)  # [M, n]
+            values.append(corners.gather(1, ids.unsqueeze(0).expand(4, -1, -1)))  # [4, M, n]
+        sets = [c.shape[0] for c in classes]
+        self.tiers.append((n, tuple(sets)))
+        block, batch, y, x = self._block_pixels(mine)
+        table = torch.cat(values, dim=1)  # [4, sum(sets), n]
+        # index_select along the last dim of a 2-D tensor: the 3-D one takes a path many times slower.
+        picked = table.view(-1, n).index_select(1, block).view(4, sum(sets), -1)
+        blended = self._blend(picked, y, x)  # [sum(sets), N]
+        value, pos = _first_max(blended[:sets[0]], exact_max)
+        at = (batch * self.size[0] + y) * self.size[1] + x
+        logit, ids, class_score = self._maps
+        logit.view(-1).scatter_(0, at, value)
+        ids.view(-1).scatter_(0, at, classes[0].view(-1).index_select(0, pos * n + block).to(ids.dtype))
         if self.class_scores:
-            bias = F.embedding(block, self.bias[classes[1]])
-            self.class_score.index_copy_(0, pixels, (blended[:, sets[0]:] - bias).amax(dim=1))
+            f = blended[sets[0]:] - self.bias[classes[1]].index_select(1, block)
+            class_score.view(-1).scatter_(0, at, _first_max(f, exact_max)[0])
+
+    def _block_pixels(self, mine: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """(block in `mine`, batch, y, x) of every output pixel of the undecided blocks `mine`."""
+        bb, i, j = (t.index_select(0, mine) for t in self._blocks)
+        y0, ny = (a.index_select(0, i) for a in self._span_y)
+        x0, nx = (a.index_select(0, j) for a in self._span_x)
+        count = ny * nx
+        total = int(count.sum())
+        block = torch.repeat_interleave(torch.arange(mine.numel(), device=mine.device), count, output_size=total)
+        k = torch.arange(total, device=mine.device) - (torch.cumsum(count, 0) - count).index_select(0, block)
+        width = nx.index_select(0, block)
+        dy = torch.div(k, width, rounding_mode="floor")
+        y = y0.index_select(0, block) + dy
+        return block, bb.index_select(0, block), y, x0.index_select(0, block) + k - dy * width
 
     def band(self, rows: Tuple[int, int]) -> "ClassMaxInputs":
         """The maxima at output rows `rows`."""
         r0, r1 = rows
         values = interpolate_rows(self.winners, self.size, rows)  # [B,C,n,W]
-        b, c, n, width = values.shape
         row_index = self.row_index[r0:r1]
-        classes = self._class_rows.index_select(0, row_index).permute(1, 0, 2).contiguous()
-        first, stop = self.row_starts[r0], self.row_starts[r1]
-        at = None
-        if stop > first:
-            batch, y, x = (t[first:stop] for t in self.undecided)
-            at = (batch * n + y - r0) * width + x  # in a [B,n,W] map
-            logit_at = (batch * c * n + y - r0) * width + x  # channel 0 of [B,C,n,W]
-            values.view(-1).index_copy_(0, logit_at, self.logit[first:stop])
-            classes.view(-1).index_copy_(0, at, self.classes[first:stop].to(classes.dtype))
+        logit = values[:, 0]
+        classes = self._class_rows.index_select(0, row_index).permute(1, 0, 2)
         class_score = None
         if self.class_scores:
-            bias = self._bias_rows.index_select(0, row_index).permute(1, 0, 2)
-            class_score = (values[:, 1] - bias).contiguous()
-            if at is not None:
-                class_score.view(-1).index_copy_(0, at, self.class_score[first:stop])
-        return ClassMaxInputs(self, rows, values[:, 0], classes, class_score)
+            class_score = values[:, 1] - self._bias_rows.index_select(0, row_index).permute(1, 0, 2)
+        if self._maps is not None:
+            undecided = self._undecided_rows.index_select(0, row_index).permute(1, 0, 2)
+            logit_at, classes_at, class_score_at = (None if m is None else m[:, r0:r1] for m in self._maps)
+            logit = torch.where(undecided, logit_at, logit)
+            classes = torch.where(undecided, classes_at, classes)
+            if class_score is not None:
+                class_score = torch.where(undecided, class_score_at, class_score)
+        return ClassMaxInputs(self, rows, logit, classes, class_score)
 
     def _blend(self, corners: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Candidates [N, 4 corners, M] interpolated at pixels (y, x): the products and sums of `interpolate_rows`."""
+        """Candidates [4 corners, M, N] interpolated at pixels (y, x), [M, N]: the products and sums of
+        `interpolate_rows`, in its order."""
         if self.cols is not None:
-            w0, w1 = (a.index_select(0, x).unsqueeze(1) for a in self.cols[2:])
-            top = corners[:, 0] * w0 + corners[:, 1] * w1
-            bottom = corners[:, 2] * w0 + corners[:, 3] * w1
+            w0, w1 = (a.index_select(0, x) for a in self.cols[2:])
+            top = corners[0] * w0 + corners[1] * w1
+            bottom = corners[2] * w0 + corners[3] * w1
         else:
-            top, bottom = corners[:, 0], corners[:, 2]
+            top, bottom = corners[0], corners[2]
         if self.rows is None:
             return top
-        w0, w1 = (a.index_select(0, y).unsqueeze(1) for a in self.rows[2:])
+        w0, w1 = (a.index_select(0, y) for a in self.rows[2:])
         return top * w0 + bottom * w1
+
+
+
+def _spans(index: torch.Tensor, n: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(first output position, count) per network position, for the non-decreasing lower indices `index`."""
+    count = torch.bincount(index, minlength=n)
+    return torch.cumsum(count, 0) - count, count
+
+
+def _first_max(values: torch.Tensor, exact: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+    """max and first argmax over dim 0 of [M, N]: torch.max where `exact` (NaN), else a running comparison,
+    several times faster for a few rows (ties keep the earlier row, as torch.max)."""
+    if exact or values.shape[0] > TIERS[-1]:
+        found = values.max(dim=0)
+        return found.values, found.indices
+    best = values[0]
+    pos = torch.zeros_like(best, dtype=torch.int64)
+    for m in range(1, values.shape[0]):
+        better = values[m] > best
+        best = torch.where(better, values[m], best)
+        pos.masked_fill_(better, m)
+    return best, pos
 
 
 def _columns(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
