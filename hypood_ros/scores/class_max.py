@@ -117,7 +117,9 @@ class ClassMaxPlan:
         self.undecided_share = float(pixels.sum()) / max(1, b * self.size[0] * self.size[1])
         #: (blocks, candidates per set) of each tier of undecided blocks, for inspection.
         self.tiers: List[Tuple[int, Tuple[int, ...]]] = []
-        self._maps: Optional[Tuple[torch.Tensor, ...]] = None
+        #: Per tier: (batch, flat index in [B,H,W], max logit, its class, max class score) of undecided pixels.
+        self._found: List[Tuple[torch.Tensor, ...]] = []
+        self._maps: Optional[Tuple[torch.Tensor, ...]] = None  # the same as frame-sized maps, for bands
         if bb.numel() and self.undecided_share <= FULL_SHARE:
             self._undecided_maxima(logits, scale)
 
@@ -143,9 +145,6 @@ class ClassMaxPlan:
         # that is not finite go last, where torch's max decides (NaN included) as in the reference.
         tier = sum((count > bound).long() for bound in TIERS)
         tier = torch.where(finite, tier, torch.full_like(tier, len(TIERS)))
-        size = (b, self.size[0], self.size[1])
-        self._maps = (torch.empty(size, device=logits.device), torch.empty(size, dtype=self._class_rows.dtype,
-                      device=logits.device), torch.empty(size, device=logits.device) if self.class_scores else None)
         for t in torch.unique(tier).tolist():
             mine = (tier == t).nonzero()[:, 0]
             self._maxima(mine, corners.index_select(2, mine), [c.index_select(1, mine) for c in chosen],
@@ -172,13 +171,12 @@ class ClassMaxPlan:
         picked = table.view(-1, n).index_select(1, block).view(4, sum(sets), -1)
         blended = self._blend(picked, y, x)  # [sum(sets), N]
         value, pos = _first_max(blended[:sets[0]], exact_max)
-        at = (batch * self.size[0] + y) * self.size[1] + x
-        logit, ids, class_score = self._maps
-        logit.view(-1).scatter_(0, at, value)
-        ids.view(-1).scatter_(0, at, classes[0].view(-1).index_select(0, pos * n + block).to(ids.dtype))
+        ids = classes[0].view(-1).index_select(0, pos * n + block).to(self._class_rows.dtype)
+        class_score = None
         if self.class_scores:
             f = blended[sets[0]:] - self.bias[classes[1]].index_select(1, block)
-            class_score.view(-1).scatter_(0, at, _first_max(f, exact_max)[0])
+            class_score = _first_max(f, exact_max)[0]
+        self._found.append((batch, (batch * self.size[0] + y) * self.size[1] + x, value, ids, class_score))
 
     def _block_pixels(self, mine: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """(block in `mine`, batch, y, x) of every output pixel of the undecided blocks `mine`."""
@@ -199,19 +197,39 @@ class ClassMaxPlan:
         r0, r1 = rows
         values = interpolate_rows(self.winners, self.size, rows)  # [B,C,n,W]
         row_index = self.row_index[r0:r1]
-        logit = values[:, 0]
-        classes = self._class_rows.index_select(0, row_index).permute(1, 0, 2)
+        classes = self._class_rows.index_select(0, row_index).permute(1, 0, 2).contiguous()
         class_score = None
         if self.class_scores:
             class_score = values[:, 1] - self._bias_rows.index_select(0, row_index).permute(1, 0, 2)
-        if self._maps is not None:
+        if self._found and rows == (0, self.size[0]):  # the whole frame: the undecided pixels go straight in
+            plane = self.size[0] * self.size[1]
+            for batch, at, logit, ids, score in self._found:
+                values.view(-1).scatter_(0, at + batch * (values.shape[1] - 1) * plane, logit)
+                classes.view(-1).scatter_(0, at, ids)
+                if class_score is not None:
+                    class_score.view(-1).scatter_(0, at, score)
+        elif self._found:
             undecided = self._undecided_rows.index_select(0, row_index).permute(1, 0, 2)
-            logit_at, classes_at, class_score_at = (None if m is None else m[:, r0:r1] for m in self._maps)
-            logit = torch.where(undecided, logit_at, logit)
-            classes = torch.where(undecided, classes_at, classes)
+            maps = [None if m is None else m[:, r0:r1] for m in self._frame_maps()]
+            torch.where(undecided, maps[0], values[:, 0], out=values[:, 0])
+            torch.where(undecided, maps[1], classes, out=classes)
             if class_score is not None:
-                class_score = torch.where(undecided, class_score_at, class_score)
-        return ClassMaxInputs(self, rows, logit, classes, class_score)
+                torch.where(undecided, maps[2], class_score, out=class_score)
+        return ClassMaxInputs(self, rows, values[:, 0], classes, class_score)
+
+    def _frame_maps(self) -> Tuple[Optional[torch.Tensor], ...]:
+        """The undecided pixels' maxima as frame-sized maps [B,H,W] (other pixels unset), made once."""
+        if self._maps is None:
+            b = self.winners.shape[0]
+            size = (b, self.size[0], self.size[1])
+            device = self.winners.device
+            self._maps = (torch.empty(size, device=device), torch.empty(size, dtype=self._class_rows.dtype,
+                          device=device), torch.empty(size, device=device) if self.class_scores else None)
+            for _, at, *found in self._found:
+                for m, v in zip(self._maps, found):
+                    if m is not None:
+                        m.view(-1).scatter_(0, at, v)
+        return self._maps
 
     def _blend(self, corners: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Candidates [4 corners, M, N] interpolated at pixels (y, x), [M, N]: the products and sums of

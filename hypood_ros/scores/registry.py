@@ -166,8 +166,8 @@ SCORE_RESOLUTIONS = ("image", "network")
 BAND_PIXELS = 1 << 17
 
 #: Output pixels per band for the scores that read only the maximum over classes (scores/class_max.py): they
-#: hold a few channels per pixel, not K + 3.
-CLASS_MAX_BAND_PIXELS = 1 << 19
+#: hold a few channels per pixel, not K + 3, so frames up to 1920x1080 are one band (no merging of bands).
+CLASS_MAX_BAND_PIXELS = 1 << 21
 
 
 def check_score_resolution(resolution: str) -> str:
@@ -204,7 +204,9 @@ def score_maps(names: Sequence[str], inputs: ScoreInputs, size: Sequence[int], r
         score_spec(name)
     if check_score_resolution(resolution) == "image":
         reads = {score_spec(name).reads_classes for name in names}
-        if "all" in reads:
+        # On a GPU all classes at once are a few large kernels; the winners' maps (many small steps and
+        # host syncs) are for the CPU, where they were measured.
+        if "all" in reads or inputs.logits.is_cuda:
             return _image_maps_all_classes(names, inputs, size, **params)
         return _image_maps_class_max(names, inputs, size, "max_class_score" in reads, **params)
     maps = {name: compute_score(name, inputs, **params) for name in names}
@@ -241,7 +243,11 @@ def _image_maps_all_classes(names: Sequence[str], inputs: ScoreInputs, size: Tup
         for name in names:
             scores[name].append(compute_score(name, band, **params))
         class_ids.append(band.logit_max()[1].to(torch.uint8))
-    return {name: torch.cat(parts, dim=1) for name, parts in scores.items()}, torch.cat(class_ids, dim=1)
+    return {name: _joined(parts) for name, parts in scores.items()}, _joined(class_ids)
+
+
+def _joined(bands: List[torch.Tensor]) -> torch.Tensor:
+    return bands[0] if len(bands) == 1 else torch.cat(bands, dim=1)  # one band: no copy
 
 
 def _image_maps_class_max(names: Sequence[str], inputs: ScoreInputs, size: Tuple[int, int], class_scores: bool,
@@ -260,4 +266,4 @@ def _image_maps_class_max(names: Sequence[str], inputs: ScoreInputs, size: Tuple
         for name in names:
             scores[name].append(compute_score(name, band, **params))
         class_ids.append(band.logit_max()[1].to(torch.uint8))
-    return {name: torch.cat(parts, dim=1) for name, parts in scores.items()}, torch.cat(class_ids, dim=1)
+    return {name: _joined(parts) for name, parts in scores.items()}, _joined(class_ids)
