@@ -197,3 +197,24 @@ def test_undecided_blocks_interpolate_few_classes():
     inputs = smooth_inputs(h=24, w=40)
     plan = ClassMaxPlan(inputs, (203, 317), False)
     assert 1 < plan.tiers[0][1][0] < inputs.num_classes  # more than one class at a border, far from all
+
+
+@pytest.mark.parametrize("band_pixels", [None, 2 * 47 * 3])
+def test_gradients_equal_the_all_classes_path(monkeypatch, band_pixels):
+    """The LLR training loss differentiates uem_llr at `image`: one band and many give its gradients."""
+    if band_pixels:
+        monkeypatch.setattr(registry, "CLASS_MAX_BAND_PIXELS", band_pixels)
+    base = smooth_inputs(h=10, w=14, seed=11)
+    grads = []
+    for path in ("fast", "all"):
+        logits = base.logits.clone().requires_grad_(True)
+        uem = base.uem_logits.clone().requires_grad_(True)
+        inputs = ScoreInputs(logits, base.embedding, base.head, uem)
+        if path == "fast":
+            maps, _ = score_maps(["uem_llr", "max_logit"], inputs, (33, 47), "image")
+        else:
+            maps, _ = registry._image_maps_all_classes(["uem_llr", "max_logit"], inputs, (33, 47))
+        (maps["uem_llr"].square().mean() + maps["max_logit"].mean()).backward()
+        grads.append((logits.grad, uem.grad))
+    for fast, want in zip(*grads):
+        torch.testing.assert_close(fast, want, rtol=1e-6, atol=1e-7)

@@ -10,7 +10,8 @@ the pixels whose cells are all decided for the same class, one interpolated chan
 made on the network grid) gives max_k (f+b)_k and its class, and with the winner of f = l - b a second one
 gives max_k f_k = interp(l_c') - b_c': the same products and sums as interpolating all K classes, so the
 same bits. The other pixels (class borders, near-ties, zero embeddings where every f_k is 0, values that
-are not finite) are interpolated in all K channels, at those pixels only (`interpolation.interpolate_points`).
+are not finite) interpolate, at those pixels only, the classes that can still win there (`ClassMaxPlan`).
+Tested against interpolating all classes in tests/test_class_max.py; docs/SCORES.md.
 """
 from __future__ import annotations
 
@@ -62,8 +63,8 @@ class ClassMaxPlan:
     """Per frame and output size: the winners' maps, and the candidate classes of the undecided blocks.
 
     A block is the 2x2 cells (i, i+1) x (j, j+1) (clamped at the border; one cell along an axis whose size is
-    unchanged) that the output pixels with lower neighbour (i, j) read. Decided blocks (`codes` >= 0) take
-    their maxima from the winners' maps. For an undecided block (`codes` = -1 - its index) a class k can only
+    unchanged) that the output pixels with lower neighbour (i, j) read. Decided blocks take their maxima
+    from the winners' maps. For an undecided block a class k can only
     be the maximum at its pixels if its largest value over the 4 cells reaches the best smallest value of a
     class there (less the margin): interp(l_k) <= max_cells l_k and interp(l_c) >= min_cells l_c. Only those
     candidates (in class order, so the first maximum is torch.argmax's) are interpolated at its pixels; a
@@ -71,10 +72,13 @@ class ClassMaxPlan:
     done at once (a band of rows holds too few of them for PyTorch's per-operation cost), the rest per band.
     """
 
-    def __init__(self, inputs: ScoreInputs, size: Sequence[int], class_scores: bool) -> None:
+    def __init__(self, inputs: ScoreInputs, size: Sequence[int], class_scores: bool, logit: bool = True) -> None:
+        """`logit`: interpolate max_k (f+b)_k (for scores that read it; class ids come without it);
+        `class_scores`: max_k f_k too."""
         self.inputs = inputs
         self.size = (int(size[0]), int(size[1]))
         self.class_scores = class_scores
+        self.logit = logit
         logits = inputs.full_logits()
         b, k, h, w = logits.shape
         device = logits.device
@@ -86,7 +90,7 @@ class ClassMaxPlan:
         scale = torch.maximum(top, -logits.amin(dim=1)).abs() + self.bias.abs().max()  # max_k |l_k| + max_k |b_k|
         decided = _decided(logits, top, winner, scale)
         codes = winner
-        channels = [top]
+        channels = [top] if logit else []
         if class_scores:
             f = inputs.class_scores()
             f_top, f_winner = f.max(dim=1)
@@ -96,7 +100,8 @@ class ClassMaxPlan:
         codes = torch.where(decided, codes, torch.full_like(codes, -1))
         # A code survives where all 4 cells an output pixel reads from this one (as its lower index) agree.
         codes = _agree(_agree(codes, 1, self.rows), 2, self.cols)
-        self.winners = torch.stack(channels, dim=1)  # [B,C,h,w]: l_c (and l_c' of f's winner c')
+        # [B,C,h,w]: the winner's logit l_c and/or the logit l_c' of f's winner c' (C = 0: class ids only)
+        self.winners = torch.stack(channels, dim=1) if channels else None
         self.row_index = self.rows[0] if self.rows is not None else torch.arange(self.size[0], device=device)
         # Per-pixel maps are made columns first on the network rows, [h,B,W], and then whole rows are copied.
         known = codes.clamp_min(0)
@@ -125,7 +130,7 @@ class ClassMaxPlan:
 
     def _undecided_maxima(self, logits: torch.Tensor, scale: torch.Tensor) -> None:
         """The maxima at the undecided output pixels, all of the frame at once (few operations per frame),
-        into frame-sized maps that the bands read where their pixels are undecided."""
+        kept per tier (`_found`) for the bands."""
         b, k, h, w = logits.shape
         bb, i, j = self._blocks
         ni = (i + 1).clamp_max(h - 1) if self.rows is not None else i
@@ -195,34 +200,38 @@ class ClassMaxPlan:
     def band(self, rows: Tuple[int, int]) -> "ClassMaxInputs":
         """The maxima at output rows `rows`."""
         r0, r1 = rows
-        values = interpolate_rows(self.winners, self.size, rows)  # [B,C,n,W]
+        values = None if self.winners is None else interpolate_rows(self.winners, self.size, rows)  # [B,C,n,W]
         row_index = self.row_index[r0:r1]
         classes = self._class_rows.index_select(0, row_index).permute(1, 0, 2).contiguous()
         class_score = None
         if self.class_scores:
-            class_score = values[:, 1] - self._bias_rows.index_select(0, row_index).permute(1, 0, 2)
+            bias = self._bias_rows.index_select(0, row_index).permute(1, 0, 2)
+            class_score = values[:, 1 if self.logit else 0] - bias
         if self._found and rows == (0, self.size[0]):  # the whole frame: the undecided pixels go straight in
             plane = self.size[0] * self.size[1]
             for batch, at, logit, ids, score in self._found:
-                values.view(-1).scatter_(0, at + batch * (values.shape[1] - 1) * plane, logit)
+                if self.logit:  # channel 0 of [B,C,H,W]
+                    values.view(-1).scatter_(0, at + batch * (values.shape[1] - 1) * plane, logit)
                 classes.view(-1).scatter_(0, at, ids)
                 if class_score is not None:
                     class_score.view(-1).scatter_(0, at, score)
-        elif self._found:
+        logit = values[:, 0] if self.logit else None
+        if self._found and rows != (0, self.size[0]):  # a band: merged from frame-sized maps (autograd-safe)
             undecided = self._undecided_rows.index_select(0, row_index).permute(1, 0, 2)
             maps = [None if m is None else m[:, r0:r1] for m in self._frame_maps()]
-            torch.where(undecided, maps[0], values[:, 0], out=values[:, 0])
-            torch.where(undecided, maps[1], classes, out=classes)
+            if logit is not None:
+                logit = torch.where(undecided, maps[0], logit)
+            classes = torch.where(undecided, maps[1], classes)
             if class_score is not None:
-                torch.where(undecided, maps[2], class_score, out=class_score)
-        return ClassMaxInputs(self, rows, values[:, 0], classes, class_score)
+                class_score = torch.where(undecided, maps[2], class_score)
+        return ClassMaxInputs(self, rows, logit, classes, class_score)
 
     def _frame_maps(self) -> Tuple[Optional[torch.Tensor], ...]:
         """The undecided pixels' maxima as frame-sized maps [B,H,W] (other pixels unset), made once."""
         if self._maps is None:
-            b = self.winners.shape[0]
+            b = self._class_rows.shape[1]
             size = (b, self.size[0], self.size[1])
-            device = self.winners.device
+            device = self._class_rows.device
             self._maps = (torch.empty(size, device=device), torch.empty(size, dtype=self._class_rows.dtype,
                           device=device), torch.empty(size, device=device) if self.class_scores else None)
             for _, at, *found in self._found:
@@ -244,7 +253,6 @@ class ClassMaxPlan:
             return top
         w0, w1 = (a.index_select(0, y) for a in self.rows[2:])
         return top * w0 + bottom * w1
-
 
 
 def _spans(index: torch.Tensor, n: int) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -281,7 +289,7 @@ class ClassMaxInputs:
     """What the class-maximum scores read, at a band of output rows: the same methods as `ScoreInputs`
     except the K class maps, which do not exist here. ||z|| and the UEM logits are interpolated on first use."""
 
-    def __init__(self, plan: ClassMaxPlan, rows: Tuple[int, int], logit: torch.Tensor, classes: torch.Tensor,
+    def __init__(self, plan: ClassMaxPlan, rows: Tuple[int, int], logit: Optional[torch.Tensor], classes: torch.Tensor,
                  class_score: Optional[torch.Tensor]) -> None:
         self.plan, self.rows = plan, rows
         self.head, self.sml_stats = plan.inputs.head, plan.inputs.sml_stats
@@ -292,7 +300,12 @@ class ClassMaxInputs:
 
     def logit_max(self) -> Tuple[torch.Tensor, torch.Tensor]:
         """(max_k (f+b)_k, its class); the classes are uint8 where K <= 256."""
+        if self._logit is None:
+            raise RuntimeError("the plan was made without the logits' winners")
         return self._logit, self._classes
+
+    def class_ids(self) -> torch.Tensor:
+        return self._classes
 
     def class_score_max(self) -> torch.Tensor:
         if self._class_score is None:

@@ -6,7 +6,7 @@ w_k = ||M_k|| (class-weight norm), u = UEM logits. All scores return float32 [B,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -208,7 +208,7 @@ def score_maps(names: Sequence[str], inputs: ScoreInputs, size: Sequence[int], r
         # host syncs) are for the CPU, where they were measured.
         if "all" in reads or inputs.logits.is_cuda:
             return _image_maps_all_classes(names, inputs, size, **params)
-        return _image_maps_class_max(names, inputs, size, "max_class_score" in reads, **params)
+        return _image_maps_class_max(names, inputs, size, reads, **params)
     maps = {name: compute_score(name, inputs, **params) for name in names}
     class_ids = inputs.logits.argmax(dim=1).to(torch.uint8)
     if tuple(class_ids.shape[-2:]) != size:
@@ -250,13 +250,13 @@ def _joined(bands: List[torch.Tensor]) -> torch.Tensor:
     return bands[0] if len(bands) == 1 else torch.cat(bands, dim=1)  # one band: no copy
 
 
-def _image_maps_class_max(names: Sequence[str], inputs: ScoreInputs, size: Tuple[int, int], class_scores: bool,
+def _image_maps_class_max(names: Sequence[str], inputs: ScoreInputs, size: Tuple[int, int], reads: Set[str],
                           **params: float) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
     """`image` for scores that read the classes only through their maximum (`reads_classes`): the winners'
     maps where the 4 cells of a pixel agree, the classes that can win at the other pixels (scores/class_max.py).
     Bit-identical to `_image_maps_all_classes` for the class ids, max_logit, uem_llr, sml and norm; the
     normalized ones use the same arithmetic too (pow aside, which may round its last bit by layout)."""
-    plan = ClassMaxPlan(inputs, size, class_scores)
+    plan = ClassMaxPlan(inputs, size, "max_class_score" in reads, logit="max_logit" in reads)
     if plan.undecided_share > class_max.FULL_SHARE:  # class borders nearly everywhere: all classes cost less
         return _image_maps_all_classes(names, inputs, size, **params)
     scores: Dict[str, List[torch.Tensor]] = {name: [] for name in names}
@@ -265,5 +265,5 @@ def _image_maps_class_max(names: Sequence[str], inputs: ScoreInputs, size: Tuple
         band = plan.band(rows)
         for name in names:
             scores[name].append(compute_score(name, band, **params))
-        class_ids.append(band.logit_max()[1].to(torch.uint8))
+        class_ids.append(band.class_ids().to(torch.uint8))
     return {name: _joined(parts) for name, parts in scores.items()}, _joined(class_ids)
