@@ -161,9 +161,11 @@ def compute_score(name: str, inputs: ScoreInputs, **params: float) -> torch.Tens
 SCORE_RESOLUTIONS = ("image", "network")
 
 #: Output pixels (batch x rows x width) per band of `score_map` at `image` on the CPU: with K+3 interpolated
-#: channels in float32 a band holds about 2**17 * (K+3) * 4 bytes (11 MB for K=19) per intermediate, whatever
-#: the camera size. On a GPU the whole image is one band.
-BAND_PIXELS = 1 << 17
+#: channels in float32 a band holds about 2**16 * (K+3) * 4 bytes (6 MB for K=19) per intermediate, whatever
+#: the camera size. On a GPU the whole image is one band. 2^16 rather than 2^17: bands of 2^17 made the C
+#: library hand the freed memory back and fault it in again for every band (tens of thousands of page faults
+#: per 1080p frame on the development machine), and took 20-50% more CPU time (docs/PERFORMANCE.md).
+BAND_PIXELS = 1 << 16
 
 #: Output pixels per band for the scores that read only the maximum over classes (scores/class_max.py): they
 #: hold a few channels per pixel, not K + 3, so frames up to 1920x1080 are one band (no merging of bands).
