@@ -14,6 +14,7 @@ top = left * (1 - lambda_x) + right * lambda_x. The values agree with `F.interpo
 """
 from __future__ import annotations
 
+import functools
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
@@ -22,10 +23,20 @@ import torch
 Axis = Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
+@functools.lru_cache(maxsize=512)
 def axis_weights(in_size: int, out_size: int, start: int, stop: int) -> Optional[Axis]:
-    """(index0, index1, weight0, weight1) for output positions [start, stop); None when the size is unchanged."""
+    """(index0, index1, weight0, weight1) for output positions [start, stop); None when the size is unchanged.
+
+    Cached (every band of every frame at one camera size asks for the same ones): treat them as read-only.
+    Made outside inference mode, so that autograd (the LLR loss) may use them after inference did.
+    """
     if in_size == out_size:
         return None
+    with torch.inference_mode(False):
+        return _axis_weights(in_size, out_size, start, stop)
+
+
+def _axis_weights(in_size: int, out_size: int, start: int, stop: int) -> Axis:
     scale = float(np.float32(in_size) / np.float32(out_size))
     dst = torch.arange(start, stop, dtype=torch.float64)
     # In float64 the product of a float32 ratio and dst + 0.5 is exact: one rounding, to float32, at the end.
@@ -65,7 +76,7 @@ def interpolate_rows(t: torch.Tensor, size: Sequence[int], rows: Optional[Tuple[
     col_axis = axis_weights(t.shape[3], width, 0, width)
     if col_axis is not None:
         c0, c1, w0, w1 = (a.to(t.device) for a in col_axis)
-        band = band.index_select(3, c0) * w0 + band.index_select(3, c1) * w1
+        band = band.index_select(3, c0).mul_(w0).add_(band.index_select(3, c1).mul_(w1))
     if row_axis is None:
         return band
     i0, i1, w0, w1 = (a.to(t.device) for a in row_axis)
@@ -73,4 +84,6 @@ def interpolate_rows(t: torch.Tensor, size: Sequence[int], rows: Optional[Tuple[
     flat = band.reshape(b * c, n, w)  # index_select on a 3-D tensor's middle dim is the fast path on the CPU
     top = flat.index_select(1, i0 - lo).view(b, c, -1, w)
     bottom = flat.index_select(1, i1 - lo).view(b, c, -1, w)
-    return top * w0.view(-1, 1) + bottom * w1.view(-1, 1)
+    # top * w0 + bottom * w1, in place: the same roundings without two more temporaries of the band's size.
+    return top.mul_(w0.view(-1, 1)).add_(bottom.mul_(w1.view(-1, 1)))
+

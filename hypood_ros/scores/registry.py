@@ -6,12 +6,14 @@ w_k = ||M_k|| (class-weight norm), u = UEM logits. All scores return float32 [B,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from hypood_ros.errors import ConfigError
+from hypood_ros.scores import class_max
+from hypood_ros.scores.class_max import ClassMaxPlan
 from hypood_ros.scores.inputs import ScoreInputs
 
 
@@ -28,7 +30,7 @@ def entropy(x: ScoreInputs) -> torch.Tensor:
 
 def max_logit(x: ScoreInputs) -> torch.Tensor:
     """-max_k (f+b)_k."""
-    return -x.full_logits().amax(dim=1)
+    return -x.logit_max()[0]
 
 
 def energy(x: ScoreInputs) -> torch.Tensor:
@@ -41,11 +43,12 @@ def sml(x: ScoreInputs) -> torch.Tensor:
     if x.sml_stats is None:
         raise ConfigError("score 'sml' needs per-class statistics "
                           "(fit them on in-distribution data with `hypood fit-sml`)")
-    values, classes = x.full_logits().max(dim=1)
+    values, classes = x.logit_max()
     mean = x.sml_stats.mean.to(values.device)
     std = x.sml_stats.std.to(values.device)
-    if mean.numel() != x.logits.shape[1]:
-        raise ConfigError(f"SML statistics cover {mean.numel()} classes, logits have {x.logits.shape[1]}")
+    if mean.numel() != x.num_classes:
+        raise ConfigError(f"SML statistics cover {mean.numel()} classes, logits have {x.num_classes}")
+    classes = classes.long()  # uint8 from the winners' maps would index as a mask
     return -(values - mean[classes]) / std[classes]
 
 
@@ -55,13 +58,13 @@ def norm(x: ScoreInputs) -> torch.Tensor:
 
 
 def normalized_max_logit(x: ScoreInputs) -> torch.Tensor:
-    """-max_k f_k / ||z|| (thesis eq. 4.17)."""
-    return -(x.class_scores() / x.embedding_norm().unsqueeze(1)).amax(dim=1)
+    """-max_k f_k / ||z|| (thesis eq. 4.17); ||z|| > 0, so max_k (f_k / ||z||) = (max_k f_k) / ||z||, rounding too."""
+    return -(x.class_score_max() / x.embedding_norm())
 
 
 def normalized_energy(x: ScoreInputs) -> torch.Tensor:
     """-logsumexp_k f_k / ||z||."""
-    return -torch.logsumexp(x.class_scores() / x.embedding_norm().unsqueeze(1), dim=1)
+    return -torch.logsumexp(x.class_scores().div_(x.embedding_norm().unsqueeze(1)), dim=1)
 
 
 def class_weight_factors(x: ScoreInputs, eta: float) -> torch.Tensor:
@@ -72,17 +75,19 @@ def class_weight_factors(x: ScoreInputs, eta: float) -> torch.Tensor:
 
 def weighted_normalized_energy(x: ScoreInputs, eta: float = 1.5) -> torch.Tensor:
     """-logsumexp_k (w_k^(eta-1) f_k / ||z||) (thesis eq. 4.23); eta=1 is normalized_energy."""
-    return -torch.logsumexp(class_weight_factors(x, eta) * x.class_scores() / x.embedding_norm().unsqueeze(1), dim=1)
+    # In place on the fresh f (same products and quotients, two K-channel temporaries fewer per band).
+    scaled = x.class_scores().mul_(class_weight_factors(x, eta)).div_(x.embedding_norm().unsqueeze(1))
+    return -torch.logsumexp(scaled, dim=1)
 
 
 def delta_max_logit(x: ScoreInputs, delta: float = 0.0) -> torch.Tensor:
     """-max_k f_k / ||z||^(1-delta) (thesis eq. 5.7): delta=0 normalized max logit, delta=1 raw f."""
-    return -(x.class_scores() / x.embedding_norm().pow(1.0 - delta).unsqueeze(1)).amax(dim=1)
+    return -(x.class_score_max() / x.embedding_norm().pow(1.0 - delta))
 
 
 def uem_llr(x: ScoreInputs) -> torch.Tensor:
     """u_1 - u_0 - max_k (f+b)_k (UEM paper eq. 11, discriminative head)."""
-    return x.uem_difference() - x.full_logits().amax(dim=1)
+    return x.uem_difference() - x.logit_max()[0]
 
 
 def hyperspherical_llr(x: ScoreInputs, eta: float = 1.5, lam: float = 1.0) -> torch.Tensor:
@@ -97,22 +102,28 @@ class ScoreSpec:
     needs_sml: bool = False
     params: Dict[str, float] = field(default_factory=dict)  # name -> default
     description: str = ""
+    #: What the score reads of the classes: "all" (the K class maps), "max_logit" (only `logit_max()`:
+    #: max_k (f+b)_k and its class), "max_class_score" (also `class_score_max()`: max_k f_k) or "none".
+    #: All but "all" are computed at `image` from the winners' maps (scores/class_max.py).
+    reads_classes: str = "all"
 
 
 SCORES: Dict[str, ScoreSpec] = {
     "msp": ScoreSpec(msp, description="negative maximum softmax probability"),
     "entropy": ScoreSpec(entropy, description="softmax entropy"),
-    "max_logit": ScoreSpec(max_logit, description="negative max logit"),
+    "max_logit": ScoreSpec(max_logit, description="negative max logit", reads_classes="max_logit"),
     "energy": ScoreSpec(energy, description="negative logsumexp of the logits"),
-    "sml": ScoreSpec(sml, needs_sml=True, description="standardized max logit"),
-    "norm": ScoreSpec(norm, description="negative embedding norm (Norm-N)"),
-    "normalized_max_logit": ScoreSpec(normalized_max_logit, description="max logit on the hypersphere"),
+    "sml": ScoreSpec(sml, needs_sml=True, description="standardized max logit", reads_classes="max_logit"),
+    "norm": ScoreSpec(norm, description="negative embedding norm (Norm-N)", reads_classes="none"),
+    "normalized_max_logit": ScoreSpec(normalized_max_logit, description="max logit on the hypersphere",
+                                      reads_classes="max_class_score"),
     "normalized_energy": ScoreSpec(normalized_energy, description="energy on the hypersphere"),
     "weighted_normalized_energy": ScoreSpec(
         weighted_normalized_energy, params={"eta": 1.5}, description="class-weighted normalized energy"
     ),
-    "delta_max_logit": ScoreSpec(delta_max_logit, params={"delta": 0.0}, description="norm re-introduction"),
-    "uem_llr": ScoreSpec(uem_llr, needs_uem=True, description="UEM log-likelihood ratio"),
+    "delta_max_logit": ScoreSpec(delta_max_logit, params={"delta": 0.0}, description="norm re-introduction",
+                                 reads_classes="max_class_score"),
+    "uem_llr": ScoreSpec(uem_llr, needs_uem=True, description="UEM log-likelihood ratio", reads_classes="max_logit"),
     "hyperspherical_llr": ScoreSpec(
         hyperspherical_llr, needs_uem=True, params={"eta": 1.5, "lam": 1.0},
         description="LLR with normalized-energy inlier evidence",
@@ -150,9 +161,15 @@ def compute_score(name: str, inputs: ScoreInputs, **params: float) -> torch.Tens
 SCORE_RESOLUTIONS = ("image", "network")
 
 #: Output pixels (batch x rows x width) per band of `score_map` at `image` on the CPU: with K+3 interpolated
-#: channels in float32 a band holds about 2**17 * (K+3) * 4 bytes (11 MB for K=19) per intermediate, whatever
-#: the camera size. On a GPU the whole image is one band.
-BAND_PIXELS = 1 << 17
+#: channels in float32 a band holds about 2**16 * (K+3) * 4 bytes (6 MB for K=19) per intermediate, whatever
+#: the camera size. On a GPU the whole image is one band. 2^16 rather than 2^17: bands of 2^17 made the C
+#: library hand the freed memory back and fault it in again for every band (tens of thousands of page faults
+#: per 1080p frame on the development machine), and took 20-50% more CPU time (docs/PERFORMANCE.md).
+BAND_PIXELS = 1 << 16
+
+#: Output pixels per band for the scores that read only the maximum over classes (scores/class_max.py): they
+#: hold a few channels per pixel, not K + 3, so frames up to 1920x1080 are one band (no merging of bands).
+CLASS_MAX_BAND_PIXELS = 1 << 21
 
 
 def check_score_resolution(resolution: str) -> str:
@@ -161,11 +178,11 @@ def check_score_resolution(resolution: str) -> str:
     return resolution
 
 
-def _bands(inputs: ScoreInputs, size: Tuple[int, int]) -> List[Tuple[int, int]]:
+def _bands(inputs: ScoreInputs, size: Tuple[int, int], pixels: Optional[int] = None) -> List[Tuple[int, int]]:
     height, width = size
     if inputs.logits.is_cuda:
         return [(0, height)]
-    rows = max(1, BAND_PIXELS // max(1, inputs.logits.shape[0] * width))
+    rows = max(1, (pixels or BAND_PIXELS) // max(1, inputs.logits.shape[0] * width))
     return [(r, min(height, r + rows)) for r in range(0, height, rows)]
 
 
@@ -178,7 +195,9 @@ def score_maps(names: Sequence[str], inputs: ScoreInputs, size: Sequence[int], r
     source rows it needs, so memory stays bounded at any camera size. Banded and whole-image results are
     identical for the interpolated inputs, the class ids and the max-based scores (uem_llr, max_logit, ...);
     softmax / logsumexp / pow agree to float32 rounding (PyTorch's CPU kernels round their last bit
-    differently by tensor layout, as they do between thread counts).
+    differently by tensor layout, as they do between thread counts). When every score asked for reads the
+    classes only through their maximum (`ScoreSpec.reads_classes`), the image order is computed from the
+    winners' maps (scores/class_max.py) with the same values and class ids, without K channels per pixel.
     """
     size = (int(size[0]), int(size[1]))
     if size[0] < 1 or size[1] < 1:
@@ -186,15 +205,12 @@ def score_maps(names: Sequence[str], inputs: ScoreInputs, size: Sequence[int], r
     for name in names:
         score_spec(name)
     if check_score_resolution(resolution) == "image":
-        scores: Dict[str, List[torch.Tensor]] = {name: [] for name in names}
-        class_ids = []
-        for rows in _bands(inputs, size):
-            band = inputs.resized(size, rows)
-            for name in names:
-                scores[name].append(compute_score(name, band, **params))
-            # max().indices: the first maximum, as argmax, and several times faster on the CPU.
-            class_ids.append(band.logits.max(dim=1).indices.to(torch.uint8))
-        return {name: torch.cat(parts, dim=1) for name, parts in scores.items()}, torch.cat(class_ids, dim=1)
+        reads = {score_spec(name).reads_classes for name in names}
+        # On a GPU all classes at once are a few large kernels; the winners' maps (many small steps and
+        # host syncs) are for the CPU, where they were measured.
+        if "all" in reads or inputs.logits.is_cuda:
+            return _image_maps_all_classes(names, inputs, size, **params)
+        return _image_maps_class_max(names, inputs, size, reads, **params)
     maps = {name: compute_score(name, inputs, **params) for name in names}
     class_ids = inputs.logits.argmax(dim=1).to(torch.uint8)
     if tuple(class_ids.shape[-2:]) != size:
@@ -217,3 +233,39 @@ def minmax_normalize(score: torch.Tensor) -> torch.Tensor:
     lo = flat.amin(dim=-1, keepdim=True).unsqueeze(-1)
     hi = flat.amax(dim=-1, keepdim=True).unsqueeze(-1)
     return (score - lo) / (hi - lo).clamp_min(torch.finfo(score.dtype).tiny)
+
+
+def _image_maps_all_classes(names: Sequence[str], inputs: ScoreInputs, size: Tuple[int, int],
+                            **params: float) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
+    """`image` with all K classes interpolated at every output pixel, band by band (`ScoreInputs.resized`)."""
+    scores: Dict[str, List[torch.Tensor]] = {name: [] for name in names}
+    class_ids = []
+    for rows in _bands(inputs, size):
+        band = inputs.resized(size, rows)
+        for name in names:
+            scores[name].append(compute_score(name, band, **params))
+        class_ids.append(band.logit_max()[1].to(torch.uint8))
+    return {name: _joined(parts) for name, parts in scores.items()}, _joined(class_ids)
+
+
+def _joined(bands: List[torch.Tensor]) -> torch.Tensor:
+    return bands[0] if len(bands) == 1 else torch.cat(bands, dim=1)  # one band: no copy
+
+
+def _image_maps_class_max(names: Sequence[str], inputs: ScoreInputs, size: Tuple[int, int], reads: Set[str],
+                          **params: float) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
+    """`image` for scores that read the classes only through their maximum (`reads_classes`): the winners'
+    maps where the 4 cells of a pixel agree, the classes that can win at the other pixels (scores/class_max.py).
+    Bit-identical to `_image_maps_all_classes` for the class ids, max_logit, uem_llr, sml and norm; the
+    normalized ones use the same arithmetic too (pow aside, which may round its last bit by layout)."""
+    plan = ClassMaxPlan(inputs, size, "max_class_score" in reads, logit="max_logit" in reads)
+    if plan.undecided_share > class_max.FULL_SHARE:  # class borders nearly everywhere: all classes cost less
+        return _image_maps_all_classes(names, inputs, size, **params)
+    scores: Dict[str, List[torch.Tensor]] = {name: [] for name in names}
+    class_ids = []
+    for rows in _bands(inputs, size, CLASS_MAX_BAND_PIXELS):
+        band = plan.band(rows)
+        for name in names:
+            scores[name].append(compute_score(name, band, **params))
+        class_ids.append(band.class_ids().to(torch.uint8))
+    return {name: _joined(parts) for name, parts in scores.items()}, _joined(class_ids)
