@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from hypood_ros.errors import BackendError
-from hypood_ros.kernels import fused_scores
+from hypood_ros.kernels import FusedArgs, fused_scores
 from hypood_ros.model import build_segmentor, save_checkpoint
 from hypood_ros.runtimes import load_backend
 from hypood_ros.runtimes.aoti_build import build_aoti
@@ -87,7 +87,7 @@ def run_only(backend, x) -> Callable[[], None]:
 def run_and_score(backend, x) -> Callable[[], None]:
     def step() -> None:
         out = backend.run(x)
-        fused_scores(out["embedding"], out["seg_logits"], backend.head, uem_logits=out["uem_logits"])
+        fused_scores(FusedArgs(out["embedding"], out["seg_logits"], backend.head, uem_logits=out["uem_logits"]))
 
     return step
 

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from hypood_ros.head import HeadParams
-from hypood_ros.kernels import FusedScores, fused_scores
+from hypood_ros.kernels import FusedArgs, FusedScores, fused_scores
 from hypood_ros.scores import ScoreInputs
 from hypood_ros.scores.registry import score_map
 
@@ -80,7 +80,7 @@ def eager(emb, logits, wfac, bias, uem):
 
 def network_then_upsample(emb, logits, head, uem, out, size):
     """The `network` order: kernel on the grid, then the score bilinear and the class ids nearest."""
-    fused_scores(emb, logits, head, ETA, uem, LAM, THRESHOLD, out=out)
+    fused_scores(FusedArgs(emb, logits, head, ETA, uem, LAM, THRESHOLD), out=out)
     llr = F.interpolate(out.llr[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
     ids = F.interpolate(out.class_ids[:, None].float(), size=size, mode="nearest")[:, 0].to(torch.uint8)
     return ids, llr, (llr > THRESHOLD).to(torch.uint8) * 255
@@ -149,7 +149,8 @@ def cpu_checks() -> int:
     kernels = load()
 
     def run(emb, logits, head, eta, uem, lam, threshold, out, out_size):
-        return cpu_kernel_fused_scores(emb, logits, head, eta, uem, lam, threshold, out_size, out=out, kernels=kernels)
+        return cpu_kernel_fused_scores(FusedArgs(emb, logits, head, eta, uem, lam, threshold, out_size), out=out,
+                                       kernels=kernels)
 
     print("no CUDA device: timings need a GPU; correctness of the kernel's CPU build against float64:")
     print("| B | h x w | output | dtype | rel err | ids agree |")
@@ -176,7 +177,8 @@ def network_table(args, copy_gbs, compiled) -> int:
             emb, logits, head, uem = make_inputs(b, h, w, dtype, seed + 100)
             out = poisoned(b, h, w)
             wfac = head.weight_norm.pow(ETA - 1)
-            k_ms = time_ms(lambda: fused_scores(emb, logits, head, ETA, uem, LAM, THRESHOLD, out=out), args.iters)
+            grid_args = FusedArgs(emb, logits, head, ETA, uem, LAM, THRESHOLD)
+            k_ms = time_ms(lambda: fused_scores(grid_args, out=out), args.iters)
             e_ms = time_ms(lambda: eager(emb, logits, wfac, head.bias, uem), args.iters)
             c_ms = (time_ms(lambda: compiled(emb, logits, wfac, head.bias, uem), args.iters) if compiled
                     else float("nan"))
@@ -202,8 +204,8 @@ def image_table(args, copy_gbs) -> int:
             failures += not ok
             emb, logits, head, uem = make_inputs(1, h, w, dtype, seed + 200)
             out_img, out_net = poisoned(1, oh, ow), poisoned(1, h, w)
-            i_ms = time_ms(lambda: fused_scores(emb, logits, head, ETA, uem, LAM, THRESHOLD, out=out_img,
-                                                out_size=(oh, ow)), args.iters)
+            image_args = FusedArgs(emb, logits, head, ETA, uem, LAM, THRESHOLD, out_size=(oh, ow))
+            i_ms = time_ms(lambda: fused_scores(image_args, out=out_img), args.iters)
             n_ms = time_ms(lambda: network_then_upsample(emb, logits, head, uem, out_net, (oh, ow)), args.iters)
             e_ms = time_ms(lambda: eager_image(emb, logits, head, uem, (oh, ow)), args.iters)
             size = torch.finfo(dtype).bits // 8

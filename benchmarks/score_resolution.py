@@ -123,20 +123,21 @@ def peak_mib(score, size, resolution, one_band=False, kind="random"):
 
 def fused_columns(score, size, iters, kind="random"):
     """(image ms, network ms) of the fused op on CUDA; image is None without the out_size parameter."""
-    from hypood_ros.kernels import fused_scores
+    from hypood_ros.kernels import FusedArgs, fused_scores
 
     x = make_inputs("cuda", kind)
     uem = x.uem_logits if score == "hyperspherical_llr" else None
 
     def network():
-        out = fused_scores(x.embedding, x.logits, x.head, uem_logits=uem)
+        out = fused_scores(FusedArgs(x.embedding, x.logits, x.head, uem_logits=uem))
         s = F.interpolate(out.score[:, None], size=size, mode="bilinear", align_corners=False)
         ids = F.interpolate(out.class_ids[:, None].float(), size=size, mode="nearest").to(torch.uint8)
         return s, ids
 
     image = None
     if "out_size" in inspect.signature(fused_scores).parameters:
-        image = gpu_time(lambda: fused_scores(x.embedding, x.logits, x.head, uem_logits=uem, out_size=size), iters)
+        image_args = FusedArgs(x.embedding, x.logits, x.head, uem_logits=uem, out_size=size)
+        image = gpu_time(lambda: fused_scores(image_args), iters)
     return image, gpu_time(network, iters)
 
 

@@ -15,7 +15,7 @@ import torch
 from hypood_ros.defaults import BY_NAME, check_value, default
 from hypood_ros.defaults import OUTPUTS as OUTPUT_NAMES
 from hypood_ros.errors import ConfigError
-from hypood_ros.kernels import fused_scores, reference_fused_scores
+from hypood_ros.kernels import FusedArgs, fused_scores, reference_fused_scores
 from hypood_ros.kernels.compile import KernelCompileError
 from hypood_ros.postprocess import clean_mask, upsample
 from hypood_ros.preprocess import check_rgb, preprocess
@@ -112,6 +112,13 @@ def obstacle_mask(score: np.ndarray, region: Optional[np.ndarray], config: Pipel
     return clean_mask(score > config.threshold, region, config.opening, config.min_area)
 
 
+def _fused_args(outputs, head, config: PipelineConfig, size=None) -> FusedArgs:
+    """The fused op's arguments for one frame's network outputs (UEM logits only for the LLR)."""
+    uem = outputs["uem_logits"] if config.score == "hyperspherical_llr" else None
+    return FusedArgs(outputs["embedding"], outputs["seg_logits"], head, eta=config.eta, uem_logits=uem, lam=config.lam,
+                     out_size=size)
+
+
 class FramePipeline:
     def __init__(self, backend: Backend, config: Optional[PipelineConfig] = None,
                  sml_stats: Optional[SMLStats] = None, ego_mask: Optional[np.ndarray] = None) -> None:
@@ -183,9 +190,7 @@ class FramePipeline:
         """`network`: the score on the network grid [B,h,w] (upsampled per frame in `_finish`)."""
         head = self.backend.head
         if config.score in FUSED_SCORES:
-            fused = self._fused(outputs["embedding"], outputs["seg_logits"], head, eta=config.eta,
-                                 uem_logits=outputs["uem_logits"] if config.score == "hyperspherical_llr" else None,
-                                 lam=config.lam)
+            fused = self._fused(_fused_args(outputs, head, config))
             return fused.class_ids, getattr(fused, FUSED_SCORES[config.score])
         inputs = ScoreInputs(outputs["seg_logits"], outputs["embedding"], head, outputs["uem_logits"], self.sml_stats)
         score = compute_score(config.score, inputs, eta=config.eta, delta=config.delta, lam=config.lam)
@@ -200,9 +205,7 @@ class FramePipeline:
         head = self.backend.head
         size = (int(size[0]), int(size[1]))
         if config.score in FUSED_SCORES and outputs["seg_logits"].is_cuda:
-            fused = self._fused(outputs["embedding"], outputs["seg_logits"], head, eta=config.eta,
-                                uem_logits=outputs["uem_logits"] if config.score == "hyperspherical_llr" else None,
-                                lam=config.lam, out_size=size)
+            fused = self._fused(_fused_args(outputs, head, config, size))
             return fused.class_ids, getattr(fused, FUSED_SCORES[config.score])
         inputs = ScoreInputs(outputs["seg_logits"], outputs["embedding"], head, outputs["uem_logits"], self.sml_stats)
         score, class_ids = score_map(config.score, inputs, size, "image", eta=config.eta, delta=config.delta,

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from hypood_ros.errors import ConfigError
-from hypood_ros.kernels import fused_scores, launch, reference_fused_scores
+from hypood_ros.kernels import FusedArgs, fused_scores, launch, reference_fused_scores
 from hypood_ros.kernels.compile import SOURCE_PATH
 from hypood_ros.kernels.cpu_build import KernelArgumentError, compiler, cpu_kernel_fused_scores, load
 from hypood_ros.kernels.fused import FusedScores
@@ -62,7 +62,8 @@ def run_cpu(kernels, emb, logits, head, uem, threshold, out_size=None, eta=1.3, 
     b, _, h, w = logits.shape
     shape = (b, *(out_size or (h, w)))
     out, spares = poisoned(shape, uem, threshold)
-    got = cpu_kernel_fused_scores(emb, logits, head, eta, uem, lam, threshold, out_size, out=out, kernels=kernels)
+    got = cpu_kernel_fused_scores(FusedArgs(emb, logits, head, eta, uem, lam, threshold, out_size), out=out,
+                                  kernels=kernels)
     for spare in spares:
         assert (spare == 254).all() or (spare == 77).all() or spare.isnan().all(), "write past the grid's guard"
     return got
@@ -216,7 +217,7 @@ def test_image_mode_differs_from_network_order(kernels):
     emb, logits, head, uem = make_inputs(b=1, d=8, k=2, h=2, w=2, uem_hw=(2, 2), seed=2)
     logits = torch.tensor([[[[4.0, -4.0], [4.0, -4.0]], [[-4.0, 4.0], [-4.0, 4.0]]]])
     image = run_cpu(kernels, emb, logits, head, uem, None, out_size=(4, 4))
-    network = fused_scores(emb, logits, head, 1.3, uem, 0.8)
+    network = fused_scores(FusedArgs(emb, logits, head, 1.3, uem, 0.8))
     upsampled = torch.nn.functional.interpolate(network.llr[:, None], size=(4, 4), mode="bilinear",
                                                 align_corners=False)[:, 0]
     assert (image.llr - upsampled).abs().max() > 0.1
@@ -225,15 +226,15 @@ def test_image_mode_differs_from_network_order(kernels):
 
 def test_public_cpu_path_is_the_registry():
     emb, logits, head, uem = make_inputs(b=2, d=16, k=19, h=13, w=21, uem_hw=(5, 7), seed=4)
-    out = fused_scores(emb, logits, head, 1.3, uem, 0.8, 0.5, out_size=(29, 43))
+    out = fused_scores(FusedArgs(emb, logits, head, 1.3, uem, 0.8, 0.5, out_size=(29, 43)))
     ids, energy, llr = registry(emb, logits, head, uem, 0.5, (29, 43))
     assert torch.equal(out.class_ids, ids) and torch.equal(out.energy, energy) and torch.equal(out.llr, llr)
     assert torch.equal(out.mask, (llr > 0.5).to(torch.uint8) * 255)
-    ref = reference_fused_scores(emb, logits, head, 1.3, uem, 0.8, 0.5, (29, 43))
+    ref = reference_fused_scores(FusedArgs(emb, logits, head, 1.3, uem, 0.8, 0.5, (29, 43)))
     assert torch.equal(ref.llr, out.llr)
     for bad in [(0, 5), (3,), (4, -1)]:
         with pytest.raises(ConfigError, match="out_size"):
-            fused_scores(emb, logits, head, out_size=bad)
+            fused_scores(FusedArgs(emb, logits, head, out_size=bad))
 
 
 def test_cpu_build_has_every_kernel_of_the_source(kernels):
@@ -297,7 +298,8 @@ def test_swapped_arguments_of_different_types_are_refused(kernels, monkeypatch):
     mask = torch.full((b, h, w), 77, dtype=torch.uint8)
     wfac, bias = head.weight_norm.pow(1.3 - 1.0).contiguous(), head.bias.contiguous()
     logits = logits.contiguous()
-    for item in launch.pack_fused(emb, logits, wfac, bias, uem, 0.8, 0.5, (ids, energy, llr, mask)):
+    packed = launch.KernelInputs(emb, logits, wfac, bias, uem, 0.8, 0.5)
+    for item in launch.pack_fused(packed, (ids, energy, llr, mask)):
         kernels.launch(item, check_types=False)
     ref_ids, _, ref_llr = registry(emb, logits, head, uem, 0.5)
     assert torch.equal(ids, ref_ids) and rel_err(llr, ref_llr) <= REL  # the scores themselves are right
@@ -308,4 +310,5 @@ def test_pointer_dtype_mismatch_is_refused_by_the_packer():
     emb, logits, head, uem = make_inputs(b=1, d=4, k=3, h=3, w=3, uem_hw=(2, 2))
     outputs = (torch.empty((1, 3, 3), dtype=torch.uint8), torch.empty((1, 3, 3)), torch.empty((1, 3, 3)), None)
     with pytest.raises(ValueError, match="contiguous torch.float16"):
-        launch.pack_fused(emb.half(), logits.half(), head.weight_norm, head.bias, uem, 1.0, None, outputs)
+        launch.pack_fused(launch.KernelInputs(emb.half(), logits.half(), head.weight_norm, head.bias, uem, 1.0, None),
+                          outputs)

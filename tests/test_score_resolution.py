@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from hypood_ros.evaluation.evaluate import score_maps as eval_score_maps
-from hypood_ros.kernels import fused_scores
+from hypood_ros.kernels import FusedArgs, fused_scores
 from hypood_ros.pipeline import FramePipeline, PipelineConfig
 from hypood_ros.preprocess import preprocess
 from hypood_ros.runtimes import load_backend
@@ -151,8 +151,8 @@ def test_evaluation_uem_llr_at_image_is_the_official_order(backend, size):
 def test_fused_cpu_path_at_image_is_the_registry(backend, size):
     img = frame(*size, seed=3)
     out = network_outputs(backend, img)
-    fused = fused_scores(out["embedding"], out["seg_logits"], backend.head, eta=1.5, uem_logits=out["uem_logits"],
-                         lam=1.0, out_size=size)
+    fused = fused_scores(FusedArgs(out["embedding"], out["seg_logits"], backend.head, eta=1.5,
+                                   uem_logits=out["uem_logits"], lam=1.0, out_size=size))
     inputs = ScoreInputs(out["seg_logits"], out["embedding"], backend.head, out["uem_logits"])
     want, ids = score_map("hyperspherical_llr", inputs, size, "image")
     torch.testing.assert_close(fused.llr, want, rtol=1e-5, atol=1e-5)

@@ -22,7 +22,6 @@ import torch
 from hypood_ros.kernels import fused
 from hypood_ros.kernels.compile import SOURCE_PATH, KernelCompileError, cache_dir
 from hypood_ros.kernels.launch import KernelLaunch
-from hypood_ros.runtimes.base import HeadParams
 
 KERNEL_DIR = SOURCE_PATH.parent
 SOURCES = (SOURCE_PATH, KERNEL_DIR / "cpu_shim.h", KERNEL_DIR / "cpu_launch.cpp")
@@ -130,19 +129,8 @@ def run_plan(launches: Sequence[KernelLaunch], device: torch.device, kernels: Op
         kernels.launch(launch)
 
 
-def cpu_kernel_fused_scores(
-    embedding: torch.Tensor,
-    logits: torch.Tensor,
-    head: HeadParams,
-    eta: float = 1.5,
-    uem_logits: Optional[torch.Tensor] = None,
-    lam: float = 1.0,
-    threshold: Optional[float] = None,
-    out_size: Optional[Sequence[int]] = None,
-    out: Optional[fused.FusedScores] = None,
-    kernels: Optional[CpuKernels] = None,
-) -> fused.FusedScores:
+def cpu_kernel_fused_scores(a: fused.FusedArgs, out: Optional[fused.FusedScores] = None,
+                            kernels: Optional[CpuKernels] = None) -> fused.FusedScores:
     """`fused_scores` with the CUDA path's preparation and packing, executed by the CPU build."""
     kernels = kernels or load()
-    return fused.kernel_fused_scores(embedding, logits, head, eta, uem_logits, lam, threshold, out_size,
-                                     execute=lambda launches, device: run_plan(launches, device, kernels), out=out)
+    return fused.kernel_fused_scores(a, execute=lambda launches, device: run_plan(launches, device, kernels), out=out)

@@ -59,101 +59,93 @@ def _check_size(out_size: Optional[Sequence[int]]) -> Optional[Tuple[int, int]]:
     return size  # type: ignore[return-value]
 
 
-def reference_fused_scores(
-    embedding: torch.Tensor,
-    logits: torch.Tensor,
-    head: HeadParams,
-    eta: float = 1.5,
-    uem_logits: Optional[torch.Tensor] = None,
-    lam: float = 1.0,
-    threshold: Optional[float] = None,
-    out_size: Optional[Sequence[int]] = None,
-) -> FusedScores:
+@dataclass(frozen=True)
+class FusedArgs:
+    """The fused op's arguments, once: the entry point, the registry's reference, the CUDA kernel and its CPU
+    build all take this one object.
+
+    embedding [B,D,h,w], logits (with bias) [B,K,h,w], uem_logits [B,2,h',w'] (fp16 or fp32); `threshold`:
+    a 0/255 mask of the score too; `out_size` None: outputs on the network grid [B,h,w] (`score_resolution =
+    network` before upsampling), (H, W): outputs [B,H,W] at `score_resolution = image` (logits, UEM logits
+    and ||z|| sampled bilinearly per output pixel, then the formulas).
+    """
+    embedding: torch.Tensor
+    logits: torch.Tensor
+    head: HeadParams
+    eta: float = 1.5
+    uem_logits: Optional[torch.Tensor] = None
+    lam: float = 1.0
+    threshold: Optional[float] = None
+    out_size: Optional[Sequence[int]] = None
+
+    def size(self) -> Optional[Tuple[int, int]]:
+        return _check_size(self.out_size)
+
+    def inputs(self) -> ScoreInputs:
+        """The registry's view of the same tensors (which also checks their shapes)."""
+        return ScoreInputs(logits=self.logits, embedding=self.embedding, head=self.head, uem_logits=self.uem_logits)
+
+
+def reference_fused_scores(a: FusedArgs) -> FusedScores:
     """The same outputs computed from the scores registry (the definition the kernel is tested against).
 
-    `out_size` (H, W): the registry's `image` resolution (`score_maps`, one interpolation for both scores),
+    At an output size: the registry's `image` resolution (`score_maps`, one interpolation for both scores),
     class ids from the interpolated logits.
     """
-    size = _check_size(out_size)
-    inputs = ScoreInputs(logits=logits, embedding=embedding, head=head, uem_logits=uem_logits)
+    size = a.size()
+    inputs = a.inputs()
     if size is None:
-        energy = compute_score("weighted_normalized_energy", inputs, eta=eta)
-        llr = compute_score("hyperspherical_llr", inputs, eta=eta, lam=lam) if uem_logits is not None else None
-        class_ids = logits.argmax(dim=1).to(torch.uint8)
+        energy = compute_score("weighted_normalized_energy", inputs, eta=a.eta)
+        llr = compute_score("hyperspherical_llr", inputs, eta=a.eta, lam=a.lam) if a.uem_logits is not None else None
+        class_ids = a.logits.argmax(dim=1).to(torch.uint8)
     else:
-        names = ["weighted_normalized_energy"] + (["hyperspherical_llr"] if uem_logits is not None else [])
-        maps, class_ids = score_maps(names, inputs, size, "image", eta=eta, lam=lam)
+        names = ["weighted_normalized_energy"] + (["hyperspherical_llr"] if a.uem_logits is not None else [])
+        maps, class_ids = score_maps(names, inputs, size, "image", eta=a.eta, lam=a.lam)
         energy, llr = maps["weighted_normalized_energy"], maps.get("hyperspherical_llr")
-    return FusedScores(class_ids, energy, llr, _mask(llr if llr is not None else energy, threshold))
+    return FusedScores(class_ids, energy, llr, _mask(llr if llr is not None else energy, a.threshold))
 
 
-def kernel_fused_scores(
-    embedding: torch.Tensor,
-    logits: torch.Tensor,
-    head: HeadParams,
-    eta: float,
-    uem_logits: Optional[torch.Tensor],
-    lam: float,
-    threshold: Optional[float],
-    out_size: Optional[Sequence[int]],
-    execute: Callable[[List[KernelLaunch], torch.device], None],
-    out: Optional[FusedScores] = None,
-) -> FusedScores:
+def kernel_fused_scores(a: FusedArgs, execute: Callable[[List[KernelLaunch], torch.device], None],
+                        out: Optional[FusedScores] = None) -> FusedScores:
     """Prepare inputs and outputs, pack the launches (`launch.pack_fused`) and hand them to `execute`.
 
     `execute` is `launch.launch_plan` for CUDA tensors and `cpu_build.run_plan` for the CPU build of the
     same source: everything up to the kernel itself is this one code path.
     """
-    size = _check_size(out_size)
-    # Validates shapes once, the same way the reference does.
-    ScoreInputs(logits=logits, embedding=embedding, head=head, uem_logits=uem_logits)
-    dtype = torch.float16 if (logits.dtype == embedding.dtype == torch.float16 and
-                              (uem_logits is None or uem_logits.dtype == torch.float16)) else torch.float32
-    embedding = embedding.to(dtype).contiguous()
-    logits = logits.to(dtype).contiguous()
-    uem = None if uem_logits is None else uem_logits.to(dtype).contiguous()
+    size = a.size()
+    a.inputs()  # validates shapes once, the same way the reference does
+    dtype = torch.float16 if (a.logits.dtype == a.embedding.dtype == torch.float16 and
+                              (a.uem_logits is None or a.uem_logits.dtype == torch.float16)) else torch.float32
+    logits = a.logits.to(dtype).contiguous()
     device = logits.device
-    weight_norm = head.weight_norm.to(device, torch.float32)
-    wfac = weight_norm.pow(eta - 1.0).contiguous()
-    bias = head.bias.to(device, torch.float32).contiguous()
+    prepared = launch.KernelInputs(
+        embedding=a.embedding.to(dtype).contiguous(), logits=logits,
+        wfac=a.head.weight_norm.to(device, torch.float32).pow(a.eta - 1.0).contiguous(),
+        bias=a.head.bias.to(device, torch.float32).contiguous(),
+        uem=None if a.uem_logits is None else a.uem_logits.to(dtype).contiguous(), lam=float(a.lam),
+        threshold=a.threshold, out_size=size)
     b, _, h, w = logits.shape
     shape = (b, *(size or (h, w)))
     if out is None:
         class_ids = torch.empty(shape, dtype=torch.uint8, device=device)
         energy = torch.empty(shape, dtype=torch.float32, device=device)
-        llr = torch.empty_like(energy) if uem is not None else None
-        mask = torch.empty_like(class_ids) if threshold is not None else None
+        llr = torch.empty_like(energy) if prepared.uem is not None else None
+        mask = torch.empty_like(class_ids) if a.threshold is not None else None
     else:
         class_ids, energy, llr, mask = out.class_ids, out.energy, out.llr, out.mask
-        _check_out(out, shape, device, uem is not None, threshold is not None)
-    launches = launch.pack_fused(embedding, logits, wfac, bias, uem, float(lam), threshold,
-                                 (class_ids, energy, llr, mask), size)
-    execute(launches, device)
+        _check_out(out, shape, device, prepared.uem is not None, a.threshold is not None)
+    execute(launch.pack_fused(prepared, (class_ids, energy, llr, mask)), device)
     return FusedScores(class_ids, energy, llr, mask)
 
 
-def fused_scores(
-    embedding: torch.Tensor,
-    logits: torch.Tensor,
-    head: HeadParams,
-    eta: float = 1.5,
-    uem_logits: Optional[torch.Tensor] = None,
-    lam: float = 1.0,
-    threshold: Optional[float] = None,
-    out: Optional[FusedScores] = None,
-    out_size: Optional[Sequence[int]] = None,
-) -> FusedScores:
-    """embedding [B,D,h,w], logits (with bias) [B,K,h,w], uem_logits [B,2,h',w'] (fp16 or fp32).
+def fused_scores(a: FusedArgs, out: Optional[FusedScores] = None) -> FusedScores:
+    """The fused scores of `a`: the CUDA kernel for CUDA tensors, the registry's reference elsewhere.
 
-    `out_size` None: outputs on the network grid [B,h,w] (`score_resolution = network` before upsampling).
-    (H, W): outputs [B,H,W] at `score_resolution = image`: logits, UEM logits and ||z|| sampled bilinearly
-    per output pixel, then the formulas (on CUDA without materializing interpolated channels).
     `out` (CUDA only): preallocated outputs to write into, e.g. to reuse buffers across frames; it must
     have `llr` when UEM logits are given and `mask` when a threshold is given.
     """
-    if logits.shape[1] > 255:
-        raise ConfigError(f"class ids are uint8: at most 255 classes, got {logits.shape[1]}")
-    if not logits.is_cuda:
-        return reference_fused_scores(embedding, logits, head, eta, uem_logits, lam, threshold, out_size)
-    return kernel_fused_scores(embedding, logits, head, eta, uem_logits, lam, threshold, out_size,
-                               execute=launch.launch_plan, out=out)
+    if a.logits.shape[1] > 255:
+        raise ConfigError(f"class ids are uint8: at most 255 classes, got {a.logits.shape[1]}")
+    if not a.logits.is_cuda:
+        return reference_fused_scores(a)
+    return kernel_fused_scores(a, execute=launch.launch_plan, out=out)

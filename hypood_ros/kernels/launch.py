@@ -74,22 +74,28 @@ class _Args:
         return KernelLaunch(name, grid, THREADS_PER_BLOCK, tuple(self.types), tuple(self.values), keep)
 
 
-def pack_fused(
-    embedding: torch.Tensor,
-    logits: torch.Tensor,
-    wfac: torch.Tensor,
-    bias: torch.Tensor,
-    uem: Optional[torch.Tensor],
-    lam: float,
-    threshold: Optional[float],
-    outputs: Sequence[Optional[torch.Tensor]],
-    out_size: Optional[Tuple[int, int]] = None,
-) -> List[KernelLaunch]:
-    """The launches for one call. Inputs contiguous, same dtype (fp16/fp32); outputs preallocated.
+@dataclass(frozen=True)
+class KernelInputs:
+    """What the kernel reads, prepared (`fused.kernel_fused_scores`): inputs contiguous and of one dtype
+    (fp16/fp32), the class-weight factors w_k^(eta-1) and the bias as float32."""
+    embedding: torch.Tensor
+    logits: torch.Tensor
+    wfac: torch.Tensor
+    bias: torch.Tensor
+    uem: Optional[torch.Tensor]
+    lam: float
+    threshold: Optional[float]
+    out_size: Optional[Tuple[int, int]] = None
+
+
+def pack_fused(inputs: KernelInputs, outputs: Sequence[Optional[torch.Tensor]]) -> List[KernelLaunch]:
+    """The launches for one call; outputs (class ids, energy, llr, mask) preallocated.
 
     `out_size` None: one launch at the network grid. (H, W): the norm map pass, then one thread per
     output pixel sampling the network grid bilinearly.
     """
+    embedding, logits, wfac, bias, uem = inputs.embedding, inputs.logits, inputs.wfac, inputs.bias, inputs.uem
+    lam, threshold, out_size = inputs.lam, inputs.threshold, inputs.out_size
     class_ids, energy, llr, mask = outputs
     dtype = logits.dtype
     suffix = "f16" if dtype == torch.float16 else "f32"
@@ -172,18 +178,3 @@ def launch_plan(launches: Sequence[KernelLaunch], device: torch.device) -> None:
         params = np.array([ctypes.addressof(v) for v in launch.values], dtype=np.uint64)
         _ok((drv.cuLaunchKernel(functions[launch.name], launch.grid, 1, 1, launch.block, 1, 1, 0, stream,
                                 params.ctypes.data, 0)[0], None), "cuLaunchKernel")
-
-
-def launch_fused(
-    embedding: torch.Tensor,
-    logits: torch.Tensor,
-    wfac: torch.Tensor,
-    bias: torch.Tensor,
-    uem: Optional[torch.Tensor],
-    lam: float,
-    threshold: Optional[float],
-    outputs: Sequence[Optional[torch.Tensor]],
-    out_size: Optional[Tuple[int, int]] = None,
-) -> None:
-    """Pack and launch on the current stream (see `pack_fused`)."""
-    launch_plan(pack_fused(embedding, logits, wfac, bias, uem, lam, threshold, outputs, out_size), logits.device)
