@@ -103,7 +103,7 @@ class HypoodNode(Node):
         self._input_source = size.source
         backend = load_or_build(values["model"], values["engine"], values["rebuild_engine"], self.get_logger().info,
                                 backend=values["backend"] or None, device=device, input_hw=size.hw,
-                                fp16=values["fp16"])
+                                fp16=values["fp16"], bf16=values["bf16"])
         self._pipeline = FramePipeline(backend, config, sml_stats=stats, ego_mask=ego)
         try:
             warning = self._pipeline.warm_up()
@@ -147,8 +147,8 @@ class HypoodNode(Node):
                           clock=Clock(clock_type=ClockType.STEADY_TIME))
         shape = backend.input_shape
         self.get_logger().info(
-            f"ready: {backend.name} backend on {backend.device}, input {shape[2]}x{shape[3]} ({size.source}), "
-            f"score {config.score}, {self._pipeline.classes.num_classes} classes, listening on "
+            f"ready: {backend.name} backend ({backend.precision}) on {backend.device}, input {shape[2]}x{shape[3]} "
+            f"({size.source}), score {config.score}, {self._pipeline.classes.num_classes} classes, listening on "
             f"{self._subscription.topic_name} "
             f"({values['input_qos']}, depth {values['input_depth']})")
 
@@ -290,7 +290,8 @@ class HypoodNode(Node):
             level, message = DiagnosticStatus.WARN, f"roi {roi} needs the corridor: {fallback}; the road region is used"
         self._reported_errors, self._reported_bad = errors, bad
         backend = self._pipeline.backend
-        info = {"backend": backend.name, "device": str(backend.device), "model": self._values["model"],
+        info = {"backend": backend.name, "precision": backend.precision, "device": str(backend.device),
+                "model": self._values["model"],
                 "input_size": "x".join(map(str, backend.input_shape[2:])), "input_size_source": self._input_source,
                 "score": self._pipeline.config.score,
                 "threshold": self._pipeline.config.threshold, "roi": roi if not fallback else f"{roi} (road used)",
