@@ -7,7 +7,7 @@ from hypood_ros.cli.parser import add_input_size, add_option, add_overwrite, int
 from hypood_ros.cli.paths import CHECKPOINT_SUFFIXES, Output, model_file
 from hypood_ros.errors import UsageError
 
-HELP = "export a checkpoint to ONNX (named outputs, verified against PyTorch; --int8 for ONNX Runtime on CPU)"
+HELP = "export a checkpoint to ONNX (named outputs, verified against PyTorch; --int8: quantized for the CPU)"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -17,7 +17,7 @@ import logging
 import os
 import platform
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -41,27 +41,28 @@ def _first_line(exc: BaseException) -> str:
 
 
 class _FrameReader:
-    """ONNX Runtime's calibration reader over RGB frames, preprocessed as the pipeline preprocesses them."""
+    """ONNX Runtime's calibration reader over RGB frames, preprocessed as the pipeline preprocesses them.
 
-    def __init__(self, frames: Iterable[np.ndarray], size: Tuple[int, int], limit: int) -> None:
-        self._frames: Iterator[np.ndarray] = iter(frames)
-        self._size, self._left = size, limit
-        self.used = 0
+    It serves one range of frames at a time (`set_range`): with a stride of one frame, ONNX Runtime merges
+    the activations' ranges after every frame and holds one frame's activations, not all of them."""
+
+    def __init__(self, frames: List[np.ndarray], size: Tuple[int, int]) -> None:
+        self._frames, self._size = frames, size
+        self._next, self._end = 0, len(frames)
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self._next, self._end = start_index, end_index
 
     def get_next(self) -> Optional[Dict[str, np.ndarray]]:
         from hypood_ros.preprocess import preprocess
 
-        if self._left <= 0:
+        if self._next >= self._end:
             return None
-        frame = next(self._frames, None)
-        if frame is None:
-            return None
-        self._left -= 1
-        self.used += 1
-        return {INPUT_NAME: preprocess([frame], self._size, "cpu").numpy()}
-
-    def rewind(self) -> None:  # the MinMax calibrator reads the frames once
-        raise NotImplementedError
+        self._next += 1
+        return {INPUT_NAME: preprocess([self._frames[self._next - 1]], self._size, "cpu").numpy()}
 
 
 def quantize_onnx(source: str | os.PathLike, out: str | os.PathLike, mode: str,
@@ -149,17 +150,16 @@ def _quantize(source: Path, out: Path, mode: str, frames, frame_limit: int, shap
 
     if shape[0] != 1:
         raise UsageError(f"static int8 calibrates a batch-1 graph; this one has batch {shape[0]}")
-    given = iter(frames())
-    first = next(given, None)
-    if first is None:
+    chosen = list(itertools.islice(frames(), frame_limit))  # RGB uint8: small beside the activations
+    if not chosen:
         raise BackendError(f"no usable calibration frames in {calibration or 'the source given'}")
-    reader = _FrameReader(itertools.chain([first], given), (shape[2], shape[3]), frame_limit)
+    reader = _FrameReader(chosen, (shape[2], shape[3]))
     quantize_static(str(source), str(out), reader, quant_format=QuantFormat.QDQ, op_types_to_quantize=OP_TYPES,
                     per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                     calibrate_method=CalibrationMethod.MinMax,
                     # ranges merged after every frame: memory of one frame's activations, not of all frames'
-                    extra_options={"CalibMaxIntermediateOutputs": 1})
-    record.update(calibration=calibration, calibration_frames=reader.used)
+                    extra_options={"CalibStridedMinMax": 1})
+    record.update(calibration=calibration, calibration_frames=len(chosen))
 
 
 def write_onnx_sidecar(path: Path, record: Dict[str, object], shape, source: Path) -> None:
