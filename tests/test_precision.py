@@ -269,3 +269,11 @@ def test_node_reports_the_precision_in_use(int8):
         assert values["precision"] == "int8-dynamic"
         got = peer.send_and_wait(peer.image(camera_frame(seed=3), sec=801), topics=["ood/mask"])
         assert got["ood/mask"].height == 120
+
+
+@needs_bf16
+def test_run_with_bf16(server, tiny_checkpoint, calib_folder, tmp_path):
+    result = server.run(["run", "--model", tiny_checkpoint, "--input-height", str(HW[0]), "--input-width", str(HW[1]),
+                         "--bf16", "--images", calib_folder, "--out", tmp_path / "out"], cwd=tmp_path)
+    assert result.code == 0, result
+    assert len(list((tmp_path / "out").glob("*mask*"))) == 4
