@@ -45,6 +45,8 @@ PARAMS: List[Param] = [
     Param("rebuild_engine", False, "build 'engine' at start even when it is current"),
     Param("device", "cpu", "cpu, cuda or cuda:N (checked at start: an unknown or absent device stops the node)"),
     Param("fp16", False, "half precision (torch backend on CUDA only)"),
+    Param("bf16", False, "bfloat16 autocast (torch backend on a CPU with bf16 instructions: AVX-512 BF16, AMX or Arm "
+          "BF16; refused elsewhere); int8 comes from the model file (`hypood export --int8`)"),
     Param("input_height", 0, "network input height for a checkpoint (multiple of 14); 0: the height the checkpoint "
           f"records (its metadata input_size), else {DEFAULT_INPUT_HW[0]}", range=(0, 4032, 14)),
     Param("input_width", 0, "network input width for a checkpoint (multiple of 14); 0: the width the checkpoint "

@@ -18,39 +18,41 @@ def add_frame_source(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--topic", help="image topic in --bag (sensor_msgs/Image or CompressedImage)")
 
 
-def frame_source(args: argparse.Namespace):
+def frame_source(args: argparse.Namespace, prefix: str = ""):
     """(frames, description): `frames()` yields RGB frames and may be called more than once.
 
     Everything about the source is checked here, before any model loads: the paths, the topic, and
-    that at least one frame is usable. Unusable frames are skipped.
+    that at least one frame is usable. Unusable frames are skipped. `prefix`: the options are spelled
+    `--{prefix}bag`, `--{prefix}topic`, `--{prefix}images` (e.g. "calib-" for `hypood export`).
     """
-    if args.bag is not None:
+    bag, topic, images = (getattr(args, (prefix + name).replace("-", "_")) for name in ("bag", "topic", "images"))
+    if bag is not None:
         from pathlib import Path
 
         from hypood_ros.cli.extras import missing, missing_message
 
-        if not args.topic:
-            raise UsageError("--bag needs --topic (the image topic to read)")
+        if not topic:
+            raise UsageError(f"--{prefix}bag needs --{prefix}topic (the image topic to read)")
         if missing(["rosbags"]):
             raise MissingDependencyError(missing_message("rosbags", args.command))
-        if not Path(args.bag).exists():
-            raise UsageError(f"--bag {args.bag}: no such bag")
+        if not Path(bag).exists():
+            raise UsageError(f"--{prefix}bag {bag}: no such bag")
         from hypood_ros.bags import frame_rgb, read_frames
 
         def frames():
-            for frame in read_frames(args.bag, args.topic):
+            for frame in read_frames(bag, topic):
                 try:
                     yield frame_rgb(frame)
                 except FrameError:
                     continue
-        source = f"bag {args.bag} topic {args.topic}"
+        source = f"bag {bag} topic {topic}"
     else:
         from hypood_ros.cli.paths import image_files
         from hypood_ros.images import read_image
 
-        if args.topic:
-            raise UsageError("--topic applies to --bag only")
-        files = image_files(args.images)
+        if topic:
+            raise UsageError(f"--{prefix}topic applies to --{prefix}bag only")
+        files = image_files(images, f"--{prefix}images")
 
         def frames():
             for path in files:
@@ -58,7 +60,7 @@ def frame_source(args: argparse.Namespace):
                     yield read_image(path)
                 except FrameError:
                     continue
-        source = f"images {args.images}"
+        source = f"images {images}"
     probe = frames()
     try:
         if next(probe, None) is None:

@@ -45,6 +45,12 @@ def load_model(args: argparse.Namespace):
         raise UsageError(f"--fp16 applies to checkpoints (.pt); {path.name} has the precision it was exported or "
                          "built with")
     engine = getattr(args, "engine", "")
+    bf16 = getattr(args, "bf16", False)
+    if bf16 and (args.fp16 or device != "cpu"):
+        raise UsageError("--bf16 is a CPU option (torch autocast); on CUDA use --fp16")
+    if bf16 and (engine or backend_for_path(path, args.backend or None) != "torch"):
+        raise UsageError(f"--bf16 applies to checkpoints (.pt) on the torch backend; {engine or path.name} runs "
+                         "in the precision it was exported or built with (int8: `hypood export --int8`)")
     size = input_size(args, path, args.backend or None, engine)
     if engine:  # an AOTInductor package of the checkpoint, built when missing or stale
         from hypood_ros.runtimes.engine_cache import load_or_build
@@ -52,7 +58,8 @@ def load_model(args: argparse.Namespace):
         backend = load_or_build(path, engine, args.rebuild_engine, backend=args.backend or None, device=device,
                                 input_hw=size, fp16=args.fp16)
     else:
-        backend = load_backend(path, backend=args.backend or None, device=device, input_hw=size, fp16=args.fp16)
+        backend = load_backend(path, backend=args.backend or None, device=device, input_hw=size, fp16=args.fp16,
+                               bf16=bf16)
     check_fixed_size(args, backend)
     return backend
 

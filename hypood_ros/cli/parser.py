@@ -202,6 +202,7 @@ def add_model_options(parser, model_help: str = "model file: checkpoint (.pt), O
                                       "extension: .pt torch, .onnx onnxruntime, .engine tensorrt)")
     add_param(parser, "device")
     add_param(parser, "fp16")
+    add_param(parser, "bf16")
     if input_size:
         add_input_size(parser, "network input {} for a checkpoint (multiple of 14); ONNX models and engines keep "
                                "the size they were exported with", explicit=True)

@@ -120,7 +120,7 @@ class HypoodNode(Node):
         self._input_source = size.source
         backend = load_or_build(values["model"], values["engine"], values["rebuild_engine"], self.get_logger().info,
                                 backend=values["backend"] or None, device=device, input_hw=size.hw,
-                                fp16=values["fp16"])
+                                fp16=values["fp16"], bf16=values["bf16"])
         pipeline = FramePipeline(backend, config, sml_stats=stats, ego_mask=ego)
         try:
             warning = pipeline.warm_up(frames=len(cameras))  # the batch the cameras make together
@@ -167,8 +167,8 @@ class HypoodNode(Node):
         backend, config = self._pipeline.backend, self._pipeline.config
         shape = backend.input_shape
         self.get_logger().info(
-            f"ready: {backend.name} backend on {backend.device}, input {shape[2]}x{shape[3]} ({self._input_source}), "
-            f"score {config.score}, {self._pipeline.classes.num_classes} classes, listening on "
+            f"ready: {backend.name} backend ({backend.precision}) on {backend.device}, input {shape[2]}x{shape[3]} "
+            f"({self._input_source}), score {config.score}, {self._pipeline.classes.num_classes} classes, listening on "
             + ", ".join(f"{c.subscription.topic_name} ({describe_qos(c.subscription.qos_profile)})"
                         for c in self._cameras))
 
@@ -292,7 +292,8 @@ class HypoodNode(Node):
     def _publish_diagnostics(self) -> None:
         """One status per camera (its own counts, rates, latency and region), then the obstacle statuses."""
         backend = self._pipeline.backend
-        info = {"backend": backend.name, "device": str(backend.device), "model": self._values["model"],
+        info = {"backend": backend.name, "precision": backend.precision, "device": str(backend.device),
+                "model": self._values["model"],
                 "input_size": "x".join(map(str, backend.input_shape[2:])), "input_size_source": self._input_source,
                 "score": self._pipeline.config.score, "threshold": self._pipeline.config.threshold}
         batches, frames = self._batches

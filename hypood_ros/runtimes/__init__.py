@@ -81,12 +81,13 @@ def load_backend(
     input_hw: Tuple[int, int] = DEFAULT_INPUT_HW,
     fp16: bool = False,
     cuda_graphs: bool = False,
+    bf16: bool = False,
 ) -> Backend:
     """Open a model file with the backend named, or the one its extension implies.
 
-    input_hw, fp16 and cuda_graphs apply to the torch backend (cuda_graphs also to aoti); ONNX graphs and engines
-    carry their own input size. An AOTInductor package (`.pt2`) holds native code that runs when it is loaded:
-    it is loaded only after its bytes match its sidecar's hash, and only from the path given here.
+    input_hw, fp16, bf16 and cuda_graphs apply to the torch backend (cuda_graphs also to aoti); ONNX graphs and
+    engines carry their own input size and precision. An AOTInductor package (`.pt2`) holds native code that runs
+    when it is loaded: it is loaded only after its bytes match its sidecar's hash, and only from the path given here.
     """
     name = backend_for_path(path, backend)
     if name == "torch":
@@ -94,7 +95,10 @@ def load_backend(
         from hypood_ros.runtimes.torch_backend import TorchBackend
 
         return TorchBackend(load_checkpoint(path), input_hw=input_hw, device=device, fp16=fp16,
-                            cuda_graphs=cuda_graphs)
+                            cuda_graphs=cuda_graphs, bf16=bf16)
+    if bf16:
+        raise BackendError(f"bf16 applies to checkpoints (.pt) on the torch backend; {Path(path).name} runs in the "
+                           "precision it was exported or built with")
     if name == "onnxruntime":
         from hypood_ros.runtimes.onnxruntime_backend import OnnxRuntimeBackend
 

@@ -54,6 +54,7 @@ class AOTIBackend(Backend):
             raise BackendError(f"{path}: cannot load the AOTInductor package: {first_line(exc)}; "
                                f"{rebuild_hint(path, meta)}") from None
         self._dtype = torch.float16 if meta.input_dtype == "float16" else torch.float32
+        self.precision = meta.precision
         self._range = tuple(meta.batch_range) if meta.batch_range else None
         self.dynamic_batch = self._range is not None
         self._shape = tuple(int(d) for d in meta.input_shape)

@@ -30,6 +30,8 @@ class Backend(abc.ABC):
 
     name: str = "base"
     dynamic_batch: bool = False  # True: any B, only (3, H, W) is fixed
+    #: arithmetic of the network's heavy layers (`hypood_ros.runtimes.precision.PRECISIONS`); reported by the node
+    precision: str = "fp32"
     # Set by every implementation's constructor.
     _device: torch.device
     _shape: Tuple[int, int, int, int]

@@ -76,11 +76,14 @@ def ensure_engine(checkpoint: str | os.PathLike, engine: str | os.PathLike, heig
 
 def load_or_build(model: str | os.PathLike, engine: str | os.PathLike = "", rebuild_engine: bool = False,
                   log: Optional[Log] = None, backend: Optional[str] = None, device: str = "cpu",
-                  input_hw: Tuple[int, int] = DEFAULT_INPUT_HW, fp16: bool = False, cuda_graphs: bool = False):
+                  input_hw: Tuple[int, int] = DEFAULT_INPUT_HW, fp16: bool = False, cuda_graphs: bool = False,
+                  bf16: bool = False):
     """`load_backend(model, ...)`, or with `engine` set: ensure_engine(model -> engine), then run the package."""
     if not engine:
         return load_backend(model, backend=backend, device=device, input_hw=input_hw, fp16=fp16,
-                            cuda_graphs=cuda_graphs)
+                            cuda_graphs=cuda_graphs, bf16=bf16)
+    if bf16:
+        raise BackendError("bf16 applies to the torch backend; an engine built at start is fp32 on the CPU")
     if backend not in (None, "", "aoti"):
         raise BackendError(f"an engine built at start runs on the aoti backend, not {backend}")
     from hypood_ros.runtimes.aoti_backend import AOTIBackend

@@ -1,5 +1,6 @@
-"""The JSON sidecar of a compiled engine (TensorRT `.engine` or AOTInductor `.pt2`), and the checks
-that refuse a mismatched or altered engine before its bytes are used.
+"""The JSON sidecar of a compiled engine (TensorRT `.engine` or AOTInductor `.pt2`) or of a quantized
+ONNX model (`.onnx`, kind `onnxruntime`), and the checks that refuse a mismatched or altered engine before
+its bytes are used.
 
 Compiled engines only run where they were built: a TensorRT engine on its GPU model and TensorRT
 version, an AOTInductor package on its device, torch version and (on CPU) instruction set. The sidecar
@@ -21,17 +22,17 @@ from hypood_ros.errors import BackendError
 
 FORMAT = "hypood_ros.engine"
 VERSION = 2  # 2: kind, torch version, device type, CPU target, input dtype, batch range, source_*, classes
-KINDS = ("tensorrt", "aoti")
+KINDS = ("tensorrt", "aoti", "onnxruntime")
 _V1_RENAMES = {"onnx_sha256": "source_sha256", "onnx_file": "source_file"}
 
 
 @dataclass
 class EngineMetadata:
     input_shape: List[int]  # [B, 3, H, W]; B is the smallest batch when batch_range is set
-    precision: str  # fp32 | fp16 | int8
+    precision: str  # fp32 | fp16 | int8 (TensorRT) | int8-dynamic | int8-static (onnxruntime)
     engine_sha256: str
     build_date: str
-    kind: str = "tensorrt"  # tensorrt | aoti
+    kind: str = "tensorrt"  # tensorrt | aoti | onnxruntime
     tensorrt_version: str = ""
     torch_version: str = ""
     device_type: str = "cuda"  # cuda | cpu
@@ -72,7 +73,13 @@ def write_sidecar(engine_path: str | os.PathLike, meta: EngineMetadata) -> Path:
 
 def rebuild_hint(engine_path, meta: Optional[EngineMetadata] = None) -> str:
     """The command that rebuilds this engine on the running machine."""
-    kind = meta.kind if meta else ("aoti" if str(engine_path).endswith(".pt2") else "tensorrt")
+    suffix = Path(str(engine_path)).suffix
+    kind = meta.kind if meta else {".pt2": "aoti", ".onnx": "onnxruntime"}.get(suffix, "tensorrt")
+    if kind == "onnxruntime":
+        model = meta.source_file if meta and meta.source_file else "CHECKPOINT.pt"
+        mode = meta.precision.split("-")[-1] if meta and meta.precision.startswith("int8-") else "dynamic"
+        calib = " --calib-images DIR" if mode == "static" else ""
+        return f"export it again: hypood export --model {model} --int8 {mode}{calib} --out {engine_path} --overwrite"
     if kind == "aoti":
         model = meta.source_file if meta and meta.source_file else "CHECKPOINT.pt"
         size = (f" --input-height {meta.input_shape[2]} --input-width {meta.input_shape[3]}" if meta

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -12,6 +12,7 @@ from hypood_ros.classes import CLASSES_KEY, ClassInfo
 from hypood_ros.errors import BackendError
 from hypood_ros.head import HEAD_KEY, head_from_json
 from hypood_ros.runtimes.base import INPUT_NAME, OUTPUT_NAMES, Backend
+from hypood_ros.runtimes.engine_metadata import EngineMetadata, rebuild_hint
 
 PROVIDERS = {
     "cpu": ["CPUExecutionProvider"],
@@ -26,7 +27,12 @@ def _first_line(exc: Exception) -> str:
 
 
 class OnnxRuntimeBackend(Backend):
-    """Runs an exported graph. On CUDA, inputs and outputs stay on the device through IO binding."""
+    """Runs an exported graph. On CUDA, inputs and outputs stay on the device through IO binding.
+
+    A quantized graph (`hypood export --int8`) is run only with its sidecar, and only when the sidecar's
+    hash and precision match the file's bytes and metadata (`check_quantized`); those bytes are the ones
+    loaded.
+    """
 
     name = "onnxruntime"
 
@@ -45,8 +51,9 @@ class OnnxRuntimeBackend(Backend):
                                "install onnxruntime-gpu for CUDA")
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only: graph-optimizer notes are not for operators
+        model, sidecar = check_quantized(path)
         try:
-            self._session = ort.InferenceSession(str(path), sess_options=options,
+            self._session = ort.InferenceSession(model, sess_options=options,
                                                  providers=[p for p in wanted if p in available])
         except Exception as exc:  # ORT raises its own exception types for corrupt/invalid graphs
             raise BackendError(f"{path}: cannot load ONNX model (corrupt or truncated?): {_first_line(exc)}") from None
@@ -61,6 +68,15 @@ class OnnxRuntimeBackend(Backend):
         self._shape: Tuple[int, int, int, int] = tuple(shape)
         self._input_dtype = np.float16 if "float16" in inputs[0].type else np.float32
         meta = self._session.get_modelmeta().custom_metadata_map
+        from hypood_ros.runtimes.quantize import PRECISION_KEY, recorded_precision
+
+        self.precision = recorded_precision(meta, inputs[0].type)
+        if sidecar is None and PRECISION_KEY in meta:
+            raise BackendError(f"{path}: a quantized model needs its sidecar {path.name}.json beside it; "
+                               f"{rebuild_hint(path)}")
+        if sidecar is not None and self.precision != sidecar.precision:
+            raise BackendError(f"{path}: the file records {self.precision} but its sidecar says "
+                               f"{sidecar.precision}; {rebuild_hint(path, sidecar)}")
         if HEAD_KEY not in meta:
             raise BackendError(f"{path}: no '{HEAD_KEY}' metadata; export it with `hypood export`")
         self._head = head_from_json(meta[HEAD_KEY], str(path)).to(self._device)
@@ -101,3 +117,17 @@ class OnnxRuntimeBackend(Backend):
 
     def close(self) -> None:
         self._session = None
+
+
+def check_quantized(path: Path) -> Tuple[Union[str, bytes], Optional[EngineMetadata]]:
+    """(what ONNX Runtime loads, the sidecar): the path of a file without a sidecar, or the bytes of one with
+    a sidecar (a quantized export), checked against it."""
+    from hypood_ros.runtimes.engine_metadata import read_sidecar, sidecar_path, verified_bytes
+
+    if not sidecar_path(path).exists():
+        return str(path), None
+    meta = read_sidecar(path)
+    if meta.kind != "onnxruntime":
+        raise BackendError(f"{path}: its sidecar describes a {meta.kind} engine, not an ONNX model; "
+                           f"{rebuild_hint(path)}")
+    return verified_bytes(path, meta), meta

@@ -44,6 +44,7 @@ class TensorRTBackend(Backend):
         path = Path(path)
         meta = read_sidecar(path)
         check_engine_file(path, meta)
+        self.precision = meta.precision
         trt = import_tensorrt()
         if not torch.cuda.is_available():
             raise BackendError("the TensorRT backend needs a CUDA device")

@@ -13,6 +13,9 @@ from hypood_ros.runtimes.cuda_graph import replay
 class TorchBackend(Backend):
     """Runs a `Segmentor` module. fp16 is only offered on CUDA, where it pays off.
 
+    bf16: the forward under CPU autocast (matmuls and convolutions in bfloat16, weights kept in fp32), on
+    CPUs with bf16 instructions only (`precision.check_bf16`); outputs come back as float32 for the scores.
+
     cuda_graphs: capture the whole forward once and replay it per frame (CUDA only; removes the Python
     and launch overhead of hundreds of small kernels). The returned tensors are then reused by the next
     call, as with the TensorRT backend: consume them before running again.
@@ -29,12 +32,23 @@ class TorchBackend(Backend):
         fp16: bool = False,
         batch_size: int = 1,
         cuda_graphs: bool = False,
+        bf16: bool = False,
     ) -> None:
         self._device = torch.device(device)
         if self._device.type == "cuda" and not torch.cuda.is_available():
             raise BackendError("device 'cuda' requested but no CUDA device is available")
         if fp16 and self._device.type != "cuda":
             raise BackendError("fp16 is only supported on CUDA devices")
+        if bf16:
+            if fp16:
+                raise BackendError("fp16 and bf16 exclude each other: choose one")
+            if self._device.type != "cpu":
+                raise BackendError("bf16 is a CPU option (autocast on the CPU); on CUDA use fp16")
+            from hypood_ros.runtimes.precision import check_bf16
+
+            check_bf16()
+        self._bf16 = bf16
+        self.precision = "fp16" if fp16 else "bf16" if bf16 else "fp32"
         height, width = (int(v) for v in input_hw)
         if height <= 0 or width <= 0 or height % 14 or width % 14:
             raise BackendError(f"input size {height}x{width} must be positive multiples of 14")
@@ -66,6 +80,10 @@ class TorchBackend(Backend):
         # Outputs keep the model's dtype: the fused score op reads fp16 in place.
         if self._graph is not None:
             return replay(self._graph, self._static_input, self._static_output, batch)
+        if self._bf16:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                outputs = self._model(batch.to(self._device, self._dtype))
+            return {name: value.float() for name, value in outputs.items()}
         return dict(self._model(batch.to(self._device, self._dtype)))
 
     def close(self) -> None:
