@@ -215,7 +215,8 @@ def test_ctrl_c_keeps_finished_bags_and_a_rerun_resumes(bags, params, tmp_path):
     many.mkdir()
     from hypood_ros.synthetic import writers
 
-    writers.write_bag(many / "long", writers.drive(30, 24, size=(96, 192)))
+    # long enough (a few seconds on one worker) that the interrupt comes while it runs, whatever the machine
+    writers.write_bag(many / "long", writers.drive(30, 160, size=(96, 192)))
     cmd = [sys.executable, "-m", "hypood_ros.cli", "fleet", str(bags / "drive1"), str(many / "long"), "--model",
            str(MODEL), "--params-file", params, "--out", str(out), "--workers", "1"]
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -223,7 +224,7 @@ def test_ctrl_c_keeps_finished_bags_and_a_rerun_resumes(bags, params, tmp_path):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list((out / "bags").glob("*/result.json")):
         time.sleep(0.2)
-    time.sleep(1.0)
+    time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, output
@@ -232,7 +233,7 @@ def test_ctrl_c_keeps_finished_bags_and_a_rerun_resumes(bags, params, tmp_path):
     assert "Interrupted" in (out / "report.md").read_text()
     again = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "(1 already done)" in again.stdout and "24 frames processed now" in again.stdout
+    assert "(1 already done)" in again.stdout and "160 frames processed now" in again.stdout
 
 
 def test_generated_bag_carries_its_ground_truth(bags):
