@@ -11,8 +11,8 @@ from hypood_ros.images import write_image
 from hypood_ros.runtimes import load_backend
 from hypood_ros.runtimes.engine_metadata import read_sidecar, sidecar_path, write_sidecar
 from hypood_ros.runtimes.export import export_onnx
-from hypood_ros.runtimes.precision import bf16_instructions, check_bf16
-from hypood_ros.runtimes.quantize import PRECISION_KEY, quantize_onnx
+from hypood_ros.runtimes.precision import PRECISION_KEY, bf16_instructions, check_bf16
+from hypood_ros.runtimes.quantize import quantize_onnx
 from hypood_ros.runtimes.torch_backend import TorchBackend
 
 HW = (56, 112)

@@ -68,7 +68,7 @@ class OnnxRuntimeBackend(Backend):
         self._shape: Tuple[int, int, int, int] = tuple(shape)
         self._input_dtype = np.float16 if "float16" in inputs[0].type else np.float32
         meta = self._session.get_modelmeta().custom_metadata_map
-        from hypood_ros.runtimes.quantize import PRECISION_KEY, recorded_precision
+        from hypood_ros.runtimes.precision import PRECISION_KEY, recorded_precision
 
         self.precision = recorded_precision(meta, inputs[0].type)
         if sidecar is None and PRECISION_KEY in meta:

@@ -6,11 +6,14 @@ than run slowly. int8 is ONNX Runtime's (`hypood_ros.runtimes.quantize`); it run
 """
 from __future__ import annotations
 
+import json
 import platform
 from typing import Dict, Optional
 
 from hypood_ros.errors import BackendError
 
+#: The ONNX metadata key of a quantized model's record (`hypood_ros.runtimes.quantize` writes it).
+PRECISION_KEY = "hypood_ros.precision"
 #: What a backend reports as its `precision`: the arithmetic of the network's heavy layers.
 PRECISIONS = ("fp32", "fp16", "bf16", "int8-dynamic", "int8-static")
 #: CPU features (as torch's cpuinfo names them) that execute bf16 dot products natively.
@@ -57,3 +60,13 @@ def check_bf16(capability: Optional[Dict[str, object]] = None) -> str:
         raise BackendError(f"bf16 needs a CPU with bf16 instructions (AVX-512 BF16, AMX or Arm BF16); this one "
                            f"({name}) has none: run in fp32, or int8 with `hypood export --int8`")
     return found
+
+
+def recorded_precision(meta: Dict[str, str], input_type: str) -> str:
+    """The precision an ONNX file's metadata records: its int8 record, else what its input type says."""
+    if PRECISION_KEY in meta:
+        try:
+            return str(json.loads(meta[PRECISION_KEY])["precision"])
+        except (ValueError, KeyError, TypeError):
+            return "unreadable"
+    return "fp16" if "float16" in input_type else "fp32"

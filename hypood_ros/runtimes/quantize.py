@@ -24,8 +24,8 @@ import torch
 
 from hypood_ros.errors import BackendError, UsageError
 from hypood_ros.runtimes.base import INPUT_NAME, OUTPUT_NAMES
+from hypood_ros.runtimes.precision import PRECISION_KEY
 
-PRECISION_KEY = "hypood_ros.precision"
 MODES = ("dynamic", "static")
 #: The layers quantized per mode. Only products with a weight (MatMulConstBOnly): the attention's products of
 #: two activations stay in float. Dynamic leaves convolutions in float too: ONNX Runtime's ConvInteger ran
@@ -177,16 +177,6 @@ def write_onnx_sidecar(path: Path, record: Dict[str, object], shape, source: Pat
         device_type="cpu", machine=platform.machine(), cpu_isa=cpu_isa(), source_file=str(source),
         source_sha256=file_sha256(source) if source.is_file() else "", head=head_entry(head))
     write_sidecar(path, meta)
-
-
-def recorded_precision(meta: Dict[str, str], input_type: str) -> str:
-    """The precision an ONNX file's metadata records: its int8 record, else what its input type says."""
-    if PRECISION_KEY in meta:
-        try:
-            return str(json.loads(meta[PRECISION_KEY])["precision"])
-        except (ValueError, KeyError, TypeError):
-            return "unreadable"
-    return "fp16" if "float16" in input_type else "fp32"
 
 
 def compare_outputs(fp32: str | os.PathLike, quantized: str | os.PathLike, example: torch.Tensor) -> Dict[str, float]:
