@@ -209,15 +209,16 @@ def test_bag_arguments_expand_folders_globs_and_manifests(bags, tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_keeps_finished_bags_and_a_rerun_resumes(bags, params, tmp_path):
     """SIGINT while the second of two bags runs (one worker): exit 130, the first bag's results stay, and the
-    next run skips it."""
+    next run skips it. Both bags are long (a few seconds each), so whichever runs second is still running when
+    the interrupt comes after the first one's results appear, on any machine."""
     out = tmp_path / "out"
     many = tmp_path / "many"
     many.mkdir()
     from hypood_ros.synthetic import writers
 
-    # long enough (a few seconds on one worker) that the interrupt comes while it runs, whatever the machine
-    writers.write_bag(many / "long", writers.drive(30, 160, size=(96, 192)))
-    cmd = [sys.executable, "-m", "hypood_ros.cli", "fleet", str(bags / "drive1"), str(many / "long"), "--model",
+    for seed, name in ((30, "long_a"), (31, "long_b")):
+        writers.write_bag(many / name, writers.drive(seed, 160, size=(96, 192)))
+    cmd = [sys.executable, "-m", "hypood_ros.cli", "fleet", str(many / "long_a"), str(many / "long_b"), "--model",
            str(MODEL), "--params-file", params, "--out", str(out), "--workers", "1"]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -229,7 +230,7 @@ def test_ctrl_c_keeps_finished_bags_and_a_rerun_resumes(bags, params, tmp_path):
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, output
     done = [p.parent.name for p in (out / "bags").glob("*/result.json")]
-    assert len(done) == 1 and done[0].startswith("drive1"), output
+    assert len(done) == 1 and done[0].startswith("long_"), output
     assert "Interrupted" in (out / "report.md").read_text()
     again = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stdout + again.stderr
