@@ -221,7 +221,9 @@ def test_ctrl_c_keeps_finished_bags_and_a_rerun_resumes(bags, params, tmp_path):
     cmd = [sys.executable, "-m", "hypood_ros.cli", "fleet", str(many / "long_a"), str(many / "long_b"), "--model",
            str(MODEL), "--params-file", params, "--out", str(out), "--workers", "1"]
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # SIGINT as at a terminal: a suite started in the background inherits it ignored, and Python then keeps it so
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list((out / "bags").glob("*/result.json")):
         time.sleep(0.2)
