@@ -63,7 +63,6 @@ from hypood_ros.runtimes import resolve_input_size
 from hypood_ros.runtimes.engine_cache import load_or_build
 from hypood_ros.scores import load_sml_stats
 
-OUTPUT_TOPICS = topics.IMAGE_OUTPUTS
 CLASSES_TOPIC = topics.CLASSES
 LOG_THROTTLE_S = 5.0
 STOP_WAIT_S = 10.0  # how long shutdown waits for the frame in hand before dropping it
