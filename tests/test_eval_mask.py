@@ -206,6 +206,7 @@ def notes(result):
     return [line for line in result.stderr.splitlines() if line.startswith("note: ")]
 
 
+@pytest.mark.slow
 def test_threshold_from_the_flag_the_params_file_or_the_best_f1(data, tiny_checkpoint, server, tmp_path):
     tiny = ["--model", tiny_checkpoint, *TINY_INPUT]
     with_threshold, without = tmp_path / "calibrated.yaml", tmp_path / "uncalibrated.yaml"

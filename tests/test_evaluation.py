@@ -155,6 +155,7 @@ def test_hypood_eval_end_to_end(tmp_path, tiny_checkpoint):
         assert (out / png).is_file(), png
 
 
+@pytest.mark.slow
 def test_fit_sml_then_evaluate_sml(tmp_path, tiny_checkpoint):
     make(tmp_path / "fs", "fs-static", n=2)
     stats = tmp_path / "sml.json"
@@ -172,6 +173,7 @@ def test_fit_sml_then_evaluate_sml(tmp_path, tiny_checkpoint):
     assert set(json.loads((tmp_path / "out" / "results.json").read_text())["scores"]) == {"sml", "energy"}
 
 
+@pytest.mark.slow
 def test_run_with_sml_statistics(tmp_path, tiny_checkpoint):
     make(tmp_path / "fs", "fs-static", n=1)
     images = tmp_path / "fs" / "fs_static_images_v1"

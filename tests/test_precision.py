@@ -193,6 +193,7 @@ def _one_line(result, code, words):
     assert len(lines) == 1 and lines[0].startswith("hypood: error: ") and words in lines[0], result.stderr
 
 
+@pytest.mark.slow
 def test_export_int8_static_from_images_then_run_and_calibrate(server, tiny_checkpoint, calib_folder, tmp_path):
     out = tmp_path / "q.onnx"
     size = ["--input-height", str(HW[0]), "--input-width", str(HW[1])]
@@ -214,6 +215,7 @@ def test_export_int8_static_from_images_then_run_and_calibrate(server, tiny_chec
         assert backend.precision == "fp32"
 
 
+@pytest.mark.slow
 def test_export_int8_static_from_a_bag(server, tiny_checkpoint, frames, tmp_path):
     pytest.importorskip("rosbags")
     from hypood_ros.bags import BagRecorder, typestore

@@ -150,6 +150,7 @@ def test_export_cli_end_to_end(tmp_path, tiny_checkpoint):
     onnx.checker.check_model(str(tmp_path / "m.onnx"))
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_line(tmp_path, tiny_checkpoint):
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(tiny_checkpoint.read_bytes()[:3000])

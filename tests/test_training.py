@@ -45,6 +45,7 @@ def fixed_loss(model, root):
     return float(torch.stack(losses).mean())
 
 
+@pytest.mark.slow
 def test_segmentor_training_reduces_loss_and_resumes(tmp_path, cityscapes):
     torch.manual_seed(0)
     init = save_checkpoint(build_segmentor("tiny"), tmp_path / "init.pt")
@@ -97,6 +98,7 @@ def test_uem_training_reduces_the_llr_loss(tmp_path, cityscapes):
     assert trained.input_size == (28, 56)  # stage uem validates at no size: the segmentor's recorded one is kept
 
 
+@pytest.mark.slow
 def test_two_process_torchrun_on_cpu(tmp_path, cityscapes):
     run = tmp_path / "ddp"
     proc = hypood("--standalone", "--nproc_per_node=2", "--module", "hypood_ros.cli", "train", "segmentor",
@@ -110,6 +112,7 @@ def test_two_process_torchrun_on_cpu(tmp_path, cityscapes):
     assert load_checkpoint(run / "model.pt").metadata["steps"] == 4
 
 
+@pytest.mark.slow
 def test_progress_bar_only_on_a_terminal(tmp_path, cityscapes):
     """A redirected stderr gets no bar (no carriage returns) and stdout the periodic log lines; a terminal
     gets the bar."""
@@ -128,6 +131,7 @@ def test_progress_bar_only_on_a_terminal(tmp_path, cityscapes):
     assert "step 2/2" not in stdout and stdout.strip() == f"wrote {tmp_path / 'shown' / 'model.pt'}"
 
 
+@pytest.mark.slow
 def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing(tmp_path):
     """The first batch fails (a label map with ids out of range): one line, exit 1, and the run folder this
     command created is gone again, with its new parents; a folder that was there stays, empty."""
