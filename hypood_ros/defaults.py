@@ -56,8 +56,8 @@ PARAMS: List[Param] = [
     Param("input_qos", "sensor_data", "QoS reliability of the image subscription: sensor_data (best effort, as "
           "camera drivers publish) or reliable (matches only reliable publishers, such as `hypood replay`; carries "
           "large raw frames that best effort loses with default DDS settings)", choices=("sensor_data", "reliable")),
-    Param("input_depth", 5, "QoS history depth of the image subscription (the node keeps only the newest frame "
-          "whatever the depth)", range=(1, 1000, 1)),
+    Param("input_depth", 5, "QoS history depth of the image subscription (how many frames wait for the network is "
+          "frame_queue)", range=(1, 1000, 1)),
     Param("output_reliability", "reliable", "QoS reliability of the image outputs: reliable (recorders lose "
           "nothing) or best_effort", choices=("reliable", "best_effort")),
     Param("output_depth", 30, "QoS history depth of each image output: samples kept for reliable readers that "
@@ -134,6 +134,11 @@ PARAMS += [
     Param("batch_window", 0.01, "seconds a waiting frame waits for the other cameras' frames, so that they share "
           "one forward pass (0: never wait; frames that arrived while the network ran share the next pass anyway)",
           range=(0.0, 1.0, 0.0)),
+    Param("frame_queue", 1, "frames of each camera that wait while the network runs, oldest first, each pass taking "
+          "the oldest of each camera; a full queue drops its oldest frame (counted as dropped). 1: only the newest "
+          "frame waits (lowest latency, live cameras); more: every frame of a burst is answered in order (with "
+          "input_qos reliable and frame_queue and input_depth at least the burst, a replay loses nothing)",
+          range=(1, 1000, 1)),
 ]
 
 # Outputs beside the images (hypood_ros/node/side_outputs.py): camera_info for image_geometry/RViz, lossless PNGs

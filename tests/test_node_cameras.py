@@ -4,7 +4,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 
 import numpy as np
 import pytest
@@ -61,17 +61,19 @@ class CamerasPeer(Peer):
         return {}
 
 
-def stream(peer, name, stop, sent, start_sec):
-    """Publish camera `name`'s frames at its rate until `stop` is set; their stamps go into `sent`."""
+def stream(peer, name, stop, sent, start_sec, burst=1):
+    """Publish camera `name`'s frames at its rate until `stop` is set, `burst` at a time (back to back, as a
+    replay that fell behind sends them); their stamps go into `sent`."""
     h, w, rate = CAMERAS[name]
     rgb = np.random.default_rng(h).integers(0, 256, (h, w, 3), dtype=np.uint8)
     sec = start_sec
     next_at = time.monotonic()
     while not stop.is_set():
-        peer.images[name].publish(peer.image(rgb, sec=sec, frame_id=f"{name}_optical"))
-        sent.append((time.monotonic(), sec))
-        sec += 1
-        next_at += 1.0 / rate
+        for _ in range(burst):
+            peer.images[name].publish(peer.image(rgb, sec=sec, frame_id=f"{name}_optical"))
+            sent.append((time.monotonic(), sec))
+            sec += 1
+        next_at += burst / rate
         stop.wait(max(0.0, next_at - time.monotonic()))
 
 
@@ -95,27 +97,37 @@ def cameras_node(tiny_checkpoint, extra=()):
 
 
 @pytest.mark.ros
-def test_three_cameras_of_different_sizes_and_rates_in_one_node(tiny_checkpoint):
-    with cameras_node(tiny_checkpoint) as (node, peer):
+@pytest.mark.parametrize("frame_queue, burst, seconds", [(1, 1, 3.0), (50, 4, 1.5)], ids=["newest_frame", "queue"])
+def test_three_cameras_of_different_sizes_and_rates_in_one_node(tiny_checkpoint, frame_queue, burst, seconds):
+    """Default (frame_queue 1, live driving): each camera's newest frame waits, a replaced one is counted as
+    dropped, and a stopped camera does not slow the others. frame_queue 50 with reliable input, frames sent in
+    bursts of 4: every frame of each camera answered once, in order, none dropped."""
+    extra = () if frame_queue == 1 else ("-p", f"frame_queue:={frame_queue}", "-p", f"input_depth:={frame_queue}")
+    with cameras_node(tiny_checkpoint, extra) as (node, peer):
         assert not [line for line in node.lines if "ignored parameters" in line], node.lines  # front.camera_height
         ready = node.ready_line
         assert all(f"/{name}/image" in ready for name in CAMERAS), ready
         stop_all, stop_rear = threading.Event(), threading.Event()
         sent = {name: [] for name in CAMERAS}
         threads = {name: threading.Thread(target=stream, args=(peer, name, stop_rear if name == "rear" else stop_all,
-                                                               sent[name], 1000 * (i + 1)))
+                                                               sent[name], 1000 * (i + 1), burst))
                    for i, name in enumerate(CAMERAS)}
         for thread in threads.values():
             thread.start()
-        time.sleep(3.0)
+        time.sleep(seconds)
         stop_rear.set()  # the rear camera stops mid-run; the others go on
         threads["rear"].join()
         stopped_at = time.monotonic()
-        time.sleep(3.0)
+        time.sleep(seconds)
         stop_all.set()
         for thread in threads.values():
             thread.join()
-        time.sleep(1.0)  # the last answers
+        deadline = time.monotonic() + (1.0 if frame_queue == 1 else 10.0)  # the last answers (all of them, queued)
+        while time.monotonic() < deadline:
+            with peer.lock:
+                if all(len(peer.masks[name]) >= len(sent[name]) for name in CAMERAS):
+                    break
+            time.sleep(0.05)
 
         with peer.lock:
             masks = {name: list(msgs) for name, msgs in peer.masks.items()}
@@ -123,15 +135,19 @@ def test_three_cameras_of_different_sizes_and_rates_in_one_node(tiny_checkpoint)
         for name, (h, w, _) in CAMERAS.items():
             answers = masks[name]
             stamps = [m.header.stamp.sec for _, m in answers]
-            # answered once each, under its own name, with its own header and size; a frame the node had no
-            # time for (a newer one of the same camera replaced it) is counted as dropped, below
-            assert len(set(stamps)) == len(stamps) and set(stamps) <= {sec for _, sec in sent[name]}, name
-            assert len(stamps) >= 0.9 * len(sent[name]), (name, len(stamps), len(sent[name]))
+            if frame_queue == 1:
+                # answered once each, under its own name, with its own header and size; a frame the node had no
+                # time for (a newer one of the same camera replaced it) is counted as dropped, below
+                assert len(set(stamps)) == len(stamps) and set(stamps) <= {sec for _, sec in sent[name]}, name
+                assert len(stamps) >= 0.9 * len(sent[name]), (name, len(stamps), len(sent[name]))
+            else:  # every frame, once, in the order sent
+                assert stamps == [sec for _, sec in sent[name]], (name, stamps, sent[name])
             for _, msg in answers:
                 assert msg.header.frame_id == f"{name}_optical" and (msg.height, msg.width) == (h, w), name
 
-        # after the rear camera stopped, the others kept their own rate (answers per second as sent)
-        for name in ("front", "left"):
+        # after the rear camera stopped, the others kept their own rate (answers per second as sent; frames sent
+        # steadily, as a live camera does)
+        for name in ("front", "left") if burst == 1 else ():
             after = [t for t, _ in masks[name] if t > stopped_at + 0.2]
             span = after[-1] - after[0]
             rate = (len(after) - 1) / span
@@ -149,6 +165,8 @@ def test_three_cameras_of_different_sizes_and_rates_in_one_node(tiny_checkpoint)
             assert int(status["frames_received"]) == len(sent[name]), status
             assert int(status["frames_processed"]) == len(masks[name]), status
             assert int(status["frames_dropped"]) == len(sent[name]) - len(masks[name]), status
+            if frame_queue > 1:
+                assert int(status["frames_dropped"]) == 0, status
             assert status["message"] == "running"
         assert len({s["frames_received"] for s in statuses.values()}) == 3  # different rates, different counts
         assert float(statuses["front"]["frames_per_batch"]) > 1.2, statuses["front"]  # the cameras share passes
@@ -159,7 +177,7 @@ class Slot:
 
     def __init__(self, name):
         self.name = name
-        self.pending = None
+        self.pending = deque()
         self.last_arrival = float("-inf")
 
 
@@ -186,12 +204,46 @@ def test_a_frame_waits_at_most_the_window_and_never_for_a_silent_camera():
     b.last_arrival -= SILENT_S  # b went silent: a waits no more
     assert not boxes.offer(a, "a4")
     assert boxes.offer(a, "a5")  # the newer frame replaces the waiting one (counted as dropped)
+    assert [m for m, _ in a.pending] == ["a5"]  # queue 1 (the default): only the newest frame waits
     start = time.monotonic()
     assert [(c.name, m) for c, m, _ in boxes.take()] == [("a", "a5")]
     assert time.monotonic() - start < 0.1
 
     threading.Timer(0.05, boxes.stop).start()
     assert boxes.take() is None
+
+
+def test_a_frame_queue_answers_each_cameras_frames_in_order_one_per_batch():
+    boxes = Mailboxes(window=0.2, queue=3)
+    a, b = Slot("a"), Slot("b")
+    boxes.channels = [a, b]
+    assert not any(boxes.offer(a, f"a{i}") for i in (1, 2, 3))  # room for three: nothing dropped
+    assert not boxes.offer(b, "b1")
+    assert boxes.offer(a, "a4")  # a's queue is full: its oldest waiting frame (a1) is dropped, counted
+    assert [m for m, _ in a.pending] == ["a2", "a3", "a4"]
+    guard = threading.Timer(2.0, boxes.stop)  # a take that waited for b would end as None here, not hang
+    guard.start()
+    try:
+        start = time.monotonic()
+        # frames queued from earlier: each batch at once, not waiting for b (which sent lately) nor the window
+        batches = [sorted((c.name, m) for c, m, _ in boxes.take()) for _ in range(3)]
+        assert time.monotonic() - start < 0.1
+    finally:
+        guard.cancel()
+    assert batches == [[("a", "a2"), ("b", "b1")], [("a", "a3")], [("a", "a4")]]  # oldest first, one per camera
+    assert not a.pending and not b.pending
+
+    # all taken: the next frame waits for b again, at most the window (as with queue 1)
+    boxes.offer(a, "a5")
+    start = time.monotonic()
+    assert [(c.name, m) for c, m, _ in boxes.take()] == [("a", "a5")]
+    assert 0.15 < time.monotonic() - start < 1.0
+
+    for camera, msg in ((a, "a6"), (b, "b2"), (b, "b3")):
+        boxes.offer(camera, msg)
+    assert sorted((c.name, m) for c, m, _ in boxes.take()) == [("a", "a6"), ("b", "b2")]
+    boxes.stop()  # b3 was still waiting: dropped
+    assert not b.pending and boxes.take() is None
 
 
 def camera_info(sec, frame_id, width=160, height=120, fx=100.0):
@@ -295,6 +347,7 @@ def test_camera_names_and_their_topics():
     (["cameras:=[front, front]"], "parameter cameras names front more than once"),
     (["cameras:=front,2nd"], "parameter cameras: '2nd' is not a camera name"),
     (["cameras:=front", "front.camera_pitch:=9.0"], "parameter front.camera_pitch must be in [-1.6, 1.6], got 9.0"),
+    (["cameras:=front", "frame_queue:=0"], "parameter frame_queue must be in [1, 1000], got 0"),
 ])
 def test_bad_cameras_stop_the_node_with_one_line(tiny_checkpoint, args, expected):
     proc = subprocess.run([sys.executable, "-m", "hypood_ros.node.hypood_node", "--ros-args",

@@ -1,4 +1,4 @@
-"""The node's cameras: each one's input, newest-frame mailbox slot, outputs, pose and statistics.
+"""The node's cameras: each one's input, mailbox of waiting frames, outputs, pose and statistics.
 
 One `CameraChannel` per name of the `cameras` parameter, or a single one without a name that keeps the
 topics of a one-camera node (`image`, `ood/mask`, ...). A named camera `front` subscribes `front/image`
@@ -8,13 +8,17 @@ has its pose as `front.camera_height`, `front.camera_pitch`, ... (defaults: the 
 `Mailboxes` hands the worker the frames of all cameras that have one waiting, so that they share one forward
 pass. The first frame to wait waits at most `batch_window` for the other cameras (frames that came while the
 network ran do not wait at all), and a camera silent for `SILENT_S` is not waited for: a slow or stopped
-camera never holds the others back. Each camera keeps only its newest frame.
+camera never holds the others back. Each camera keeps up to `frame_queue` waiting frames: 1 (the default)
+keeps only its newest frame (lowest latency, live driving); more keep its frames in order, each batch taking
+the oldest waiting frame of each camera, so that a burst (a replayed bag) is answered frame by frame. A full
+queue drops its oldest frame, counted as dropped.
 """
 from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from collections import deque
+from typing import Callable, Deque, Dict, List, Optional, Tuple
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from sensor_msgs.msg import CompressedImage, Image
@@ -67,8 +71,9 @@ class CameraChannel:
         self.name = name
         self.stats = FrameStats()
         self.pose = pose
-        self.pending: Optional[Tuple[object, float]] = None  # (message, monotonic arrival): Mailboxes' lock
-        self.last_arrival = float("-inf")  # monotonic, Mailboxes' lock
+        # waiting frames, oldest first: (message, monotonic arrival); both under the Mailboxes' lock
+        self.pending: Deque[Tuple[object, float]] = deque()
+        self.last_arrival = float("-inf")  # monotonic
         self.roi_state: Tuple[str, Optional[float]] = ("", None)  # why the corridor was missing, the region share
         self.reported = (0, 0)  # inference errors and bad messages already reported in diagnostics
         self._mailboxes = mailboxes
@@ -153,54 +158,58 @@ class CameraChannel:
 
 
 class Mailboxes:
-    """The newest waiting frame of each camera, and the worker's wait for the next batch."""
+    """The waiting frames of each camera (up to `queue`, oldest first), and the worker's wait for the next batch."""
 
-    def __init__(self, window: float) -> None:
+    def __init__(self, window: float, queue: int = 1) -> None:
         self.window = window
+        self.queue = queue
         self.channels: List[CameraChannel] = []
         self._condition = threading.Condition()
         self._running = True
         self._since: Optional[float] = None  # when the first frame of the next batch arrived
 
     def offer(self, channel: CameraChannel, msg) -> bool:
-        """Park `msg` as `channel`'s newest frame; True when it replaced a waiting one (a dropped frame)."""
+        """Queue `msg` behind `channel`'s waiting frames; True when the queue was full and its oldest frame
+        made room (a dropped frame: with `queue` 1, the newest frame replaces the waiting one)."""
         with self._condition:
             now = time.monotonic()
-            replaced = channel.pending is not None
-            channel.pending = (msg, now)
+            dropped = len(channel.pending) >= self.queue
+            if dropped:
+                channel.pending.popleft()
+            channel.pending.append((msg, now))
             channel.last_arrival = now
             if self._since is None:
                 self._since = now
             self._condition.notify()
-        return replaced
+        return dropped
 
     def take(self) -> Optional[List[Tuple[CameraChannel, object, float]]]:
-        """Block until frames are ready: every live camera has one, or the first has waited `window`.
-        Returns (camera, message, arrival) per waiting camera and empties their slots; None once stopped."""
+        """Block until frames are ready: every live camera has one, or the first has waited `window`, or frames
+        were left queued by the last batch (ready at once). Returns (camera, message, arrival) of the oldest
+        waiting frame of each camera that has one, taking it off its queue; None once stopped."""
         with self._condition:
             while self._running:
                 if self._since is None:
                     self._condition.wait()
                     continue
                 now = time.monotonic()
-                missing = [c for c in self.channels if c.pending is None and now - c.last_arrival < SILENT_S]
+                missing = [c for c in self.channels if not c.pending and now - c.last_arrival < SILENT_S]
                 left = self._since + self.window - now
                 if missing and left > 0:
                     self._condition.wait(left)
                     continue
-                waiting = [c for c in self.channels if c.pending is not None]
-                batch = [(c, *c.pending) for c in waiting]
-                for c in waiting:
-                    c.pending = None
-                self._since = None
+                waiting = [c for c in self.channels if c.pending]
+                batch = [(c, *c.pending.popleft()) for c in waiting]
+                # frames still queued waited through this batch already: the next one is ready at once
+                self._since = float("-inf") if any(c.pending for c in waiting) else None
                 return batch
             return None
 
     def stop(self) -> None:
-        """No more batches: waiting frames are dropped and the worker's `take` returns None."""
+        """No more batches: every waiting frame is dropped and the worker's `take` returns None."""
         with self._condition:
             self._running = False
             for channel in self.channels:
-                channel.pending = None
+                channel.pending.clear()
             self._since = None
             self._condition.notify_all()

@@ -146,7 +146,7 @@ class HypoodNode(Node):
         self._classes = qos_publisher(self, String, CLASSES_TOPIC, qos("reliable", 1, latched=True))
         self._classes.publish(String(data=self._pipeline.classes.to_json()))
         self._label_info = label_info_publisher(self, self._pipeline.classes)
-        self._mailboxes = Mailboxes(values["batch_window"])
+        self._mailboxes = Mailboxes(values["batch_window"], values["frame_queue"])
         # the poses as they are now (a camera's own pose may have changed since load)
         poses = {name: declare_pose(self, name, self._values) for name in self._camera_names}
         self._cameras = [CameraChannel(self, name, poses[name], values, input_qos, output_qos, self._mailboxes,
