@@ -33,7 +33,7 @@ from hypood_ros.kernels import FusedArgs, FusedScores, fused_scores
 from hypood_ros.scores import ScoreInputs
 from hypood_ros.scores.registry import score_map
 
-D, K, ETA, LAM, THRESHOLD = 256, 19, 1.5, 1.0, 0.0
+D, K, ETA, LAM = 256, 19, 1.5, 1.0
 SHAPES = [(1, 37, 74), (4, 37, 74), (1, 148, 296), (4, 148, 296), (1, 256, 512), (4, 256, 512)]
 IMAGE_GRID = (148, 296)
 IMAGE_SIZES = [(480, 640), (720, 1280), (1080, 1920)]
@@ -75,15 +75,15 @@ def eager(emb, logits, wfac, bias, uem):
     lse = torch.logsumexp(wfac.view(1, -1, 1, 1) * f / zn.unsqueeze(1), dim=1)
     u = F.interpolate(uem.float(), size=logits.shape[2:], mode="bilinear", align_corners=False)
     llr = u[:, 1] - u[:, 0] - LAM * lse
-    return logits.argmax(1).to(torch.uint8), -lse, llr, (llr > THRESHOLD).to(torch.uint8) * 255
+    return logits.argmax(1).to(torch.uint8), -lse, llr
 
 
 def network_then_upsample(emb, logits, head, uem, out, size):
     """The `network` order: kernel on the grid, then the score bilinear and the class ids nearest."""
-    fused_scores(FusedArgs(emb, logits, head, ETA, uem, LAM, THRESHOLD), out=out)
+    fused_scores(FusedArgs(emb, logits, head, ETA, uem, LAM), out=out)
     llr = F.interpolate(out.llr[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
     ids = F.interpolate(out.class_ids[:, None].float(), size=size, mode="nearest")[:, 0].to(torch.uint8)
-    return ids, llr, (llr > THRESHOLD).to(torch.uint8) * 255
+    return ids, llr
 
 
 def eager_image(emb, logits, head, uem, size):
@@ -97,7 +97,6 @@ def poisoned(b, h, w, device="cuda"):
         class_ids=torch.full((b, h, w), 254, dtype=torch.uint8, device=device),
         energy=torch.full((b, h, w), float("nan"), device=device),
         llr=torch.full((b, h, w), float("nan"), device=device),
-        mask=torch.full((b, h, w), 77, dtype=torch.uint8, device=device),
     )
 
 
@@ -106,17 +105,16 @@ def check(b, h, w, dtype, seed, out_size=None, run=None, device="cuda"):
     emb, logits, head, uem = make_inputs(b, h, w, dtype, seed, device)
     oh, ow = out_size or (h, w)
     out = poisoned(b, oh, ow, device)
-    (run or fused_scores)(emb, logits, head, ETA, uem, LAM, THRESHOLD, out=out, out_size=out_size)
+    (run or fused_scores)(FusedArgs(emb, logits, head, ETA, uem, LAM, out_size=out_size), out=out)
     if device == "cuda":
         torch.cuda.synchronize()
     written = bool((out.class_ids != 254).all() and torch.isfinite(out.energy).all()
-                   and torch.isfinite(out.llr).all() and ((out.mask == 0) | (out.mask == 255)).all())
+                   and torch.isfinite(out.llr).all())
     ids, energy, llr = reference64(emb, logits, head, uem, out_size)
     rel = max(((out.energy.double() - energy).abs() / energy.abs().clamp_min(1)).max().item(),
               ((out.llr.double() - llr).abs() / llr.abs().clamp_min(1)).max().item())
     ids_agree = (out.class_ids.long() == ids).double().mean().item()
-    mask_ok = bool((out.mask == (out.llr > THRESHOLD).to(torch.uint8) * 255).all())
-    ok = written and mask_ok and rel <= TOLERANCE[dtype] and ids_agree >= 0.9999
+    ok = written and rel <= TOLERANCE[dtype] and ids_agree >= 0.9999
     return ok, rel, ids_agree
 
 
@@ -148,9 +146,8 @@ def cpu_checks() -> int:
 
     kernels = load()
 
-    def run(emb, logits, head, eta, uem, lam, threshold, out, out_size):
-        return cpu_kernel_fused_scores(FusedArgs(emb, logits, head, eta, uem, lam, threshold, out_size), out=out,
-                                       kernels=kernels)
+    def run(args, out):
+        return cpu_kernel_fused_scores(args, out=out, kernels=kernels)
 
     print("no CUDA device: timings need a GPU; correctness of the kernel's CPU build against float64:")
     print("| B | h x w | output | dtype | rel err | ids agree |")
@@ -177,13 +174,13 @@ def network_table(args, copy_gbs, compiled) -> int:
             emb, logits, head, uem = make_inputs(b, h, w, dtype, seed + 100)
             out = poisoned(b, h, w)
             wfac = head.weight_norm.pow(ETA - 1)
-            grid_args = FusedArgs(emb, logits, head, ETA, uem, LAM, THRESHOLD)
+            grid_args = FusedArgs(emb, logits, head, ETA, uem, LAM)
             k_ms = time_ms(lambda: fused_scores(grid_args, out=out), args.iters)
             e_ms = time_ms(lambda: eager(emb, logits, wfac, head.bias, uem), args.iters)
             c_ms = (time_ms(lambda: compiled(emb, logits, wfac, head.bias, uem), args.iters) if compiled
                     else float("nan"))
             size = torch.finfo(dtype).bits // 8
-            moved = b * h * w * ((D + K) * size + 1 + 4 + 4 + 1) + uem.numel() * size
+            moved = b * h * w * ((D + K) * size + 1 + 4 + 4) + uem.numel() * size
             gbs = moved / (k_ms * 1e-3) / 1e9
             print(f"| {b} | {h}x{w} | {str(dtype)[6:]} | {rel:.1e}{'' if ok else ' FAIL'} | {agree:.5f} | "
                   f"{k_ms:.4f} | {e_ms:.4f} | {c_ms:.4f} | {gbs:.0f} | {100 * gbs / copy_gbs:.0f}% | "
@@ -204,13 +201,13 @@ def image_table(args, copy_gbs) -> int:
             failures += not ok
             emb, logits, head, uem = make_inputs(1, h, w, dtype, seed + 200)
             out_img, out_net = poisoned(1, oh, ow), poisoned(1, h, w)
-            image_args = FusedArgs(emb, logits, head, ETA, uem, LAM, THRESHOLD, out_size=(oh, ow))
+            image_args = FusedArgs(emb, logits, head, ETA, uem, LAM, out_size=(oh, ow))
             i_ms = time_ms(lambda: fused_scores(image_args, out=out_img), args.iters)
             n_ms = time_ms(lambda: network_then_upsample(emb, logits, head, uem, out_net, (oh, ow)), args.iters)
             e_ms = time_ms(lambda: eager_image(emb, logits, head, uem, (oh, ow)), args.iters)
             size = torch.finfo(dtype).bits // 8
             # Every input read once, the norm map written and read once, the outputs written once.
-            moved = (h * w * ((D + K) * size + 4 + 4) + uem.numel() * size + oh * ow * (1 + 4 + 4 + 1))
+            moved = (h * w * ((D + K) * size + 4 + 4) + uem.numel() * size + oh * ow * (1 + 4 + 4))
             gbs = moved / (i_ms * 1e-3) / 1e9
             print(f"| {ow}x{oh} | {str(dtype)[6:]} | {rel:.1e}{'' if ok else ' FAIL'} | {agree:.5f} | {i_ms:.4f} | "
                   f"{n_ms:.4f} | {e_ms:.4f} | {gbs:.0f} | {100 * gbs / copy_gbs:.0f}% | {e_ms / i_ms:.1f} |")

@@ -26,22 +26,28 @@ def random_outputs(b=2, d=32, k=19, h=12, w=20, dtype=torch.float32, device="cpu
 
 def test_cpu_dispatch_equals_registry():
     emb, logits, head, uem = random_outputs()
-    out = fused_scores(FusedArgs(emb, logits, head, eta=1.3, uem_logits=uem, lam=0.8, threshold=0.5))
+    out = fused_scores(FusedArgs(emb, logits, head, eta=1.3, uem_logits=uem, lam=0.8))
     x = ScoreInputs(logits, emb, head, uem)
     torch.testing.assert_close(out.energy, compute_score("weighted_normalized_energy", x, eta=1.3), rtol=0, atol=0)
     torch.testing.assert_close(out.llr, compute_score("hyperspherical_llr", x, eta=1.3, lam=0.8), rtol=0, atol=0)
     assert torch.equal(out.class_ids, logits.argmax(1).to(torch.uint8))
-    assert torch.equal(out.mask, (out.llr > 0.5).to(torch.uint8) * 255)
     assert torch.isfinite(out.energy).all() and torch.isfinite(out.llr).all()
-    assert set(out.mask.unique().tolist()) <= {0, 255}
 
 
-def test_cpu_dispatch_without_uem_thresholds_energy():
+def test_cpu_dispatch_without_uem_has_no_llr():
     emb, logits, head, _ = random_outputs(seed=1)
-    out = fused_scores(FusedArgs(emb, logits, head, threshold=-2.0))
-    assert out.llr is None
-    assert torch.equal(out.mask, (out.energy > -2.0).to(torch.uint8) * 255)
-    assert fused_scores(FusedArgs(emb, logits, head)).mask is None
+    out = fused_scores(FusedArgs(emb, logits, head))
+    assert out.llr is None and out.score is out.energy
+    x = ScoreInputs(logits, emb, head)
+    torch.testing.assert_close(out.energy, compute_score("weighted_normalized_energy", x), rtol=0, atol=0)
+
+
+def test_out_size_is_keyword_only():
+    """A caller still passing a threshold after lam (the op once made a mask) is refused, not misread."""
+    emb, logits, head, uem = random_outputs(seed=2)
+    with pytest.raises(TypeError):
+        FusedArgs(emb, logits, head, 1.5, uem, 1.0, (24, 40))
+    assert FusedArgs(emb, logits, head, 1.5, uem, 1.0, out_size=(24, 40)).size() == (24, 40)
 
 
 @pytest.mark.parametrize("arch", ["sm_75", "sm_87", "sm_90"])
@@ -85,9 +91,8 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float16, 2e-3)])
 def test_kernel_matches_registry_on_gpu(dtype, tol):
     emb, logits, head, uem = random_outputs(b=2, d=256, k=19, h=37, w=74, dtype=dtype, device="cuda")
-    out = fused_scores(FusedArgs(emb, logits, head, eta=1.5, uem_logits=uem, lam=1.0, threshold=0.0))
-    ref = fused_scores(FusedArgs(emb.cpu().float(), logits.cpu().float(), head.to("cpu"), 1.5, uem.cpu().float(), 1.0,
-                                 0.0))
+    out = fused_scores(FusedArgs(emb, logits, head, eta=1.5, uem_logits=uem, lam=1.0))
+    ref = fused_scores(FusedArgs(emb.cpu().float(), logits.cpu().float(), head.to("cpu"), 1.5, uem.cpu().float(), 1.0))
     torch.testing.assert_close(out.energy.cpu(), ref.energy, rtol=tol, atol=tol)
     torch.testing.assert_close(out.llr.cpu(), ref.llr, rtol=tol, atol=tol)
     agree = (out.class_ids.cpu() == ref.class_ids).float().mean().item()
@@ -99,8 +104,8 @@ def test_kernel_matches_registry_on_gpu(dtype, tol):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 def test_image_mode_matches_registry_on_gpu(dtype, size):
     emb, logits, head, uem = random_outputs(b=2, d=256, k=19, h=37, w=74, dtype=dtype, device="cuda")
-    out = fused_scores(FusedArgs(emb, logits, head, eta=1.5, uem_logits=uem, lam=1.0, threshold=0.0, out_size=size))
-    ref = fused_scores(FusedArgs(emb.cpu(), logits.cpu(), head.to("cpu"), 1.5, uem.cpu(), 1.0, 0.0, out_size=size))
+    out = fused_scores(FusedArgs(emb, logits, head, eta=1.5, uem_logits=uem, lam=1.0, out_size=size))
+    ref = fused_scores(FusedArgs(emb.cpu(), logits.cpu(), head.to("cpu"), 1.5, uem.cpu(), 1.0, out_size=size))
     assert out.llr.shape == (2, *size)
     for name in ("energy", "llr"):
         got, want = getattr(out, name).cpu().double(), getattr(ref, name).double()

@@ -41,7 +41,7 @@ def make_inputs(b=2, d=256, k=19, h=13, w=21, uem_hw=(5, 7), dtype=torch.float32
     return emb.to(dtype), logits.to(dtype), HeadParams(M.norm(dim=1), bias), uem
 
 
-def poisoned(shape, uem, threshold):
+def poisoned(shape, uem):
     n = 1
     for s in shape:
         n *= s
@@ -51,21 +51,20 @@ def poisoned(shape, uem, threshold):
         return big, big[:n].view(shape)
 
     bufs = {"class_ids": buf(254, torch.uint8), "energy": buf(float("nan"), torch.float32),
-            "llr": buf(float("nan"), torch.float32) if uem is not None else None,
-            "mask": buf(77, torch.uint8) if threshold is not None else None}
+            "llr": buf(float("nan"), torch.float32) if uem is not None else None}
     out = FusedScores(**{name: None if v is None else v[1] for name, v in bufs.items()})
     spares = [v[0][n:] for v in bufs.values() if v is not None]
     return out, spares
 
 
-def run_cpu(kernels, emb, logits, head, uem, threshold, out_size=None, eta=1.3, lam=0.8):
+def run_cpu(kernels, emb, logits, head, uem, out_size=None, eta=1.3, lam=0.8):
     b, _, h, w = logits.shape
     shape = (b, *(out_size or (h, w)))
-    out, spares = poisoned(shape, uem, threshold)
-    got = cpu_kernel_fused_scores(FusedArgs(emb, logits, head, eta, uem, lam, threshold, out_size), out=out,
+    out, spares = poisoned(shape, uem)
+    got = cpu_kernel_fused_scores(FusedArgs(emb, logits, head, eta, uem, lam, out_size=out_size), out=out,
                                   kernels=kernels)
     for spare in spares:
-        assert (spare == 254).all() or (spare == 77).all() or spare.isnan().all(), "write past the grid's guard"
+        assert (spare == 254).all() or spare.isnan().all(), "write past the grid's guard"
     return got
 
 
@@ -73,7 +72,7 @@ def rel_err(a, r):
     return ((a.double() - r.double()).abs() / r.double().abs().clamp_min(1)).max().item()
 
 
-def registry(emb, logits, head, uem, threshold, out_size=None, eta=1.3, lam=0.8):
+def registry(emb, logits, head, uem, out_size=None, eta=1.3, lam=0.8):
     """The definition: compute_score at the network grid, score_map(..., "image") at an output size."""
     x = ScoreInputs(logits, emb, head, uem)
     if out_size is None:
@@ -87,8 +86,8 @@ def registry(emb, logits, head, uem, threshold, out_size=None, eta=1.3, lam=0.8)
     return ids, energy, llr
 
 
-def check(got, emb, logits, head, uem, threshold, out_size=None):
-    ids, energy, llr = registry(emb, logits, head, uem, threshold, out_size)
+def check(got, emb, logits, head, uem, out_size=None):
+    ids, energy, llr = registry(emb, logits, head, uem, out_size)
     assert got.class_ids.shape == ids.shape
     assert torch.equal(got.class_ids, ids), "class ids differ from torch.argmax"
     assert torch.isfinite(got.energy).all()
@@ -98,42 +97,32 @@ def check(got, emb, logits, head, uem, threshold, out_size=None):
     else:
         assert torch.isfinite(got.llr).all()
         assert rel_err(got.llr, llr) <= REL
-    if threshold is None:
-        assert got.mask is None
-        return
-    score, ref_score = (got.energy, energy) if uem is None else (got.llr, llr)
-    assert torch.equal(got.mask, (score > threshold).to(torch.uint8) * 255)
-    differ = got.mask != (ref_score > threshold).to(torch.uint8) * 255
-    # Only a score within rounding of the threshold may fall on the other side.
-    assert ((ref_score[differ] - threshold).abs() <= REL * max(1.0, abs(threshold))).all()
 
 
 DTYPES = [torch.float32, torch.float16]
 NETWORK_CASES = {
-    # name: (make_inputs keywords, threshold)
-    "odd_sizes_uem_smaller": (dict(b=2, d=256, k=19, h=13, w=21, uem_hw=(5, 7)), 0.5),
-    "uem_larger": (dict(b=3, d=32, k=19, h=7, w=11, uem_hw=(17, 29)), -1.0),
-    "uem_same_grid": (dict(b=2, d=16, k=19, h=9, w=15, uem_hw=(9, 15)), 0.0),
-    "k1_d1": (dict(b=2, d=1, k=1, h=9, w=31, uem_hw=(4, 9)), 0.25),
-    "k19_d1": (dict(b=2, d=1, k=19, h=11, w=5, uem_hw=(3, 2)), None),
-    "k1_d256": (dict(b=2, d=256, k=1, h=5, w=9, uem_hw=(2, 3)), 0.0),
-    "no_uem_threshold": (dict(b=2, d=64, k=19, h=13, w=21, uem_hw=None), -2.5),
-    "no_uem_no_threshold": (dict(b=2, d=64, k=19, h=13, w=21, uem_hw=None), None),
-    "huge_logits": (dict(b=2, d=8, k=19, h=9, w=13, uem_hw=(3, 5), scale=1e3), 0.0),
+    # name: make_inputs keywords
+    "odd_sizes_uem_smaller": dict(b=2, d=256, k=19, h=13, w=21, uem_hw=(5, 7)),
+    "uem_larger": dict(b=3, d=32, k=19, h=7, w=11, uem_hw=(17, 29)),
+    "uem_same_grid": dict(b=2, d=16, k=19, h=9, w=15, uem_hw=(9, 15)),
+    "k1_d1": dict(b=2, d=1, k=1, h=9, w=31, uem_hw=(4, 9)),
+    "k19_d1": dict(b=2, d=1, k=19, h=11, w=5, uem_hw=(3, 2)),
+    "k1_d256": dict(b=2, d=256, k=1, h=5, w=9, uem_hw=(2, 3)),
+    "no_uem": dict(b=2, d=64, k=19, h=13, w=21, uem_hw=None),
+    "huge_logits": dict(b=2, d=8, k=19, h=9, w=13, uem_hw=(3, 5), scale=1e3),
 }
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16"])
 @pytest.mark.parametrize("case", list(NETWORK_CASES))
 def test_network_mode_equals_registry(kernels, case, dtype):
-    kw, threshold = NETWORK_CASES[case]
-    emb, logits, head, uem = make_inputs(dtype=dtype, **kw)
+    emb, logits, head, uem = make_inputs(dtype=dtype, **NETWORK_CASES[case])
     if case == "huge_logits":  # exp() of the normalized values overflows fp32 (> 88) without the online max
         f = logits.float() - head.bias.view(1, -1, 1, 1)
         v = head.weight_norm.pow(0.3).view(1, -1, 1, 1) * f / emb.float().norm(dim=1, keepdim=True)
         assert v.amax() > 1000 and torch.isfinite(logits).all()
-    got = run_cpu(kernels, emb, logits, head, uem, threshold)
-    check(got, emb, logits, head, uem, threshold)
+    got = run_cpu(kernels, emb, logits, head, uem)
+    check(got, emb, logits, head, uem)
 
 
 # Output sizes against the 13 x 21 network grid: equal, larger (odd ratios), smaller, mixed.
@@ -144,30 +133,30 @@ IMAGE_SIZES = [(13, 21), (40, 67), (29, 43), (7, 9), (5, 20), (31, 8), (1, 1)]
 @pytest.mark.parametrize("size", IMAGE_SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_image_mode_equals_registry(kernels, size, dtype):
     emb, logits, head, uem = make_inputs(b=2, d=256, k=19, h=13, w=21, uem_hw=(5, 7), dtype=dtype, seed=3)
-    got = run_cpu(kernels, emb, logits, head, uem, 0.5, out_size=size)
-    check(got, emb, logits, head, uem, 0.5, out_size=size)
+    got = run_cpu(kernels, emb, logits, head, uem, out_size=size)
+    check(got, emb, logits, head, uem, out_size=size)
 
 
 IMAGE_CASES = {
-    # name: (make_inputs keywords, threshold, out_size)
-    "uem_larger_than_logits": (dict(b=2, d=16, k=19, h=6, w=9, uem_hw=(15, 23)), 0.0, (19, 37)),
-    "uem_larger_than_output": (dict(b=2, d=16, k=19, h=6, w=9, uem_hw=(15, 23)), 0.0, (11, 13)),
-    "uem_equals_output": (dict(b=2, d=16, k=19, h=6, w=9, uem_hw=(17, 25)), 0.0, (17, 25)),
-    "k1_d1": (dict(b=2, d=1, k=1, h=5, w=7, uem_hw=(2, 3)), 0.1, (23, 19)),
-    "k1_d256": (dict(b=2, d=256, k=1, h=5, w=7, uem_hw=(2, 3)), None, (9, 30)),
-    "no_uem_threshold": (dict(b=3, d=32, k=19, h=8, w=5, uem_hw=None), -2.0, (33, 17)),
-    "no_uem_no_threshold": (dict(b=1, d=32, k=19, h=8, w=5, uem_hw=None), None, (3, 4)),
-    "huge_logits": (dict(b=2, d=8, k=19, h=6, w=9, uem_hw=(3, 4), scale=1e3), 0.0, (25, 31)),
+    # name: (make_inputs keywords, out_size)
+    "uem_larger_than_logits": (dict(b=2, d=16, k=19, h=6, w=9, uem_hw=(15, 23)), (19, 37)),
+    "uem_larger_than_output": (dict(b=2, d=16, k=19, h=6, w=9, uem_hw=(15, 23)), (11, 13)),
+    "uem_equals_output": (dict(b=2, d=16, k=19, h=6, w=9, uem_hw=(17, 25)), (17, 25)),
+    "k1_d1": (dict(b=2, d=1, k=1, h=5, w=7, uem_hw=(2, 3)), (23, 19)),
+    "k1_d256": (dict(b=2, d=256, k=1, h=5, w=7, uem_hw=(2, 3)), (9, 30)),
+    "no_uem_larger": (dict(b=3, d=32, k=19, h=8, w=5, uem_hw=None), (33, 17)),
+    "no_uem_smaller": (dict(b=1, d=32, k=19, h=8, w=5, uem_hw=None), (3, 4)),
+    "huge_logits": (dict(b=2, d=8, k=19, h=6, w=9, uem_hw=(3, 4), scale=1e3), (25, 31)),
 }
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16"])
 @pytest.mark.parametrize("case", list(IMAGE_CASES))
 def test_image_mode_cases_equal_registry(kernels, case, dtype):
-    kw, threshold, size = IMAGE_CASES[case]
+    kw, size = IMAGE_CASES[case]
     emb, logits, head, uem = make_inputs(dtype=dtype, seed=7, **kw)
-    got = run_cpu(kernels, emb, logits, head, uem, threshold, out_size=size)
-    check(got, emb, logits, head, uem, threshold, out_size=size)
+    got = run_cpu(kernels, emb, logits, head, uem, out_size=size)
+    check(got, emb, logits, head, uem, out_size=size)
 
 
 @pytest.mark.parametrize("out_size", [None, (13, 21), (27, 50)], ids=["network", "image_equal", "image_larger"])
@@ -189,8 +178,8 @@ def test_zero_embeddings(kernels, out_size):
         tiny[2::3, 2::4] = True
         emb[0, :, tiny] = 1e-9 * torch.randn(64, int(tiny.sum()), generator=torch.Generator().manual_seed(1))
         logits[0, :, tiny] = head.bias.view(-1, 1) + 1e-5 * torch.randn(19, int(tiny.sum()))
-    got = run_cpu(kernels, emb, logits, head, uem, 0.0, out_size=out_size)
-    check(got, emb, logits, head, uem, 0.0, out_size=out_size)
+    got = run_cpu(kernels, emb, logits, head, uem, out_size=out_size)
+    check(got, emb, logits, head, uem, out_size=out_size)
     if out_size is None:  # normalized logits all 0: energy -log K
         torch.testing.assert_close(got.energy[1], torch.full((13, 21), -torch.log(torch.tensor(19.0)).item()))
 
@@ -207,8 +196,8 @@ def test_ties_resolve_to_first_class_as_torch_argmax(kernels, out_size, dtype):
     logits[0, 4] = logits[0, 9] = logits[0, 17] = 8.0  # classes 4, 9, 17 share the maximum everywhere
     logits[1] = 2.0  # every class ties
     emb, logits, uem = emb.to(dtype), logits.to(dtype), uem.to(dtype)
-    got = run_cpu(kernels, emb, logits, head, uem, None, out_size=out_size)
-    check(got, emb, logits, head, uem, None, out_size=out_size)
+    got = run_cpu(kernels, emb, logits, head, uem, out_size=out_size)
+    check(got, emb, logits, head, uem, out_size=out_size)
     assert (got.class_ids[0] == 4).all() and (got.class_ids[1] == 0).all()
 
 
@@ -216,21 +205,20 @@ def test_image_mode_differs_from_network_order(kernels):
     """Where the max switches class between neighbouring cells, max and interpolation do not commute."""
     emb, logits, head, uem = make_inputs(b=1, d=8, k=2, h=2, w=2, uem_hw=(2, 2), seed=2)
     logits = torch.tensor([[[[4.0, -4.0], [4.0, -4.0]], [[-4.0, 4.0], [-4.0, 4.0]]]])
-    image = run_cpu(kernels, emb, logits, head, uem, None, out_size=(4, 4))
+    image = run_cpu(kernels, emb, logits, head, uem, out_size=(4, 4))
     network = fused_scores(FusedArgs(emb, logits, head, 1.3, uem, 0.8))
     upsampled = torch.nn.functional.interpolate(network.llr[:, None], size=(4, 4), mode="bilinear",
                                                 align_corners=False)[:, 0]
     assert (image.llr - upsampled).abs().max() > 0.1
-    check(image, emb, logits, head, uem, None, out_size=(4, 4))
+    check(image, emb, logits, head, uem, out_size=(4, 4))
 
 
 def test_public_cpu_path_is_the_registry():
     emb, logits, head, uem = make_inputs(b=2, d=16, k=19, h=13, w=21, uem_hw=(5, 7), seed=4)
-    out = fused_scores(FusedArgs(emb, logits, head, 1.3, uem, 0.8, 0.5, out_size=(29, 43)))
-    ids, energy, llr = registry(emb, logits, head, uem, 0.5, (29, 43))
+    out = fused_scores(FusedArgs(emb, logits, head, 1.3, uem, 0.8, out_size=(29, 43)))
+    ids, energy, llr = registry(emb, logits, head, uem, (29, 43))
     assert torch.equal(out.class_ids, ids) and torch.equal(out.energy, energy) and torch.equal(out.llr, llr)
-    assert torch.equal(out.mask, (llr > 0.5).to(torch.uint8) * 255)
-    ref = reference_fused_scores(FusedArgs(emb, logits, head, 1.3, uem, 0.8, 0.5, (29, 43)))
+    ref = reference_fused_scores(FusedArgs(emb, logits, head, 1.3, uem, 0.8, out_size=(29, 43)))
     assert torch.equal(ref.llr, out.llr)
     for bad in [(0, 5), (3,), (4, -1)]:
         with pytest.raises(ConfigError, match="out_size"):
@@ -272,43 +260,49 @@ def _swap(monkeypatch, kernel_prefix, i, j, with_types):
 
 def test_swapped_same_type_arguments_change_the_results(kernels, monkeypatch):
     emb, logits, head, uem = make_inputs(b=2, d=16, k=19, h=13, w=21, uem_hw=(5, 7), seed=9)
-    check(run_cpu(kernels, emb, logits, head, uem, 0.5, out_size=(29, 43)), emb, logits, head, uem, 0.5, (29, 43))
+    check(run_cpu(kernels, emb, logits, head, uem, out_size=(29, 43)), emb, logits, head, uem, (29, 43))
     # fused_image_*: (norms, logits, wfac, bias, uem, B, K, h, w, H, W, ...): swap the output H and W
+    assert kernels.signature("fused_image_f32")[9:11] == ("int", "int")
     _swap(monkeypatch, "fused_image", 9, 10, with_types=False)
-    got = run_cpu(kernels, emb, logits, head, uem, 0.5, out_size=(29, 43))
+    got = run_cpu(kernels, emb, logits, head, uem, out_size=(29, 43))
     with pytest.raises(AssertionError):
-        check(got, emb, logits, head, uem, 0.5, (29, 43))
+        check(got, emb, logits, head, uem, (29, 43))
     monkeypatch.undo()
-    # fused_scores_*: (..., lam, threshold, use_threshold, ...) at 12, 13: swap lam and threshold
-    _swap(monkeypatch, "fused_scores", 12, 13, with_types=False)
-    got = run_cpu(kernels, emb, logits, head, uem, 0.5)
+    # fused_scores_*: (..., lam, class_ids, energy, llr): swap the energy and llr outputs
+    assert kernels.signature("fused_scores_f32")[14:16] == ("float*", "float*")
+    _swap(monkeypatch, "fused_scores", 14, 15, with_types=False)
+    got = run_cpu(kernels, emb, logits, head, uem)
     with pytest.raises(AssertionError):
-        check(got, emb, logits, head, uem, 0.5)
+        check(got, emb, logits, head, uem)
 
 
 def test_swapped_arguments_of_different_types_are_refused(kernels, monkeypatch):
-    emb, logits, head, uem = make_inputs(b=2, d=16, k=19, h=13, w=21, uem_hw=(5, 7), seed=9)
-    # threshold (float) and use_threshold (int), packed in the wrong order with their own types
-    _swap(monkeypatch, "fused_scores", 13, 14, with_types=True)
-    with pytest.raises(KernelArgumentError, match="fused_scores_f32: packed"):
-        run_cpu(kernels, emb, logits, head, uem, 0.5)
-    # Without the check the kernel misreads the bits (0.5 as an int, 1 as a float): the mask is wrong.
+    # 2 x 8 x 16 cells: exactly one block, so a batch size misread as a huge count lets no thread past the data
+    emb, logits, head, uem = make_inputs(b=2, d=16, k=19, h=8, w=16, uem_hw=(3, 5), seed=9)
     b, _, h, w = logits.shape
-    ids, energy, llr = torch.empty((b, h, w), dtype=torch.uint8), torch.empty((b, h, w)), torch.empty((b, h, w))
-    mask = torch.full((b, h, w), 77, dtype=torch.uint8)
+    assert (b * h * w) % launch.THREADS_PER_BLOCK == 0
+    # fused_scores_*: B (int) at 5 and lam (float) at 12, packed in each other's place with their own types
+    assert (kernels.signature("fused_scores_f32")[5], kernels.signature("fused_scores_f32")[12]) == ("int", "float")
+    _swap(monkeypatch, "fused_scores", 5, 12, with_types=True)
+    with pytest.raises(KernelArgumentError, match="fused_scores_f32: packed"):
+        run_cpu(kernels, emb, logits, head, uem)
+    # Without the check the kernel reads each value as the type it declares: lam is the int 2's bits as a
+    # float (about 3e-45), so the LLR comes out as with lam = 0; class ids and energy are still right.
+    ids = torch.full((b, h, w), 254, dtype=torch.uint8)
+    energy, llr = torch.full((b, h, w), float("nan")), torch.full((b, h, w), float("nan"))
     wfac, bias = head.weight_norm.pow(1.3 - 1.0).contiguous(), head.bias.contiguous()
-    logits = logits.contiguous()
-    packed = launch.KernelInputs(emb, logits, wfac, bias, uem, 0.8, 0.5)
-    for item in launch.pack_fused(packed, (ids, energy, llr, mask)):
+    packed = launch.KernelInputs(emb, logits.contiguous(), wfac, bias, uem, 0.8)
+    for item in launch.pack_fused(packed, (ids, energy, llr)):
         kernels.launch(item, check_types=False)
-    ref_ids, _, ref_llr = registry(emb, logits, head, uem, 0.5)
-    assert torch.equal(ids, ref_ids) and rel_err(llr, ref_llr) <= REL  # the scores themselves are right
-    assert not torch.equal(mask, (ref_llr > 0.5).to(torch.uint8) * 255)
+    ref_ids, ref_energy, ref_llr = registry(emb, logits, head, uem)
+    assert torch.equal(ids, ref_ids) and rel_err(energy, ref_energy) <= REL
+    assert rel_err(llr, ref_llr) > 0.1
+    assert rel_err(llr, registry(emb, logits, head, uem, lam=0.0)[2]) <= REL
 
 
 def test_pointer_dtype_mismatch_is_refused_by_the_packer():
     emb, logits, head, uem = make_inputs(b=1, d=4, k=3, h=3, w=3, uem_hw=(2, 2))
-    outputs = (torch.empty((1, 3, 3), dtype=torch.uint8), torch.empty((1, 3, 3)), torch.empty((1, 3, 3)), None)
+    outputs = (torch.empty((1, 3, 3), dtype=torch.uint8), torch.empty((1, 3, 3)), torch.empty((1, 3, 3)))
     with pytest.raises(ValueError, match="contiguous torch.float16"):
-        launch.pack_fused(launch.KernelInputs(emb.half(), logits.half(), head.weight_norm, head.bias, uem, 1.0, None),
+        launch.pack_fused(launch.KernelInputs(emb.half(), logits.half(), head.weight_norm, head.bias, uem, 1.0),
                           outputs)

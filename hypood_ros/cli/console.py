@@ -16,12 +16,14 @@ def hide_progress() -> None:
     _SHOW = False
 
 
-def progress(iterable=None, total=None, desc: str = "", unit: str = "it"):
-    """A tqdm bar on stderr, drawn only when stderr is a terminal; use it as a context manager."""
+def progress(iterable=None, total=None, desc: str = "", unit: str = "it", leave: bool = True):
+    """A tqdm bar on stderr, drawn only when stderr is a terminal; use it as a context manager.
+
+    `leave=False`: the bar's line is cleared when it closes (a stage of a longer run, as the demo's)."""
     from tqdm import tqdm
 
     return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr,
-                disable=not (_SHOW and sys.stderr.isatty()), dynamic_ncols=True)
+                disable=not (_SHOW and sys.stderr.isatty()), dynamic_ncols=True, leave=leave)
 
 
 def note(text: str) -> None:

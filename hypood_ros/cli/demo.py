@@ -125,6 +125,7 @@ def _remove_products(out: Path, made: List[Path]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hypood_ros.apps.demo import MODEL_DIR, DemoSettings, run_demo, table
+    from hypood_ros.cli.console import note, progress
 
     # everything the command line alone can tell, then the checkpoint (a second), before any work
     out = output_folder(args.out)
@@ -143,8 +144,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
     ok = False
     try:
-        result = run_demo(DemoSettings(out=out, model=model, params=params, seed=args.seed, frames=args.frames,
-                                       anomalies=args.anomalies, rate=args.rate, progress=not args.no_progress))
+        settings = DemoSettings(out=out, model=model, params=params, seed=args.seed, frames=args.frames,
+                                anomalies=args.anomalies, rate=args.rate)
+        result = run_demo(settings, progress, note)  # --no-progress: `hide_progress`, as for every command
         ok = True
     finally:
         if not ok:

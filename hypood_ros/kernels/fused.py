@@ -1,13 +1,13 @@
 """One entry point for the fused scores: the CUDA kernel for CUDA tensors, the registry elsewhere.
 
 Both paths produce the same outputs (tested): class ids, the class-weighted normalized energy, the
-hyperspherical LLR when UEM logits are given, and a 0/255 mask when a threshold is given (on the LLR
-if present, else on the energy). Outputs are at the logit resolution [B,h,w], or at an output size
-[B,H,W] with the registry's `image` score resolution.
+hyperspherical LLR when UEM logits are given. Outputs are at the logit resolution [B,h,w], or at an
+output size [B,H,W] with the registry's `image` score resolution. No mask: the node thresholds its chosen
+score once, on the host (`pipeline.obstacle_mask`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
@@ -25,21 +25,15 @@ class FusedScores:
     class_ids: torch.Tensor  # uint8 [B,h,w] (or [B,H,W] at an output size)
     energy: torch.Tensor  # float32, -logsumexp_k(w_k^(eta-1) f_k/||z||)
     llr: Optional[torch.Tensor] = None  # float32, hyperspherical LLR
-    mask: Optional[torch.Tensor] = None  # uint8, 0 or 255
 
     @property
     def score(self) -> torch.Tensor:
-        """The score the mask thresholds: the LLR when there is one, else the energy."""
+        """The most specific score computed: the LLR when there is one, else the energy."""
         return self.llr if self.llr is not None else self.energy
 
 
-def _mask(score: torch.Tensor, threshold: Optional[float]) -> Optional[torch.Tensor]:
-    return None if threshold is None else (score > threshold).to(torch.uint8) * 255
-
-
-def _check_out(out: FusedScores, shape, device, need_llr: bool, need_mask: bool) -> None:
-    wanted = [("class_ids", torch.uint8, True), ("energy", torch.float32, True), ("llr", torch.float32, need_llr),
-              ("mask", torch.uint8, need_mask)]
+def _check_out(out: FusedScores, shape, device, need_llr: bool) -> None:
+    wanted = [("class_ids", torch.uint8, True), ("energy", torch.float32, True), ("llr", torch.float32, need_llr)]
     for name, dtype, needed in wanted:
         t = getattr(out, name)
         if t is None:
@@ -64,10 +58,10 @@ class FusedArgs:
     """The fused op's arguments, once: the entry point, the registry's reference, the CUDA kernel and its CPU
     build all take this one object.
 
-    embedding [B,D,h,w], logits (with bias) [B,K,h,w], uem_logits [B,2,h',w'] (fp16 or fp32); `threshold`:
-    a 0/255 mask of the score too; `out_size` None: outputs on the network grid [B,h,w] (`score_resolution =
-    network` before upsampling), (H, W): outputs [B,H,W] at `score_resolution = image` (logits, UEM logits
-    and ||z|| sampled bilinearly per output pixel, then the formulas).
+    embedding [B,D,h,w], logits (with bias) [B,K,h,w], uem_logits [B,2,h',w'] (fp16 or fp32); `out_size`
+    (keyword only) None: outputs on the network grid [B,h,w] (`score_resolution = network` before
+    upsampling), (H, W): outputs [B,H,W] at `score_resolution = image` (logits, UEM logits and ||z|| sampled
+    bilinearly per output pixel, then the formulas).
     """
     embedding: torch.Tensor
     logits: torch.Tensor
@@ -75,8 +69,7 @@ class FusedArgs:
     eta: float = 1.5
     uem_logits: Optional[torch.Tensor] = None
     lam: float = 1.0
-    threshold: Optional[float] = None
-    out_size: Optional[Sequence[int]] = None
+    out_size: Optional[Sequence[int]] = field(default=None, kw_only=True)
 
     def size(self) -> Optional[Tuple[int, int]]:
         return _check_size(self.out_size)
@@ -102,7 +95,7 @@ def reference_fused_scores(a: FusedArgs) -> FusedScores:
         names = ["weighted_normalized_energy"] + (["hyperspherical_llr"] if a.uem_logits is not None else [])
         maps, class_ids = score_maps(names, inputs, size, "image", eta=a.eta, lam=a.lam)
         energy, llr = maps["weighted_normalized_energy"], maps.get("hyperspherical_llr")
-    return FusedScores(class_ids, energy, llr, _mask(llr if llr is not None else energy, a.threshold))
+    return FusedScores(class_ids, energy, llr)
 
 
 def kernel_fused_scores(a: FusedArgs, execute: Callable[[List[KernelLaunch], torch.device], None],
@@ -123,26 +116,25 @@ def kernel_fused_scores(a: FusedArgs, execute: Callable[[List[KernelLaunch], tor
         wfac=a.head.weight_norm.to(device, torch.float32).pow(a.eta - 1.0).contiguous(),
         bias=a.head.bias.to(device, torch.float32).contiguous(),
         uem=None if a.uem_logits is None else a.uem_logits.to(dtype).contiguous(), lam=float(a.lam),
-        threshold=a.threshold, out_size=size)
+        out_size=size)
     b, _, h, w = logits.shape
     shape = (b, *(size or (h, w)))
     if out is None:
         class_ids = torch.empty(shape, dtype=torch.uint8, device=device)
         energy = torch.empty(shape, dtype=torch.float32, device=device)
         llr = torch.empty_like(energy) if prepared.uem is not None else None
-        mask = torch.empty_like(class_ids) if a.threshold is not None else None
     else:
-        class_ids, energy, llr, mask = out.class_ids, out.energy, out.llr, out.mask
-        _check_out(out, shape, device, prepared.uem is not None, a.threshold is not None)
-    execute(launch.pack_fused(prepared, (class_ids, energy, llr, mask)), device)
-    return FusedScores(class_ids, energy, llr, mask)
+        class_ids, energy, llr = out.class_ids, out.energy, out.llr
+        _check_out(out, shape, device, prepared.uem is not None)
+    execute(launch.pack_fused(prepared, (class_ids, energy, llr)), device)
+    return FusedScores(class_ids, energy, llr)
 
 
 def fused_scores(a: FusedArgs, out: Optional[FusedScores] = None) -> FusedScores:
     """The fused scores of `a`: the CUDA kernel for CUDA tensors, the registry's reference elsewhere.
 
     `out` (CUDA only): preallocated outputs to write into, e.g. to reuse buffers across frames; it must
-    have `llr` when UEM logits are given and `mask` when a threshold is given.
+    have `llr` when UEM logits are given.
     """
     if a.logits.shape[1] > 255:
         raise ConfigError(f"class ids are uint8: at most 255 classes, got {a.logits.shape[1]}")

@@ -11,7 +11,7 @@
 //   class id       argmax_k of the logits (f + b), first maximum wins, as torch.argmax
 //   energy         -logsumexp_k( wfac_k * (logit_k - b_k) / ||z|| ), online (single-pass, stable)
 //   llr            (u_1 - u_0)(bilinear, align_corners=False) - lam * logsumexp(...)   [if uem != 0]
-//   mask           255 where the thresholded score (llr if uem given, else energy) > threshold
+// No mask: the node thresholds its chosen score once, on the host (pipeline.obstacle_mask).
 // wfac_k = ||M_k||^(eta-1) and b_k are computed once on the host and passed as small fp32 arrays.
 //
 // Two resolutions (hypood_ros.scores.registry.SCORE_RESOLUTIONS):
@@ -98,23 +98,16 @@ __device__ __forceinline__ void scan_class(ClassScan& c, int k, float logit, flo
     else { c.s += expf(v - c.m); }
 }
 
-// Writes class id, energy, llr and mask of output index idx (shared by both resolutions).
+// Writes class id, energy and llr of output index idx (shared by both resolutions).
 template <typename T>
 __device__ __forceinline__ void finish_pixel(
     const ClassScan& c, long long idx, const T* __restrict__ uem, int b, int y, int x, int H, int W, int Hu,
-    int Wu, float lam, float threshold, int use_threshold, unsigned char* __restrict__ class_ids,
-    float* __restrict__ energy, float* __restrict__ llr, unsigned char* __restrict__ mask) {
+    int Wu, float lam, unsigned char* __restrict__ class_ids, float* __restrict__ energy,
+    float* __restrict__ llr) {
     float lse = c.m + logf(c.s);
-    float e = -lse;
     class_ids[idx] = (unsigned char)c.best_k;
-    energy[idx] = e;
-    float score = e;
-    if (uem != 0) {
-        float l_r = uem_difference(uem, b, y, x, H, W, Hu, Wu) - lam * lse;
-        llr[idx] = l_r;
-        score = l_r;
-    }
-    if (use_threshold) mask[idx] = score > threshold ? 255 : 0;
+    energy[idx] = -lse;
+    if (uem != 0) llr[idx] = uem_difference(uem, b, y, x, H, W, Hu, Wu) - lam * lse;
 }
 
 template <typename T>
@@ -133,9 +126,8 @@ template <typename T>
 __device__ __forceinline__ void fused_pixel(
     const T* __restrict__ emb, const T* __restrict__ logits, const float* __restrict__ wfac,
     const float* __restrict__ bias, const T* __restrict__ uem,
-    int B, int D, int K, int H, int W, int Hu, int Wu, float lam, float threshold, int use_threshold,
-    unsigned char* __restrict__ class_ids, float* __restrict__ energy, float* __restrict__ llr,
-    unsigned char* __restrict__ mask) {
+    int B, int D, int K, int H, int W, int Hu, int Wu, float lam, unsigned char* __restrict__ class_ids,
+    float* __restrict__ energy, float* __restrict__ llr) {
     long long hw = (long long)H * W;
     long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= (long long)B * hw) return;
@@ -149,23 +141,21 @@ __device__ __forceinline__ void fused_pixel(
     scan_start(c);
     for (int k = 0; k < K; ++k) scan_class(c, k, load_value(l, (long long)k * hw), wfac[k], bias[k], inv_norm);
     int y = (int)(p / W), x = (int)(p - (long long)y * W);
-    finish_pixel(c, idx, uem, b, y, x, H, W, Hu, Wu, lam, threshold, use_threshold, class_ids, energy, llr, mask);
+    finish_pixel(c, idx, uem, b, y, x, H, W, Hu, Wu, lam, class_ids, energy, llr);
 }
 
 extern "C" __global__ void fused_scores_f32(
     const float* emb, const float* logits, const float* wfac, const float* bias, const float* uem,
-    int B, int D, int K, int H, int W, int Hu, int Wu, float lam, float threshold, int use_threshold,
-    unsigned char* class_ids, float* energy, float* llr, unsigned char* mask) {
-    fused_pixel<float>(emb, logits, wfac, bias, uem, B, D, K, H, W, Hu, Wu, lam, threshold, use_threshold,
-                       class_ids, energy, llr, mask);
+    int B, int D, int K, int H, int W, int Hu, int Wu, float lam, unsigned char* class_ids, float* energy,
+    float* llr) {
+    fused_pixel<float>(emb, logits, wfac, bias, uem, B, D, K, H, W, Hu, Wu, lam, class_ids, energy, llr);
 }
 
 extern "C" __global__ void fused_scores_f16(
     const unsigned short* emb, const unsigned short* logits, const float* wfac, const float* bias,
-    const unsigned short* uem, int B, int D, int K, int H, int W, int Hu, int Wu, float lam, float threshold,
-    int use_threshold, unsigned char* class_ids, float* energy, float* llr, unsigned char* mask) {
-    fused_pixel<unsigned short>(emb, logits, wfac, bias, uem, B, D, K, H, W, Hu, Wu, lam, threshold,
-                                use_threshold, class_ids, energy, llr, mask);
+    const unsigned short* uem, int B, int D, int K, int H, int W, int Hu, int Wu, float lam,
+    unsigned char* class_ids, float* energy, float* llr) {
+    fused_pixel<unsigned short>(emb, logits, wfac, bias, uem, B, D, K, H, W, Hu, Wu, lam, class_ids, energy, llr);
 }
 
 // ---- image resolution: ||z|| per network cell, then one thread per output pixel -----------------------
@@ -201,8 +191,8 @@ template <typename T>
 __device__ __forceinline__ void image_pixel(
     const float* __restrict__ norms, const T* __restrict__ logits, const float* __restrict__ wfac,
     const float* __restrict__ bias, const T* __restrict__ uem, int B, int K, int h, int w, int H, int W,
-    int Hu, int Wu, float lam, float threshold, int use_threshold, unsigned char* __restrict__ class_ids,
-    float* __restrict__ energy, float* __restrict__ llr, unsigned char* __restrict__ mask) {
+    int Hu, int Wu, float lam, unsigned char* __restrict__ class_ids, float* __restrict__ energy,
+    float* __restrict__ llr) {
     long long HW = (long long)H * W;
     long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= (long long)B * HW) return;
@@ -219,22 +209,20 @@ __device__ __forceinline__ void image_pixel(
     ClassScan c;
     scan_start(c);
     for (int k = 0; k < K; ++k) scan_class(c, k, sample(l + (long long)k * hw, w, ly, lx), wfac[k], bias[k], inv_norm);
-    finish_pixel(c, idx, uem, b, y, x, H, W, Hu, Wu, lam, threshold, use_threshold, class_ids, energy, llr, mask);
+    finish_pixel(c, idx, uem, b, y, x, H, W, Hu, Wu, lam, class_ids, energy, llr);
 }
 
 extern "C" __global__ void fused_image_f32(
     const float* norms, const float* logits, const float* wfac, const float* bias, const float* uem,
-    int B, int K, int h, int w, int H, int W, int Hu, int Wu, float lam, float threshold, int use_threshold,
-    unsigned char* class_ids, float* energy, float* llr, unsigned char* mask) {
-    image_pixel<float>(norms, logits, wfac, bias, uem, B, K, h, w, H, W, Hu, Wu, lam, threshold, use_threshold,
-                       class_ids, energy, llr, mask);
+    int B, int K, int h, int w, int H, int W, int Hu, int Wu, float lam, unsigned char* class_ids,
+    float* energy, float* llr) {
+    image_pixel<float>(norms, logits, wfac, bias, uem, B, K, h, w, H, W, Hu, Wu, lam, class_ids, energy, llr);
 }
 
 extern "C" __global__ void fused_image_f16(
     const float* norms, const unsigned short* logits, const float* wfac, const float* bias,
     const unsigned short* uem, int B, int K, int h, int w, int H, int W, int Hu, int Wu, float lam,
-    float threshold, int use_threshold, unsigned char* class_ids, float* energy, float* llr,
-    unsigned char* mask) {
-    image_pixel<unsigned short>(norms, logits, wfac, bias, uem, B, K, h, w, H, W, Hu, Wu, lam, threshold,
-                                use_threshold, class_ids, energy, llr, mask);
+    unsigned char* class_ids, float* energy, float* llr) {
+    image_pixel<unsigned short>(norms, logits, wfac, bias, uem, B, K, h, w, H, W, Hu, Wu, lam, class_ids, energy,
+                                llr);
 }

@@ -84,30 +84,27 @@ class KernelInputs:
     bias: torch.Tensor
     uem: Optional[torch.Tensor]
     lam: float
-    threshold: Optional[float]
     out_size: Optional[Tuple[int, int]] = None
 
 
 def pack_fused(inputs: KernelInputs, outputs: Sequence[Optional[torch.Tensor]]) -> List[KernelLaunch]:
-    """The launches for one call; outputs (class ids, energy, llr, mask) preallocated.
+    """The launches for one call; outputs (class ids, energy, llr or None) preallocated.
 
     `out_size` None: one launch at the network grid. (H, W): the norm map pass, then one thread per
     output pixel sampling the network grid bilinearly.
     """
     embedding, logits, wfac, bias, uem = inputs.embedding, inputs.logits, inputs.wfac, inputs.bias, inputs.uem
-    lam, threshold, out_size = inputs.lam, inputs.threshold, inputs.out_size
-    class_ids, energy, llr, mask = outputs
+    lam, out_size = inputs.lam, inputs.out_size
+    class_ids, energy, llr = outputs
     dtype = logits.dtype
     suffix = "f16" if dtype == torch.float16 else "f32"
     b, d, h, w = embedding.shape
     k = logits.shape[1]
     hu, wu = (uem.shape[2], uem.shape[3]) if uem is not None else (1, 1)
-    thr = 0.0 if threshold is None else threshold
 
     def tail(args: _Args) -> _Args:
-        return (args.floats(lam, thr).ints(threshold is not None)
-                .tensor(class_ids, torch.uint8, False).tensor(energy, torch.float32, False)
-                .tensor(llr, torch.float32, False).tensor(mask, torch.uint8, False))
+        return (args.floats(lam).tensor(class_ids, torch.uint8, False).tensor(energy, torch.float32, False)
+                .tensor(llr, torch.float32, False))
 
     if out_size is None:
         args = (_Args().tensor(embedding, dtype, True).tensor(logits, dtype, True)

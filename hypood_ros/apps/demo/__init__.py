@@ -14,16 +14,21 @@
 
 Generated scenes and a small model: a demonstration of the pipeline, not a claim about real-world accuracy.
 """
+from typing import Callable
+
 from hypood_ros.apps.demo.settings import MODEL_DIR, PRODUCTS, DemoSettings, remove_products
 
 __all__ = ["MODEL_DIR", "PRODUCTS", "DemoSettings", "remove_products", "run_demo", "table"]
 
 
-def run_demo(settings: DemoSettings) -> dict:
-    """The whole demo (`hypood_ros.apps.demo.run`), imported only when it runs: ROS and the evaluator load then."""
+def run_demo(settings: DemoSettings, progress: Callable, log: Callable[[str], None]) -> dict:
+    """The whole demo (`hypood_ros.apps.demo.run`), imported only when it runs: ROS and the evaluator load then.
+
+    `progress` and `log` are the command line's bar and line on stderr (`hypood_ros.cli.console`'s `progress`
+    and `note`), handed down because nothing below the command line imports it."""
     from hypood_ros.apps.demo.run import run_demo as run
 
-    return run(settings)
+    return run(settings, progress, log)
 
 
 def table(result: dict) -> str:

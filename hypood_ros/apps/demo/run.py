@@ -8,7 +8,7 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import Dict
+from typing import Callable, Dict
 
 import numpy as np
 
@@ -25,16 +25,16 @@ from hypood_ros.apps.demo.settings import (
     TRACKS,
     DemoSettings,
     T,
-    _bar,
     node_params,
     remove_products,
-    say,
 )
 from hypood_ros.defaults import default
 from hypood_ros.errors import ConfigError, HypoodError
 
 
-def run_demo(s: DemoSettings) -> dict:
+def run_demo(s: DemoSettings, progress: Callable, log: Callable[[str], None]) -> dict:
+    """`progress(total=, desc=, unit=, leave=)`: a tqdm-like bar factory; `log`: a line that does not break a bar
+    (the node's warnings come mid-replay)."""
     from hypood_ros.bags import RecorderThread
     from hypood_ros.dds import AUTO, profile_env, resolve_profile, use_profile
     from hypood_ros.evaluation.datasets import open_dataset
@@ -64,9 +64,9 @@ def run_demo(s: DemoSettings) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     remove_products(out)
 
-    say(f"[1/4] generating a {s.frames}-frame drive (street {s.seed}, {s.size[1]}x{s.size[0]}, {s.fps:g} Hz) with "
+    log(f"[1/4] generating a {s.frames}-frame drive (street {s.seed}, {s.size[1]}x{s.size[0]}, {s.fps:g} Hz) with "
         f"{s.anomalies} evaluation-family anomalies on the road")
-    with _bar(s.frames, "generate", s.progress) as bar:
+    with progress(total=s.frames, desc="generate", unit="frame", leave=False) as bar:
         frames = []
         for f in writers.drive(s.seed, s.frames, s.fps, s.speed, "evaluation", s.anomalies, s.size):
             frames.append(f)
@@ -79,7 +79,7 @@ def run_demo(s: DemoSettings) -> dict:
         raise HypoodError("the generated drive has no anomaly in view; use more frames")
 
     lap("generate")
-    say(f"[2/4] starting hypood_node ({Path(s.model).name}) in its own process and replaying the bag over DDS")
+    log(f"[2/4] starting hypood_node ({Path(s.model).name}) in its own process and replaying the bag over DDS")
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid() ^ time.time_ns()).randint(10, 200)))
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     # The node answers each frame with about 1.4 MB of images, more than Fast DDS's default shared-memory
@@ -109,13 +109,13 @@ def run_demo(s: DemoSettings) -> dict:
     launcher = NodeLauncher(node_arguments(str(s.model), TOPIC, False, params_file=s.params, extra=extra,
                                            qos=replayer.qos,  # the node subscribes as the replay publishes
                                            camera_info=replayer.publish_info_topic),
-                            env=profile_env(profile, dict(os.environ, PYTHONUNBUFFERED="1")), echo=say)
+                            env=profile_env(profile, dict(os.environ, PYTHONUNBUFFERED="1")), echo=log)
     recorder = None
     ok = False
     try:
         launcher.wait_ready()
         recorder = RecorderThread(out / "outputs", "mcap")
-        with _bar(s.frames, "replay", s.progress) as bar:
+        with progress(total=s.frames, desc="replay", unit="frame", leave=False) as bar:
             summary = replayer.run(recorder, bar)
         ok = True
     finally:
@@ -126,10 +126,10 @@ def run_demo(s: DemoSettings) -> dict:
         raise HypoodError("replay failed; node output:\n" + "\n".join(launcher.lines[-10:]))
     ready = launcher.ready_line or ""
     for line in summary.lines():
-        say("      " + line)
+        log("      " + line)
 
     lap("node_and_replay")
-    say("[3/4] reading the recorded outputs: pictures, mIoU, the node's mask, score and obstacles")
+    log("[3/4] reading the recorded outputs: pictures, mIoU, the node's mask, score and obstacles")
     outputs = recorded_outputs(record)
     measure = ObstacleMeasure(frames[0], params, recorded_obstacles(record), ego)
     by_stamp = {f.stamp_ns: f for f in frames}
@@ -164,14 +164,14 @@ def run_demo(s: DemoSettings) -> dict:
     miou_value, ious = miou(matrix)
 
     lap("pictures_and_node_metrics")
-    say(f"[4/4] every score on the {len(anomaly_names)} anomaly frames with the project's evaluator")
+    log(f"[4/4] every score on the {len(anomaly_names)} anomaly frames with the project's evaluator")
     backend = load_backend(str(s.model), device="cpu", input_hw=tuple(s.input_size))
     eval_params = {name: float(params.get(name, default(name))) for name in ("eta", "lam", "delta")}
     names = select_scores("all", False)
     scores = {}
     for track in TRACKS:
         dataset = open_dataset(track, out / "anomaly_frames")
-        with _bar(len(dataset.samples), f"evaluate {track}", s.progress) as bar:
+        with progress(total=len(dataset.samples), desc=f"evaluate {track}", unit="frame", leave=False) as bar:
             scores[track] = evaluate(backend, dataset, names, out / "eval" / track, eval_params, heatmaps=0,
                                      progress=bar)
     backend.close()

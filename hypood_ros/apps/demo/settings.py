@@ -1,9 +1,8 @@
 """What the demo runs with: its settings, the shipped model's place, the names it writes, and the small
-helpers every stage uses (lines and bars on stderr, the params file as the node reads it)."""
+helpers every stage uses (the params file as the node reads it, the products of a run)."""
 from __future__ import annotations
 
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Sequence
@@ -48,23 +47,6 @@ class DemoSettings:
     input_size: Optional[Sequence[int]] = None
     rate: Optional[float] = None  # None: each frame once the node answered the previous one
     sheet_rows: int = 4
-    progress: bool = True
-
-
-def say(text: str) -> None:
-    """A line on stderr that does not break a running progress bar (the node's warnings come mid-replay)."""
-    from tqdm import tqdm
-
-    tqdm.write(text, file=sys.stderr)
-
-
-def _bar(total: int, desc: str, enabled: bool):
-    """A progress bar on stderr, gone when done; drawn only on a terminal, as the command line's bars
-    (`hypood_ros.cli.console.progress`, which this module, below the command line, does not import)."""
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, disable=not (enabled and sys.stderr.isatty()),
-                dynamic_ncols=True, leave=False)
 
 
 def node_params(path: Optional[Path]) -> Dict[str, object]:
