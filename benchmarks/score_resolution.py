@@ -24,7 +24,6 @@ is the share of output pixels interpolated in all K classes for those scores.
 from __future__ import annotations
 
 import argparse
-import inspect
 import multiprocessing
 import statistics
 import time
@@ -122,7 +121,7 @@ def peak_mib(score, size, resolution, one_band=False, kind="random"):
 
 
 def fused_columns(score, size, iters, kind="random"):
-    """(image ms, network ms) of the fused op on CUDA; image is None without the out_size parameter."""
+    """(image ms, network ms) of the fused op on CUDA."""
     from hypood_ros.kernels import FusedArgs, fused_scores
 
     x = make_inputs("cuda", kind)
@@ -134,11 +133,8 @@ def fused_columns(score, size, iters, kind="random"):
         ids = F.interpolate(out.class_ids[:, None].float(), size=size, mode="nearest").to(torch.uint8)
         return s, ids
 
-    image = None
-    if "out_size" in inspect.signature(fused_scores).parameters:
-        image_args = FusedArgs(x.embedding, x.logits, x.head, uem_logits=uem, out_size=size)
-        image = gpu_time(lambda: fused_scores(image_args), iters)
-    return image, gpu_time(network, iters)
+    image_args = FusedArgs(x.embedding, x.logits, x.head, uem_logits=uem, out_size=size)
+    return gpu_time(lambda: fused_scores(image_args), iters), gpu_time(network, iters)
 
 
 def undecided(score, inputs, size):

@@ -3,7 +3,6 @@
 The reference in this file is written independently of the package: F.interpolate the segmentation logits and
 the UEM logits to the output size, then LLR = u_1 - u_0 - max_k (f+b)_k per output pixel.
 """
-import inspect
 
 import numpy as np
 import pytest
@@ -145,8 +144,6 @@ def test_evaluation_uem_llr_at_image_is_the_official_order(backend, size):
     np.testing.assert_allclose(maps["uem_llr"], want.numpy(), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.skipif("out_size" not in inspect.signature(fused_scores).parameters,
-                    reason="fused_scores has no out_size parameter yet (image mode of the fused kernel)")
 @pytest.mark.parametrize("size", SIZES)
 def test_fused_cpu_path_at_image_is_the_registry(backend, size):
     img = frame(*size, seed=3)
