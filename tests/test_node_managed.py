@@ -197,3 +197,38 @@ def test_transitions_with_many_cameras(tiny_checkpoint):
         code = node.stop()
     assert code == 0, node.lines
     assert not any("Traceback" in line for line in node.lines), node.lines
+
+
+def test_a_failed_activate_takes_back_what_it_made(tiny_checkpoint):
+    """A bad QoS override on the second camera fails activate half way: one error line, the node stays
+    inactive with none of the first camera's topics left behind, and the same activate fails the same way
+    again (nothing half-made is in its way); deactivate is not needed before cleanup."""
+    node, peer = start(["-p", f"model:={tiny_checkpoint}", "-p", "input_height:=56", "-p", "input_width:=112",
+                        "-p", "cameras:=[front, rear]", "-p", "roi:=none",
+                        "-p", "qos_overrides./rear/ood/mask.publisher.reliability:=sometimes"])
+
+    def on_graph():
+        return [topic for topic, count in (
+            ("/front/image", peer.node.count_subscribers("/front/image")),
+            ("/front/ood/mask", peer.node.count_publishers("/front/ood/mask")),
+            ("/front/ood/camera_info", peer.node.count_publishers("/front/ood/camera_info")),
+            ("/rear/semantic/labels", peer.node.count_publishers("/rear/semantic/labels")),
+            ("/diagnostics", peer.node.count_publishers("/diagnostics"))) if count]
+
+    try:
+        life = Lifecycle(peer)
+        assert life.transition(Transition.TRANSITION_CONFIGURE)
+        for attempt in (1, 2):
+            assert not life.transition(Transition.TRANSITION_ACTIVATE)
+            assert life.state() == "inactive" and node.proc.poll() is None
+            errors = [line for line in node.lines if "ERROR" in line]
+            assert len(errors) == attempt, node.lines
+            assert "activate failed: QoS override of the publisher on /rear/ood/mask" in errors[-1], errors
+            time.sleep(0.5)  # the graph has seen the node's publishers come and go
+            assert on_graph() == [], on_graph()
+        assert life.transition(Transition.TRANSITION_CLEANUP) and life.state() == "unconfigured"
+    finally:
+        peer.close()
+        code = node.stop()
+    assert code == 0, node.lines
+    assert not any("Traceback" in line for line in node.lines), node.lines

@@ -136,7 +136,34 @@ class HypoodNode(Node):
 
     def open(self) -> None:
         """Every camera's subscription and outputs, the obstacle outputs, the inference thread and diagnostics:
-        frames are taken from now on."""
+        frames are taken from now on. A failure half way (e.g. a bad QoS override on a later camera) takes
+        what this call made off the node again before it raises, so a lifecycle activate can be retried."""
+        before = self._entities()
+        self._obstacles = None
+        self._worker = None
+        try:
+            self._open()
+        except BaseException:
+            self._undo_open(before)
+            raise
+
+    def _entities(self) -> set:
+        return {id(e) for e in (*self.publishers, *self.subscriptions, *self.timers)}
+
+    def _undo_open(self, before: set) -> None:
+        if self._worker is not None:
+            self._mailboxes.stop()
+            self._worker.join(timeout=STOP_WAIT_S)
+        if self._obstacles is not None:
+            self._obstacles.close()
+        for entity in [e for e in self.timers if id(e) not in before]:
+            self.destroy_timer(entity)
+        for entity in [e for e in self.subscriptions if id(e) not in before]:
+            self.destroy_subscription(entity)
+        for entity in [e for e in self.publishers if id(e) not in before]:
+            self.destroy_publisher(entity)
+
+    def _open(self) -> None:
         values = self._values
         self._last_log = 0.0
         output_qos = qos(values["output_reliability"], values["output_depth"])
