@@ -220,7 +220,7 @@ def test_eval_takes_a_node_params_file_and_the_command_line_wins(models, server,
 
 
 def test_params_file_values_is_the_checked_dict(tmp_path):
-    from hypood_ros.cli.eval import params_file_values
+    from hypood_ros.cli.params_file import params_file_values
 
     params = tmp_path / "p.yaml"
     params.write_text("/**:\n  ros__parameters:\n    threshold: 1\n    min_area: 40\n    roi_drop_known: true\n")

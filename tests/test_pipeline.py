@@ -160,3 +160,37 @@ def test_run_options_reach_the_pipeline_config(tiny_checkpoint):
     config = pipeline_from_args(args).config
     assert (config.score, config.threshold, config.min_area, config.opening) == ("energy", -3.5, 7, 3)
     assert (config.roi, config.roi_margin, config.roi_drop_known) == ("corridor", 4, True)
+
+
+def test_hypood_run_takes_a_params_file_and_the_command_line_wins(tmp_path, tiny_checkpoint, backend):
+    """`hypood run --params-file` reads the node's params YAML (the settings shipped beside a model): its mask
+    is the pipeline's under the file's values, and an option given on the command line wins over the file."""
+    import yaml
+
+    from hypood_ros.images import read_image, write_image
+    from hypood_ros.pipeline import FramePipeline, PipelineConfig
+
+    (tmp_path / "in").mkdir()
+    img = frame(60, 100, seed=5)
+    write_image(tmp_path / "in" / "a.png", img)
+    scores = FramePipeline(backend, PipelineConfig(score="msp", roi="none")).process(img).score
+    params = tmp_path / "params.yaml"
+    file_threshold = float(np.quantile(scores, 0.6))
+    params.write_text(yaml.safe_dump({"/**": {"ros__parameters": {
+        "score": "msp", "threshold": file_threshold, "roi": "none", "input_height": 56, "input_width": 112}}}))
+
+    def mask(out, *extra):
+        proc = run_cli("--model", tiny_checkpoint, "--images", tmp_path / "in", "--out", tmp_path / out,
+                       "--params-file", params, *extra)
+        assert proc.returncode == 0, proc.stderr
+        return cv2.imread(str(tmp_path / out / "a_mask.png"), cv2.IMREAD_UNCHANGED)
+
+    def expected(threshold):
+        return FramePipeline(backend, PipelineConfig(score="msp", threshold=threshold, roi="none")).process(
+            read_image(tmp_path / "in" / "a.png")).mask
+
+    from_file = mask("file")
+    assert 0 < (from_file > 0).mean() < 1
+    np.testing.assert_array_equal(from_file, expected(file_threshold))
+    given = float(np.quantile(scores, 0.9))
+    np.testing.assert_array_equal(mask("option", "--threshold", given), expected(given))

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any, Dict
 
+from hypood_ros.cli.params_file import apply_params_file
 from hypood_ros.cli.parser import (
     ROI_OPTIONS,
     add_model_options,
@@ -21,7 +22,7 @@ from hypood_ros.cli.parser import (
     add_sml_stats,
     int_at_least,
 )
-from hypood_ros.cli.paths import Output, existing_file, existing_folder
+from hypood_ros.cli.paths import Output, existing_folder
 from hypood_ros.errors import ConfigError, UsageError
 
 HELP = "AP / AUROC / FPR95 of every score on a benchmark, and the obstacle mask's component F1"
@@ -91,31 +92,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=run)
 
 
-def params_file_values(value) -> Dict[str, Any]:
-    """The node parameters the params YAML `value` gives, sections matched as ROS matches them for the node, each
-    value checked as the node checks it at start; names that are no node parameter are noted in one line."""
-    from hypood_ros.cli.console import note
-    from hypood_ros.node.params_files import checked_values
-
-    path = existing_file(value, "--params-file", (".yaml", ".yml"), "YAML file")
-    values, unknown = checked_values(path, f"--params-file {path}")
-    if unknown:
-        note(f"note: --params-file {path}: ignored names that are not node parameters: {', '.join(unknown)}")
-    return values
-
-
-def apply_params_file(args: argparse.Namespace) -> Dict[str, Any]:
-    """Options not given on the command line from --params-file, else the table's defaults; returns the file's
-    values (empty without one)."""
-    from hypood_ros.defaults import default
-
-    values = params_file_values(args.params_file) if args.params_file else {}
-    for name in FROM_PARAMS_FILE:
-        if getattr(args, name) is None:
-            setattr(args, name, values.get(name, default(name)))
-    return values
-
-
 def mask_from_args(args: argparse.Namespace, values: Dict[str, Any]):
     """The obstacle mask to measure (`MaskSpec`), or None with --no-mask-metrics (which refuses mask options).
 
@@ -159,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     from hypood_ros.scores import SCORES
 
     root = existing_folder(args.data_root, "--data-root")
-    values = apply_params_file(args)
+    values = apply_params_file(args, FROM_PARAMS_FILE)
     mask = mask_from_args(args, values)
     stats = sml_stats_from_args(args)
     names = select_scores(args.scores, stats is not None, args.delta or 0.0)

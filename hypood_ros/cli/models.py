@@ -80,10 +80,14 @@ def sml_stats_from_args(args: argparse.Namespace):
 
 
 def pipeline_from_args(args: argparse.Namespace):
-    """FramePipeline for the parsed options: configuration first (cheap, exit 2), then the model."""
+    """FramePipeline for the parsed options: configuration first (cheap, exit 2), then the model. A command with
+    --params-file (run) takes every option not given from that file, else from the table."""
+    from hypood_ros.cli.params_file import apply_params_file, table_options
     from hypood_ros.pipeline import FramePipeline
     from hypood_ros.scores import score_spec
 
+    if hasattr(args, "params_file"):
+        apply_params_file(args, table_options(args))
     config = config_from_args(args)
     stats = sml_stats_from_args(args)
     if score_spec(config.score).needs_sml and stats is None:

@@ -195,14 +195,15 @@ def add_param(parser, name: str, aliases: Sequence[str] = (), explicit: bool = F
 
 
 def add_model_options(parser, model_help: str = "model file: checkpoint (.pt), ONNX (.onnx) or TensorRT engine "
-                      "(.engine)", input_size: bool = True) -> None:
+                      "(.engine)", input_size: bool = True, explicit: bool = False) -> None:
     """--model, --backend, --device (and the network input size) as every inference command spells them."""
     add_option(parser, "--model", required=True, help=model_help, metavar="FILE")
-    add_param(parser, "backend", help="runtime: torch, onnxruntime or tensorrt (default: from the model file's "
-                                      "extension: .pt torch, .onnx onnxruntime, .engine tensorrt)")
-    add_param(parser, "device")
-    add_param(parser, "fp16")
-    add_param(parser, "bf16")
+    add_param(parser, "backend", explicit=explicit,
+              help="runtime: torch, onnxruntime or tensorrt (default: from the model file's extension: .pt torch, "
+                   ".onnx onnxruntime, .engine tensorrt)")
+    add_param(parser, "device", explicit=explicit)
+    add_param(parser, "fp16", explicit=explicit)
+    add_param(parser, "bf16", explicit=explicit)
     if input_size:
         add_input_size(parser, "network input {} for a checkpoint (multiple of 14); ONNX models and engines keep "
                                "the size they were exported with", explicit=True)
@@ -229,31 +230,33 @@ MASK_OPTIONS = ("threshold", "min_area", "opening", "overlay_alpha")
 ROI_OPTIONS = ("roi", "roi_margin", "roi_drop_known")
 
 
-def add_pipeline_options(parser, mask: bool = True) -> None:
+def add_pipeline_options(parser, mask: bool = True, explicit: bool = False) -> None:
     """Options of the commands that drive a FramePipeline (run, calibrate).
 
     mask=False (calibrate: it chooses the threshold from the raw scores inside the region of interest)
     leaves out MASK_OPTIONS, which would be accepted and have no effect; they keep the table's defaults.
-    Both take the ROI_OPTIONS: the threshold holds for the region it was calibrated in."""
-    add_model_options(parser)
-    add_score_params(parser, ("score", "score_resolution") + (("threshold",) if mask else ()) + ("eta", "lam", "delta"))
-    add_score_params(parser, ROI_OPTIONS)
-    add_param(parser, "ego_mask", metavar="FILE")
+    Both take the ROI_OPTIONS: the threshold holds for the region it was calibrated in. explicit: the
+    table's options are None unless given (a --params-file fills them: `params_file.apply_params_file`)."""
+    add_model_options(parser, explicit=explicit)
+    add_score_params(parser, ("score", "score_resolution") + (("threshold",) if mask else ()) + ("eta", "lam", "delta"),
+                     explicit=explicit)
+    add_score_params(parser, ROI_OPTIONS, explicit=explicit)
+    add_param(parser, "ego_mask", metavar="FILE", explicit=explicit)
     for name in MASK_OPTIONS[1:]:
         if mask:
-            add_param(parser, name)
+            add_param(parser, name, explicit=explicit)
     if not mask:
         from hypood_ros.defaults import BY_NAME
 
         parser.set_defaults(**{name: BY_NAME[name].default for name in MASK_OPTIONS})
-    add_sml_stats(parser)
-    add_param(parser, "engine", metavar="FILE")
-    add_param(parser, "rebuild_engine")
+    add_sml_stats(parser, explicit=explicit)
+    add_param(parser, "engine", metavar="FILE", explicit=explicit)
+    add_param(parser, "rebuild_engine", explicit=explicit)
     add_pixel_limit(parser)
 
 
-def add_sml_stats(parser) -> None:
-    add_param(parser, "sml_stats", metavar="FILE",
+def add_sml_stats(parser, explicit: bool = False) -> None:
+    add_param(parser, "sml_stats", metavar="FILE", explicit=explicit,
               help="JSON statistics from `hypood fit-sml` (needed by the score sml)")
 
 
