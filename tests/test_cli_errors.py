@@ -782,3 +782,24 @@ def test_train_mistake_gives_one_line_and_leaves_nothing(case, world, train_worl
 def test_train_cases_are_unique():
     ids = [c[0] for c in TRAIN_CASES]
     assert len(ids) == len(set(ids)) and not set(ids) & {c[0] for c in CASES}
+
+
+def test_replay_launch_node_takes_the_model_of_its_params_file(tmp_path, tiny_checkpoint):
+    """As the node would: without --model, --launch-node starts the model that the --params-file names."""
+    from hypood_ros.cli import build_parser
+    from hypood_ros.cli.replay import check_args
+    from hypood_ros.errors import UsageError
+
+    bag = tmp_path / "bag"
+    bag.mkdir()
+    params = tmp_path / "front.yaml"
+    params.write_text(f"hypood:\n  ros__parameters:\n    model: {tiny_checkpoint}\n    threshold: 0.5\n")
+    args = build_parser(["replay"]).parse_args(["replay", str(bag), "--topic", "/camera/image", "--launch-node",
+                                                "--params-file", str(params)])
+    check_args(args)
+    assert args.model == str(tiny_checkpoint)
+    params.write_text("hypood:\n  ros__parameters:\n    threshold: 0.5\n")
+    args = build_parser(["replay"]).parse_args(["replay", str(bag), "--topic", "/camera/image", "--launch-node",
+                                                "--params-file", str(params)])
+    with pytest.raises(UsageError, match="needs --model"):
+        check_args(args)

@@ -47,7 +47,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                     "(config/fastdds_large_frames.xml, for large raw frames), 'none' (Fast DDS defaults) "
                     "or 'auto' (the file FASTDDS_DEFAULT_PROFILES_FILE names, else shipped)")
     add_option(parser, "--launch-node", action="store_true", help="start the node for this replay")
-    add_option(parser, "--model", default=None, metavar="FILE", help="model file for --launch-node")
+    add_option(parser, "--model", default=None, metavar="FILE",
+               help="model file for --launch-node (default: the --params-file's model)")
     add_option(parser, "--params-file", default=None, metavar="FILE", help="params YAML for --launch-node")
     add_option(parser, "--node-arg", action="append", default=[], metavar="ARG",
                help="extra --ros-args item for --launch-node, e.g. --node-arg=-p --node-arg=device:=cuda")
@@ -61,11 +62,15 @@ def check_args(args: argparse.Namespace) -> None:
     if not Path(args.bag).exists():
         raise UsageError(f"--bag {args.bag}: bag not found")
     if args.launch_node:
-        if not args.model:
-            raise UsageError("--launch-node needs --model")
-        args.model = str(model_file(args.model))
         if args.params_file:
             args.params_file = str(existing_file(args.params_file, "--params-file", (".yaml", ".yml"), "YAML file"))
+        if not args.model and args.params_file:  # the node would take the file's model: so does replay
+            from hypood_ros.cli.params_file import params_file_values
+
+            args.model = params_file_values(args.params_file).get("model") or None
+        if not args.model:
+            raise UsageError("--launch-node needs --model (or a model: in its --params-file)")
+        args.model = str(model_file(args.model))
     elif args.model or args.params_file or args.node_arg:
         raise UsageError("--model, --params-file and --node-arg apply to --launch-node only")
 
