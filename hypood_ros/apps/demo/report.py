@@ -17,7 +17,8 @@ def obstacle_lines(o: dict) -> List[str]:
     error, false = o["range_error"], o["false_obstacles"]
     bands = "  ".join(f"{name} m: {b['found']}/{b['found'] + b['missed']}" for name, b in o["bands"].items())
     lines = [f"  obstacles on {o['frames']} frames: {o['found']}/{o['in_view']} found by the node's mask "
-             f"(sIoU >= {o['found_siou']:g}), {_share(o['share_found_within_30m'], 0)} of those within 30 m",
+             f"(sIoU >= {o['found_siou']:g}); of the obstacles within 30 m, "
+             f"{_share(o['share_found_within_30m'], 0)} found",
              f"    found / in view by true range: {bands}"]
     for errors, which in ((error, "found obstacles"), (o["range_error_any_report"], "obstacles with a report, "
                                                                                      "found or not")):
