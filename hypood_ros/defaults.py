@@ -43,7 +43,7 @@ PARAMS: List[Param] = [
     Param("engine", "", "AOTInductor package (.pt2) of the checkpoint in 'model': built at start when missing or "
           "stale (checkpoint, torch version, device, input size), reused otherwise, then run; empty: run 'model'"),
     Param("rebuild_engine", False, "build 'engine' at start even when it is current"),
-    Param("device", "cpu", "cpu, cuda or cuda:N (checked at start: an unknown or absent device stops the node)"),
+    Param("device", "cpu", "cpu, cuda or cuda:N (checked at start: an unknown or absent device is refused)"),
     Param("fp16", False, "half precision (torch backend on CUDA only)"),
     Param("bf16", False, "bfloat16 autocast (torch backend on a CPU with bf16 instructions: AVX-512 BF16, AMX or Arm "
           "BF16; refused elsewhere); int8 comes from the model file (`hypood export --int8`)"),

@@ -194,13 +194,14 @@ def add_param(parser, name: str, aliases: Sequence[str] = (), explicit: bool = F
     return action
 
 
-def add_model_options(parser, model_help: str = "model file: checkpoint (.pt), ONNX (.onnx) or TensorRT engine "
-                      "(.engine)", input_size: bool = True, explicit: bool = False) -> None:
+def add_model_options(parser, model_help: str = "model file: checkpoint (.pt), ONNX (.onnx), TensorRT engine "
+                      "(.engine) or AOTInductor package (.pt2)", input_size: bool = True,
+                      explicit: bool = False) -> None:
     """--model, --backend, --device (and the network input size) as every inference command spells them."""
     add_option(parser, "--model", required=True, help=model_help, metavar="FILE")
     add_param(parser, "backend", explicit=explicit,
-              help="runtime: torch, onnxruntime or tensorrt (default: from the model file's extension: .pt torch, "
-                   ".onnx onnxruntime, .engine tensorrt)")
+              help="runtime: torch, onnxruntime, tensorrt or aoti (default: from the model file's extension: .pt "
+                   "torch, .onnx onnxruntime, .engine tensorrt, .pt2 aoti)")
     add_param(parser, "device", explicit=explicit)
     add_param(parser, "fp16", explicit=explicit)
     add_param(parser, "bf16", explicit=explicit)
