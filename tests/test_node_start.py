@@ -76,8 +76,9 @@ def run_node(args, timeout=90):
 
 
 BAD_STARTS = {
-    "params file does not parse": (["--params-file", "{bad_yaml}"], "cannot start ROS: "),
-    "params file missing": (["--params-file", "{tmp}/none.yaml"], "cannot start ROS: "),
+    "params file does not parse": (["--params-file", "{bad_yaml}"], "bad.yaml: while parsing a flow sequence"),
+    "params file missing": (["--params-file", "{tmp}/none.yaml"], "none.yaml: [Errno 2] No such file or directory"),
+    "params file rcl cannot parse": (["--params-file", "{not_params}"], "cannot start ROS: "),
     "unknown device": (["-p", "device:=gpu"], "unknown device 'gpu'; use cuda"),
     "wrong type": (["-p", "min_area:=big"], "parameter min_area must be int, got 'big'"),
     "out of range": (["-p", "input_height:=100"], "parameter input_height must be in [0, 4032] in steps of 14"),
@@ -104,12 +105,14 @@ def test_start_up_failures_are_one_line(tmp_path, tiny_checkpoint, case):
     bad_yaml = tmp_path / "bad.yaml"
     bad_yaml.write_text('/**:\n  ros__parameters:\n    threshold: [1, "a"\n')
     (tmp_path / "bad_roi.yaml").write_text('/**:\n  ros__parameters:\n    roi: "lane"\n')
+    (tmp_path / "not_params.yaml").write_text("- a list\n- not a parameter file\n")  # YAML, but not rcl's layout
     (tmp_path / "broken.onnx").write_bytes(b"not a protobuf" * 100)
     payload = torch.load(tiny_checkpoint, weights_only=True)
     payload["metadata"]["input_size"] = [28, 50]
     torch.save(payload, tmp_path / "badsize.pt")
     args, expected = BAD_STARTS[case]
-    args = [a.format(bad_yaml=bad_yaml, bad_roi=tmp_path / 'bad_roi.yaml', tmp=tmp_path) for a in args]
+    args = [a.format(bad_yaml=bad_yaml, bad_roi=tmp_path / 'bad_roi.yaml', not_params=tmp_path / 'not_params.yaml',
+                     tmp=tmp_path) for a in args]
     code, lines = run_node(["-p", f"model:={tiny_checkpoint}", *args])
     assert code == 1, lines
     assert len(lines) == 1 and lines[0].startswith("hypood_node: error: ") and expected in lines[0], lines

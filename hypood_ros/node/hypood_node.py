@@ -53,6 +53,8 @@ from hypood_ros.node.parameters import (
     prepare_request,
     score_change_problem,
 )
+from hypood_ros.node.params_files import params_files
+from hypood_ros.node.params_files import read as read_params_file
 from hypood_ros.node.qos import describe as describe_qos
 from hypood_ros.node.qos import publisher as qos_publisher
 from hypood_ros.node.qos import qos
@@ -397,7 +399,11 @@ def first_line(exc: BaseException) -> str:
 
 def init_ros(args) -> None:
     """rclpy.init without its own signal handlers, and with rcl's error lines held back: a parameter file
-    that does not parse becomes one ConfigError line instead of rcl's log lines and a traceback."""
+    that does not parse becomes one ConfigError line instead of rcl's log lines and a traceback. Parameter files
+    are read first, so that a missing file or a YAML mistake is said in those words (rcl says only that it
+    could not parse the file)."""
+    for path in params_files(sys.argv if args is None else list(args)):
+        read_params_file(path)
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as held:

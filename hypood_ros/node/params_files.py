@@ -82,7 +82,7 @@ def foreign_files(argv: List[str], fqn: str) -> List[str]:
         try:
             data = read(path)
         except ConfigError:
-            continue  # rcl reports an unreadable file itself
+            continue  # an unreadable file stops the node before this (hypood_node.init_ros)
         names = [name for name, _ in sections(data)]
         if names and not any(section_applies(name, fqn) for name in names):
             out.append(f"parameter file {path} has no section for this node ({fqn}), so none of its values apply; "
