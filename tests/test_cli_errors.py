@@ -803,3 +803,26 @@ def test_replay_launch_node_takes_the_model_of_its_params_file(tmp_path, tiny_ch
                                                 "--params-file", str(params)])
     with pytest.raises(UsageError, match="needs --model"):
         check_args(args)
+
+
+def test_replay_reads_the_params_file_for_the_namespaced_node(tmp_path, tiny_checkpoint):
+    """With --namespace the launched node is /<ns>/hypood: its section of the file names the model."""
+    from hypood_ros.cli import build_parser
+    from hypood_ros.cli.replay import check_args
+    from hypood_ros.errors import HypoodError
+
+    bag = tmp_path / "bag"
+    bag.mkdir()
+    params = tmp_path / "robot.yaml"
+    params.write_text(f"/robot/hypood:\n  ros__parameters:\n    model: {tiny_checkpoint}\n")
+    argv = ["replay", str(bag), "--topic", "/camera/image", "--launch-node", "--params-file", str(params)]
+    args = build_parser(["replay"]).parse_args(argv + ["--namespace", "robot"])
+    check_args(args)
+    assert args.model == str(tiny_checkpoint)
+    args = build_parser(["replay"]).parse_args(argv)  # the un-namespaced node gets nothing from this file
+    with pytest.raises(HypoodError, match="no section for the node /hypood"):
+        check_args(args)
+    params.write_text("/robot/hypood:\n  ros__parameters:\n    model: nothere.pt\n")
+    args = build_parser(["replay"]).parse_args(argv + ["--namespace", "robot"])
+    with pytest.raises(HypoodError, match=r"^model \(from --params-file .*robot.yaml\) nothere.pt"):
+        check_args(args)

@@ -16,6 +16,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from hypood_ros.errors import ConfigError
 from hypood_ros.node.cameras import SILENT_S, Mailboxes
+from hypood_ros.node.stats import FrameStats
 from hypood_ros.png import decode_png
 from hypood_ros.topics import camera_names, camera_topic
 from ros_harness import NodeProcess, Peer, random_domain, ros_env
@@ -173,12 +174,13 @@ def test_three_cameras_of_different_sizes_and_rates_in_one_node(tiny_checkpoint,
 
 
 class Slot:
-    """What Mailboxes needs of a camera (the node's CameraChannel has the same two attributes)."""
+    """What Mailboxes needs of a camera (the node's CameraChannel has the same attributes)."""
 
     def __init__(self, name):
         self.name = name
         self.pending = deque()
         self.last_arrival = float("-inf")
+        self.stats = FrameStats()
 
 
 def test_a_frame_waits_at_most_the_window_and_never_for_a_silent_camera():
@@ -242,8 +244,9 @@ def test_a_frame_queue_answers_each_cameras_frames_in_order_one_per_batch():
     for camera, msg in ((a, "a6"), (b, "b2"), (b, "b3")):
         boxes.offer(camera, msg)
     assert sorted((c.name, m) for c, m, _ in boxes.take()) == [("a", "a6"), ("b", "b2")]
-    boxes.stop()  # b3 was still waiting: dropped
+    boxes.stop()  # b3 was still waiting: dropped, and counted as such
     assert not b.pending and boxes.take() is None
+    assert (a.stats.dropped, b.stats.dropped) == (0, 1)
 
 
 def camera_info(sec, frame_id, width=160, height=120, fx=100.0):

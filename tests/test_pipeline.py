@@ -194,3 +194,31 @@ def test_hypood_run_takes_a_params_file_and_the_command_line_wins(tmp_path, tiny
     np.testing.assert_array_equal(from_file, expected(file_threshold))
     given = float(np.quantile(scores, 0.9))
     np.testing.assert_array_equal(mask("option", "--threshold", given), expected(given))
+
+
+def test_run_params_file_threshold_follows_the_nodes_rule(tmp_path, tiny_checkpoint):
+    """The file's threshold is for the file's score: another --score takes its entry of the file's
+    score_thresholds, as the node does, or needs its own --threshold (one line, not a silent wrong mask)."""
+    from hypood_ros.cli import build_parser
+    from hypood_ros.cli.models import pipeline_from_args
+    from hypood_ros.errors import UsageError
+
+    thresholds = tmp_path / "thresholds.yaml"
+    thresholds.write_text("msp: 0.7\nenergy: -4.0\n")
+    params = tmp_path / "params.yaml"
+
+    def config(text, *argv):
+        params.write_text("/**:\n  ros__parameters:\n" + "".join(f"    {line}\n" for line in text.split(";")))
+        args = build_parser(["run"]).parse_args(["run", "--model", str(tiny_checkpoint), "--images", ".", "--out",
+                                                 "o", "--height", "56", "--width", "112", "--params-file",
+                                                 str(params), *argv])
+        return pipeline_from_args(args).config
+
+    assert config("score: msp;threshold: 0.5").threshold == 0.5
+    assert config("score: msp;threshold: 0.5", "--threshold", "0.2").threshold == 0.2
+    assert config(f"score: msp;score_thresholds: {thresholds}").threshold == 0.7
+    got = config(f"score: msp;threshold: 0.5;score_thresholds: {thresholds}", "--score", "energy")
+    assert (got.score, got.threshold) == ("energy", -4.0)
+    with pytest.raises(UsageError, match="the threshold of --params-file .* is for score msp; give --threshold"):
+        config("score: msp;threshold: 0.5", "--score", "entropy")
+    assert config("score: msp;threshold: 0.5", "--score", "entropy", "--threshold", "0.3").threshold == 0.3

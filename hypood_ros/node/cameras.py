@@ -210,6 +210,7 @@ class Mailboxes:
         with self._condition:
             self._running = False
             for channel in self.channels:
+                channel.stats.on_dropped(len(channel.pending))  # every frame received is accounted for
                 channel.pending.clear()
             self._since = None
             self._condition.notify_all()

@@ -1,9 +1,10 @@
 """The `hypood` node: camera frames in; semantic map, OOD score and obstacle mask out.
 
 Threading: the subscription callback only validates the header and parks the message in its camera's
-one-slot mailbox (a newer frame replaces a waiting one and counts as dropped). A worker thread takes the
-waiting frames of every camera (node/cameras.py), converts them, runs them through the frame pipeline as one
-batch and publishes each camera's results, so inference never blocks the executor and no queue can grow.
+mailbox: by default one slot (a newer frame replaces a waiting one and counts as dropped), or up to
+`frame_queue` frames, oldest first. A worker thread takes the oldest waiting frame of every camera
+(node/cameras.py), converts them, runs them through the frame pipeline as one batch and publishes each
+camera's results, so inference never blocks the executor and no queue grows past its bound.
 
 Start and stop: every start-up failure (parameters, device, model) is one line on stderr and exit 1; a
 warm-up frame runs before the node says it is ready. SIGINT and SIGTERM stop the worker while the ROS

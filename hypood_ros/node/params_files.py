@@ -124,13 +124,14 @@ def unknown_names(names) -> List[str]:
     return out
 
 
-def checked_values(path: str | os.PathLike, label: str = "") -> Tuple[Dict[str, Any], List[str]]:
-    """(the table's parameters the node gets from the file at `path`, each checked as the node checks it at
-    start and in the table's type; the names the table does not know, as `unknown_names` gives them).
+def checked_values(path: str | os.PathLike, label: str = "",
+                   fqn: str = NODE_FQN) -> Tuple[Dict[str, Any], List[str]]:
+    """(the table's parameters the node named `fqn` gets from the file at `path`, each checked as the node checks
+    it at start and in the table's type; the names the table does not know, as `unknown_names` gives them).
     A value the node would refuse is a ConfigError that starts with `label` (default: the path)."""
     from hypood_ros.defaults import BY_NAME, check_value
 
-    given = node_values(path)
+    given = node_values(path, fqn)
     values = {}
     for name, value in given.items():
         if name in BY_NAME:

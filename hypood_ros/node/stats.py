@@ -36,6 +36,11 @@ class FrameStats:
             self.dropped += int(replaced_waiting)
             self._in_times.append(time.monotonic())
 
+    def on_dropped(self, count: int) -> None:
+        """Frames that waited and were never taken (the node stopping with frames queued)."""
+        with self._lock:
+            self.dropped += count
+
     def on_bad(self, reason: str) -> None:
         with self._lock:
             self.bad += 1
