@@ -50,3 +50,26 @@ def test_never_negative_with_repeated_stamps_sent_after_an_earlier_answer():
     ledger.received("ood/mask", (1, 0), now=1.2)  # credited to frame 0 (oldest), latency 1.2
     ledger.received("ood/mask", (1, 0), now=1.3)  # frame 1, latency 0.3
     assert ledger.latencies() == pytest.approx([1.2, 0.3])
+
+
+def test_spread_of_a_frames_outputs_and_the_note_it_gives():
+    """A frame's outputs are published together: far apart on arrival means delivery (DDS retransmissions),
+    which the summary names with its remedy; close together, no note."""
+    pytest.importorskip("rclpy")
+    from hypood_ros.replay.replayer import SLOW_DELIVERY_S, ReplaySummary
+
+    ledger = ReplayLedger(["a", "b"])
+    for i in range(3):
+        ledger.sent(i, float(i))
+    for i, late in enumerate((0.01, 0.02, 0.9)):
+        ledger.received("a", i, i + 0.05)
+        ledger.received("b", i, i + 0.05 + late)
+    assert ledger.spreads() == pytest.approx([0.01, 0.02, 0.9])
+    assert ledger.latencies() == pytest.approx([0.05] * 3)
+
+    def note(spreads):
+        lines = ReplaySummary(sent=3, latencies=[0.05] * 3, spreads=spreads, duration=1.0).lines()
+        return [line for line in lines if line.startswith("note: the outputs of a frame")]
+
+    assert note([0.01, 0.02, 0.9]) and "fastdds_large_frames.xml" in note([0.01, 0.02, 0.9])[0]
+    assert note([0.01, 0.02, SLOW_DELIVERY_S / 2]) == []

@@ -20,6 +20,7 @@ class ReplayLedger:
         self.topics = tuple(topics)
         self.sent_at: List[float] = []
         self.first_answer: Dict[int, float] = {}
+        self.last_answer: Dict[int, float] = {}  # when the latest output of the frame came, on any topic
         self._answered = {topic: 0 for topic in self.topics}
         self._last = {topic: -1 for topic in self.topics}  # index of the last frame credited per topic
         self._waiting: Dict[str, Dict[Hashable, Deque[int]]] = {t: defaultdict(deque) for t in self.topics}
@@ -45,6 +46,7 @@ class ReplayLedger:
         self._last[topic] = index
         self._answered[topic] += 1
         self.first_answer.setdefault(index, now)
+        self.last_answer[index] = max(now, self.last_answer.get(index, now))
         return index
 
     def answered(self, topic: str) -> int:
@@ -57,3 +59,8 @@ class ReplayLedger:
     def latencies(self) -> List[float]:
         """Seconds from sending each answered frame to its first output on any topic (all >= 0)."""
         return [self.first_answer[i] - self.sent_at[i] for i in sorted(self.first_answer)]
+
+    def spreads(self) -> List[float]:
+        """Seconds from each answered frame's first output to its last (the outputs of one frame are published
+        together: a spread is delivery, e.g. a reliable sample that needed a retransmission)."""
+        return [self.last_answer[i] - self.first_answer[i] for i in sorted(self.first_answer)]

@@ -78,11 +78,16 @@ class CameraInfos:
         return self.raw[i - 1] if i else None
 
 
+#: Outputs of one frame further apart than this (p95) point to DDS retransmissions (`ReplaySummary.lines`).
+SLOW_DELIVERY_S = 0.1
+
+
 @dataclass
 class ReplaySummary:
     sent: int = 0
     answered: Dict[str, int] = field(default_factory=dict)
     latencies: List[float] = field(default_factory=list)  # seconds, send -> first output
+    spreads: List[float] = field(default_factory=list)  # seconds, first -> last output of a frame
     duration: float = 0.0
     record: Optional[Path] = None
     clock: Optional[Tuple[int, int]] = None  # first and last /clock published, bag time in ns
@@ -106,6 +111,13 @@ class ReplaySummary:
                 (f"latency ms: min {lat.min():.1f}  p50 {np.percentile(lat, 50):.1f}  "
                  f"p95 {np.percentile(lat, 95):.1f}  max {lat.max():.1f}"),
                 f"effective rate: {rate:.2f} frames/s over {self.duration:.1f} s"]
+        if self.spreads and np.percentile(self.spreads, 95) > SLOW_DELIVERY_S:
+            spread = np.asarray(self.spreads) * 1e3
+            out.append(f"note: the outputs of a frame came up to {spread.max():.0f} ms apart (p95 "
+                       f"{np.percentile(spread, 95):.0f} ms; they are published together): reliable samples were "
+                       "sent again, which is what large frames under Fast DDS's default settings do; start the node "
+                       "with the shipped profile (FASTDDS_DEFAULT_PROFILES_FILE=config/fastdds_large_frames.xml; "
+                       "--launch-node does)")
         if self.clock:
             out.append(f"/clock published from bag time {self.clock[0] * 1e-9:.3f} s to {self.clock[1] * 1e-9:.3f} s")
         out += self.notes
@@ -334,6 +346,7 @@ class Replayer:
                 summary.geometry = dict(geometry)
                 summary.camera_info = self.camera_info if info_publisher is not None else None
                 summary.latencies = ledger.latencies()
+                summary.spreads = ledger.spreads()
                 last = max(ledger.first_answer.values(), default=t0_wall)
             summary.duration = last - t0_wall
         finally:
