@@ -222,3 +222,31 @@ def test_run_params_file_threshold_follows_the_nodes_rule(tmp_path, tiny_checkpo
     with pytest.raises(UsageError, match="the threshold of --params-file .* is for score msp; give --threshold"):
         config("score: msp;threshold: 0.5", "--score", "entropy")
     assert config("score: msp;threshold: 0.5", "--score", "entropy", "--threshold", "0.3").threshold == 0.3
+
+
+def test_run_params_files_later_wins_and_errors_name_the_file(tmp_path, tiny_checkpoint):
+    """--params-file repeats as the node's does (later files win), and an error about a value the file gave
+    names the file, not only the option the user never typed."""
+    from hypood_ros.cli import build_parser
+    from hypood_ros.cli.models import pipeline_from_args
+    from hypood_ros.errors import HypoodError
+
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    first.write_text("/**:\n  ros__parameters:\n    score: msp\n    threshold: 0.5\n    opening: 3\n")
+    second.write_text("hypood:\n  ros__parameters:\n    threshold: 0.6\n")
+
+    def parse(*argv):
+        return build_parser(["run"]).parse_args(["run", "--model", str(tiny_checkpoint), "--images", ".", "--out",
+                                                 "o", "--height", "56", "--width", "112", *argv])
+
+    config = pipeline_from_args(parse("--params-file", str(first), "--params-file", str(second))).config
+    assert (config.score, config.threshold, config.opening) == ("msp", 0.6, 3)
+    if torch.cuda.is_available():
+        pytest.skip("fp16 is accepted where a CUDA device exists")
+    second.write_text("hypood:\n  ros__parameters:\n    fp16: true\n")
+    with pytest.raises(HypoodError) as caught:
+        pipeline_from_args(parse("--params-file", str(first), "--params-file", str(second)))
+    assert "--fp16" in str(caught.value) and f"the value of --params-file {first}, {second}" in str(caught.value)
+    with pytest.raises(HypoodError) as caught:  # typed on the command line: no file named
+        pipeline_from_args(parse("--fp16"))
+    assert "params-file" not in str(caught.value)

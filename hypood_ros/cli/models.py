@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from hypood_ros.cli.paths import existing_file, model_file
-from hypood_ros.errors import ConfigError, UsageError
+from hypood_ros.errors import ConfigError, HypoodError, UsageError
 
 
 def input_size(args: argparse.Namespace, path=None, backend=None, engine=""):
@@ -82,12 +82,20 @@ def sml_stats_from_args(args: argparse.Namespace):
 def pipeline_from_args(args: argparse.Namespace):
     """FramePipeline for the parsed options: configuration first (cheap, exit 2), then the model. A command with
     --params-file (run) takes every option not given from that file, else from the table."""
-    from hypood_ros.cli.params_file import apply_params_file, table_options
-    from hypood_ros.pipeline import FramePipeline
-    from hypood_ros.scores import score_spec
+    from hypood_ros.cli.params_file import apply_params_file, name_the_file, table_options
 
     if hasattr(args, "params_file"):
         apply_params_file(args, table_options(args))
+    try:
+        return _pipeline(args)
+    except HypoodError as exc:
+        raise name_the_file(args, exc) from None
+
+
+def _pipeline(args: argparse.Namespace):
+    from hypood_ros.pipeline import FramePipeline
+    from hypood_ros.scores import score_spec
+
     config = config_from_args(args)
     stats = sml_stats_from_args(args)
     if score_spec(config.score).needs_sml and stats is None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, Dict, Iterable
+import re
+from typing import Any, Dict, Iterable, List
 
 from hypood_ros.cli.paths import existing_file
-from hypood_ros.errors import UsageError
+from hypood_ros.errors import HypoodError, UsageError
 from hypood_ros.node.params_files import NODE_FQN
 
 
@@ -24,19 +25,44 @@ def params_file_values(value, fqn: str = NODE_FQN) -> Dict[str, Any]:
     return values
 
 
+def given_files(args: argparse.Namespace) -> List[str]:
+    """The --params-file files of a command (one, or several where the option repeats, as the node's)."""
+    value = getattr(args, "params_file", None)
+    return list(value) if isinstance(value, (list, tuple)) else ([value] if value else [])
+
+
 def apply_params_file(args: argparse.Namespace, names: Iterable[str]) -> Dict[str, Any]:
-    """Each option of `names` not given on the command line (None) from --params-file, else the table's default;
-    returns the file's values (empty without one). The threshold follows the node's rule (`file_threshold`)."""
+    """Each option of `names` not given on the command line (None) from the --params-file files (later ones win,
+    as in ROS), else the table's default; returns the files' values (empty without one). The threshold follows
+    the node's rule (`file_threshold`). `args.from_params_file` keeps the names the files gave."""
     from hypood_ros.defaults import default
 
-    values = params_file_values(args.params_file) if args.params_file else {}
+    values: Dict[str, Any] = {}
+    for path in given_files(args):
+        values.update(params_file_values(path))
     names = list(names)
+    taken = []
     if "threshold" in names and args.threshold is None:
         args.threshold = file_threshold(args, values)
+        taken += ["threshold"] if values else []
     for name in names:
         if getattr(args, name) is None:
             setattr(args, name, values.get(name, default(name)))
+            taken += [name] if name in values else []
+    args.from_params_file = taken
     return values
+
+
+def name_the_file(args: argparse.Namespace, exc: HypoodError) -> HypoodError:
+    """`exc` with the params file named where its message speaks of an option whose value came from it (the
+    user never typed `--fp16`: the file said `fp16: true`)."""
+    text = str(exc)
+    flags = [f"--{name.replace('_', '-')}" for name in getattr(args, "from_params_file", ())]
+    named = [flag for flag in flags if re.search(re.escape(flag) + r"\b", text)]
+    if not named:
+        return exc
+    files = ", ".join(given_files(args))
+    return type(exc)(f"{text} ({', '.join(named)}: the value of --params-file {files})")
 
 
 def file_threshold(args: argparse.Namespace, values: Dict[str, Any]):
@@ -54,8 +80,9 @@ def file_threshold(args: argparse.Namespace, values: Dict[str, Any]):
             return thresholds[score]
     if "threshold" in values:
         if score != file_score:
-            raise UsageError(f"--score {score}: the threshold of --params-file {args.params_file} is for score "
-                             f"{file_score}; give --threshold for {score}")
+            files = ", ".join(given_files(args))
+            raise UsageError(f"--score {score}: the threshold of --params-file {files} is for score {file_score}; "
+                             f"give --threshold for {score}")
         return values["threshold"]
     return default("threshold")
 

@@ -18,10 +18,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--images", required=True, metavar="DIR",
                help="folder of input images; files that are not usable images are skipped with a note")
     add_pipeline_options(parser, explicit=True)  # None unless given: --params-file fills the rest
-    add_option(parser, "--params-file", default=None, metavar="FILE",
+    add_option(parser, "--params-file", action="append", default=[], metavar="FILE",
                help="node params YAML (as the node reads it, e.g. models/demo/params.yaml, the score, threshold and "
                     "region calibrated for the demo model): every pipeline option not given here from it, else "
-                    "the node's default")
+                    "the node's default; repeatable, later files win")
     add_option(parser, "--out", required=True, metavar="DIR",
                help="output folder (new or empty): NAME_labels.png, _color.png, _score.npy, _score.png, _mask.png, "
                     "_overlay.png per input")
