@@ -11,16 +11,16 @@ from hypood_ros.errors import HypoodError, UsageError
 from hypood_ros.node.params_files import NODE_FQN
 
 
-def params_file_values(value, fqn: str = NODE_FQN) -> Dict[str, Any]:
+def params_file_values(value, fqn: str = NODE_FQN, note_unknown: bool = True) -> Dict[str, Any]:
     """The node parameters the params YAML `value` gives the node named `fqn`, sections matched as ROS matches
     them, each value checked as the node checks it at start; names that are no node parameter are noted in
-    one line."""
+    one line (`note_unknown=False` where a launched node warns of them itself)."""
     from hypood_ros.cli.console import note
     from hypood_ros.node.params_files import checked_values
 
     path = existing_file(value, "--params-file", (".yaml", ".yml"), "YAML file")
     values, unknown = checked_values(path, f"--params-file {path}", fqn)
-    if unknown:
+    if unknown and note_unknown:
         note(f"note: --params-file {path}: ignored names that are not node parameters: {', '.join(unknown)}")
     return values
 
@@ -44,7 +44,7 @@ def apply_params_file(args: argparse.Namespace, names: Iterable[str]) -> Dict[st
     taken = []
     if "threshold" in names and args.threshold is None:
         args.threshold = file_threshold(args, values)
-        taken += ["threshold"] if values else []
+        taken += ["threshold"] if "threshold" in values or values.get("score_thresholds") else []
     for name in names:
         if getattr(args, name) is None:
             setattr(args, name, values.get(name, default(name)))

@@ -66,12 +66,10 @@ def check_args(args: argparse.Namespace) -> None:
             args.params_file = str(existing_file(args.params_file, "--params-file", (".yaml", ".yml"), "YAML file"))
         option = "--model"
         if not args.model and args.params_file:  # the node would take the file's model: so does replay
+            from hypood_ros.cli.params_file import params_file_values
             from hypood_ros.launch_spec import fully_qualified
-            from hypood_ros.node.params_files import checked_values
 
-            # no note of unknown names here: the launched node warns of them itself
-            values, _ = checked_values(args.params_file, f"--params-file {args.params_file}",
-                                       fully_qualified(args.namespace))
+            values = params_file_values(args.params_file, fully_qualified(args.namespace), note_unknown=False)
             args.model = values.get("model") or None
             option = f"model (from --params-file {args.params_file})"
         if not args.model:

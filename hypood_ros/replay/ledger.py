@@ -46,7 +46,7 @@ class ReplayLedger:
         self._last[topic] = index
         self._answered[topic] += 1
         self.first_answer.setdefault(index, now)
-        self.last_answer[index] = max(now, self.last_answer.get(index, now))
+        self.last_answer[index] = now  # outputs are credited in the order they arrive
         return index
 
     def answered(self, topic: str) -> int:
