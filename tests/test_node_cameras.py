@@ -147,12 +147,14 @@ def test_three_cameras_of_different_sizes_and_rates_in_one_node(tiny_checkpoint,
                 assert msg.header.frame_id == f"{name}_optical" and (msg.height, msg.width) == (h, w), name
 
         # after the rear camera stopped, the others kept their own rate (answers per second as sent; frames sent
-        # steadily, as a live camera does)
+        # steadily, as a live camera does). A node that waited for the stopped camera would answer about once per
+        # SILENT_S or not at all; the margin leaves room for the newest-frame rule's own drops on 2 loaded cores
+        # (82% of 12 Hz was seen once in a fresh-clone CI run)
         for name in ("front", "left") if burst == 1 else ():
             after = [t for t, _ in masks[name] if t > stopped_at + 0.2]
             span = after[-1] - after[0]
             rate = (len(after) - 1) / span
-            assert rate > 0.85 * CAMERAS[name][2], (name, rate)
+            assert rate > 0.7 * CAMERAS[name][2], (name, rate)
 
         # each camera's diagnostics are its own: name, topic, counts (every frame sent is answered or dropped)
         deadline = time.monotonic() + 10.0
