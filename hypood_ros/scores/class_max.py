@@ -69,7 +69,8 @@ class ClassMaxPlan:
     class there (less the margin): interp(l_k) <= max_cells l_k and interp(l_c) >= min_cells l_c. Only those
     candidates (in class order, so the first maximum is torch.argmax's) are interpolated at its pixels; a
     block with a value that is not finite takes all K classes. The undecided pixels of the whole frame are
-    done at once (a band of rows holds too few of them for PyTorch's per-operation cost), the rest per band.
+    done at once (a band of rows holds too few of them for PyTorch's per-operation cost), the rest per band;
+    docs/SCORES.md says how.
     """
 
     def __init__(self, inputs: ScoreInputs, size: Sequence[int], class_scores: bool, logit: bool = True) -> None:
@@ -114,13 +115,15 @@ class ClassMaxPlan:
         # Output pixels per network row and column (i0 does not decrease along an axis: each is a range).
         self._span_y = _spans(self.row_index, h)
         self._span_x = _spans(self.col_index, w)
-        bb, i, j = undecided.nonzero(as_tuple=True)
+        # Undecided blocks that some output pixel reads (when shrinking, a cell may be no pixel's lower index).
+        read = (self._span_y[1] > 0).view(1, -1, 1) & (self._span_x[1] > 0).view(1, 1, -1)
+        bb, i, j = (undecided & read).nonzero(as_tuple=True)
         self._blocks = (bb, i, j)
         pixels = self._span_y[1].index_select(0, i) * self._span_x[1].index_select(0, j)
         #: Share of output pixels that the winners do not decide; above `FULL_SHARE` the caller interpolates
         #: all classes instead (random logits are class borders everywhere).
         self.undecided_share = float(pixels.sum()) / max(1, b * self.size[0] * self.size[1])
-        #: (blocks, candidates per set) of each tier of undecided blocks, for inspection.
+        #: (blocks, (candidates,)) of each tier of undecided blocks, for inspection.
         self.tiers: List[Tuple[int, Tuple[int, ...]]] = []
         #: Per tier: (batch, flat index in [B,H,W], max logit, its class, max class score) of undecided pixels.
         self._found: List[Tuple[torch.Tensor, ...]] = []
@@ -141,61 +144,73 @@ class ClassMaxPlan:
         corners = torch.stack([planes.index_select(1, f) for f in flat])  # [4, K, blocks]
         slack = MARGIN * torch.stack([scale.view(-1).index_select(0, f) for f in flat]).amax(dim=0) + _TINY
         finite = torch.isfinite(corners).all(dim=1).all(dim=0)  # [blocks]
-        chosen = [_can_win(corners, slack, finite)]
-        if self.class_scores:
-            chosen.append(_can_win(corners - self.bias.view(1, -1, 1), slack, finite))
-        count = torch.stack([c.sum(dim=0) for c in chosen]).amax(dim=0)
+        chosen = _can_win(corners, slack, finite)
+        if self.class_scores:  # one set for both maxima: a class that cannot win one is below its maximum
+            chosen |= _can_win(corners - self.bias.view(1, -1, 1), slack, finite)
+        count = chosen.sum(dim=0)
         # Blocks in tiers of similar candidate counts, each padded to its own largest: a few blocks with many
         # candidates (near-ties of several classes) do not make every block pay for them. Blocks with a value
         # that is not finite go last, where torch's max decides (NaN included) as in the reference.
         tier = sum((count > bound).long() for bound in TIERS)
         tier = torch.where(finite, tier, torch.full_like(tier, len(TIERS)))
-        for t in torch.unique(tier).tolist():
-            mine = (tier == t).nonzero()[:, 0]
-            self._maxima(mine, corners.index_select(2, mine), [c.index_select(1, mine) for c in chosen],
-                         exact_max=t >= len(TIERS))
+        # Each tier's blocks are padded to its largest block: the blocks at the border (which also hold the
+        # clamped pixels) are larger than the others and go to groups of their own.
+        big = [(span[1] > (span[1][1:-1].max() if span[1].numel() > 2 else 0)).long().index_select(0, at)
+               for span, at in ((self._span_y, i), (self._span_x, j))]
+        group = tier * 4 + big[0] * 2 + big[1]
+        for g in torch.unique(group).tolist():
+            mine = (group == g).nonzero()[:, 0]
+            self._maxima(mine, corners.index_select(2, mine), chosen.index_select(1, mine),
+                         exact_max=g // 4 >= len(TIERS))
 
-    def _maxima(self, mine: torch.Tensor, corners: torch.Tensor, chosen: List[torch.Tensor], exact_max: bool) -> None:
-        """Interpolate the candidates of blocks `mine` ([4, K, n] corners) at all their pixels; keep the maxima."""
+    def _maxima(self, mine: torch.Tensor, corners: torch.Tensor, chosen: torch.Tensor, exact_max: bool) -> None:
+        """Interpolate the candidates of blocks `mine` ([4, K, n] corners) at all their pixels; keep the maxima.
+
+        One candidate set serves max_k (f+b)_k and max_k f_k: it holds every class that can win either, and a
+        class that cannot win one of them is below that one's maximum at every pixel of the block (the bound
+        above), so it changes neither the maximum nor the first maximum. The pixels of the blocks form an
+        [n, rows, cols] grid of the tier's largest block: the columns are blended once per block column on the
+        block's two network rows, then the rows by broadcasting (the products and sums of `interpolate_rows`,
+        in its order). A smaller block repeats its last row and column: the same pixel with the same value,
+        written twice."""
         n = mine.numel()
-        classes, values = [], []
-        for mask in chosen:
-            count = mask.sum(dim=0)
-            m = int(count.max())
-            # Candidates first, in class order; short columns padded with their first candidate, which ties it
-            # and comes later, so neither the maximum nor the first maximum changes.
-            ids = torch.sort((~mask).to(torch.uint8), dim=0, stable=True).indices[:m]
-            ids = torch.where(torch.arange(m, device=ids.device).unsqueeze(1) >= count, ids[:1], ids)
-            classes.append(ids)  # [M, n]
-            values.append(corners.gather(1, ids.unsqueeze(0).expand(4, -1, -1)))  # [4, M, n]
-        sets = [c.shape[0] for c in classes]
-        self.tiers.append((n, tuple(sets)))
-        block, batch, y, x = self._block_pixels(mine)
-        table = torch.cat(values, dim=1)  # [4, sum(sets), n]
-        # index_select along the last dim of a 2-D tensor: the 3-D one takes a path many times slower.
-        picked = table.view(-1, n).index_select(1, block).view(4, sum(sets), -1)
-        blended = self._blend(picked, y, x)  # [sum(sets), N]
-        value, pos = _first_max(blended[:sets[0]], exact_max)
-        ids = classes[0].view(-1).index_select(0, pos * n + block).to(self._class_rows.dtype)
-        class_score = None
-        if self.class_scores:
-            f = blended[sets[0]:] - self.bias[classes[1]].index_select(1, block)
-            class_score = _first_max(f, exact_max)[0]
-        self._found.append((batch, (batch * self.size[0] + y) * self.size[1] + x, value, ids, class_score))
-
-    def _block_pixels(self, mine: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """(block in `mine`, batch, y, x) of every output pixel of the undecided blocks `mine`."""
+        ids = _candidate_ids(chosen)  # [M, n]
+        m = ids.shape[0]
+        self.tiers.append((n, (m,)))
+        v = corners.gather(1, ids.unsqueeze(0).expand(4, -1, -1)).unsqueeze(3)  # [4, M, n, 1]
         bb, i, j = (t.index_select(0, mine) for t in self._blocks)
         y0, ny = (a.index_select(0, i) for a in self._span_y)
         x0, nx = (a.index_select(0, j) for a in self._span_x)
-        count = ny * nx
-        total = int(count.sum())
-        block = torch.repeat_interleave(torch.arange(mine.numel(), device=mine.device), count, output_size=total)
-        k = torch.arange(total, device=mine.device) - (torch.cumsum(count, 0) - count).index_select(0, block)
-        width = nx.index_select(0, block)
-        dy = torch.div(k, width, rounding_mode="floor")
-        y = y0.index_select(0, block) + dy
-        return block, bb.index_select(0, block), y, x0.index_select(0, block) + k - dy * width
+        y = y0.unsqueeze(1) + torch.minimum(torch.arange(int(ny.max()), device=ny.device), ny.unsqueeze(1) - 1)
+        x = x0.unsqueeze(1) + torch.minimum(torch.arange(int(nx.max()), device=nx.device), nx.unsqueeze(1) - 1)
+        if self.cols is not None:  # [M, n, cols] on the block's upper and lower network row
+            w0, w1 = (a.index_select(0, x.view(-1)).view(x.shape) for a in self.cols[2:])
+            top, bottom = v[0] * w0 + v[1] * w1, v[2] * w0 + v[3] * w1
+        else:
+            top, bottom = v[0], v[2]
+        top, bottom = top.unsqueeze(2), bottom.unsqueeze(2)  # [M, n, 1, cols]
+        if self.rows is not None:
+            w0, w1 = (a.index_select(0, y.view(-1)).view(1, *y.shape, 1) for a in self.rows[2:])
+            blended = top * w0 + bottom * w1  # [M, n, rows, cols]
+        else:
+            blended = top
+        per_block = blended.shape[2] * blended.shape[3]
+        value, pos = _first_max(blended.reshape(m, -1), exact_max)
+        classes = ids.unsqueeze(2).expand(m, n, per_block).gather(0, pos.view(1, n, per_block))
+        class_score = None
+        if self.class_scores:
+            f = blended - self.bias.index_select(0, ids.view(-1)).view(m, n, 1, 1)
+            class_score = _first_max(f.reshape(m, -1), exact_max)[0]
+        h, w = self.size
+        batch = bb.view(n, 1, 1).expand(n, blended.shape[2], blended.shape[3])
+        found = [batch.reshape(-1), ((batch * h + y.unsqueeze(2)) * w + x.unsqueeze(1)).view(-1), value,
+                 classes.view(-1).to(self._class_rows.dtype), class_score]
+        if blended.requires_grad:  # a pixel written twice would take its gradient twice: once each
+            rows, cols = blended.shape[2:]
+            once = ((torch.arange(rows, device=ny.device) < ny.view(-1, 1)).unsqueeze(2)
+                    & (torch.arange(cols, device=nx.device) < nx.view(-1, 1)).unsqueeze(1)).view(-1).nonzero()[:, 0]
+            found = [None if t is None else t.index_select(0, once) for t in found]
+        self._found.append(tuple(found))
 
     def band(self, rows: Tuple[int, int]) -> "ClassMaxInputs":
         """The maxima at output rows `rows`."""
@@ -240,25 +255,23 @@ class ClassMaxPlan:
                         m.view(-1).scatter_(0, at, v)
         return self._maps
 
-    def _blend(self, corners: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Candidates [4 corners, M, N] interpolated at pixels (y, x), [M, N]: the products and sums of
-        `interpolate_rows`, in its order."""
-        if self.cols is not None:
-            w0, w1 = (a.index_select(0, x) for a in self.cols[2:])
-            top = corners[0] * w0 + corners[1] * w1
-            bottom = corners[2] * w0 + corners[3] * w1
-        else:
-            top, bottom = corners[0], corners[2]
-        if self.rows is None:
-            return top
-        w0, w1 = (a.index_select(0, y) for a in self.rows[2:])
-        return top * w0 + bottom * w1
-
-
 def _spans(index: torch.Tensor, n: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """(first output position, count) per network position, for the non-decreasing lower indices `index`."""
     count = torch.bincount(index, minlength=n)
     return torch.cumsum(count, 0) - count, count
+
+
+def _candidate_ids(chosen: torch.Tensor) -> torch.Tensor:
+    """[M, n] the classes marked in `chosen` [K, n], in class order (so a first maximum is torch.argmax's);
+    columns with fewer than M padded with their first class, which ties it and comes later: neither the
+    maximum nor the first maximum changes."""
+    k, n = chosen.shape
+    count = chosen.sum(dim=0)
+    m = int(count.max())
+    rank = torch.where(chosen, chosen.cumsum(dim=0) - 1, m)  # a class's place among its column's candidates
+    ids = torch.zeros(m + 1, n, dtype=torch.int64, device=chosen.device)  # row m: a bin for the others
+    ids.scatter_(0, rank, torch.arange(k, device=chosen.device).unsqueeze(1).expand(k, n))
+    return torch.where(torch.arange(m, device=ids.device).unsqueeze(1) >= count, ids[:1], ids[:m])
 
 
 def _first_max(values: torch.Tensor, exact: bool) -> Tuple[torch.Tensor, torch.Tensor]:
