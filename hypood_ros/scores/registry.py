@@ -59,7 +59,7 @@ def norm(x: ScoreInputs) -> torch.Tensor:
 
 def normalized_max_logit(x: ScoreInputs) -> torch.Tensor:
     """-max_k f_k / ||z|| (thesis eq. 4.17); ||z|| > 0, so max_k (f_k / ||z||) = (max_k f_k) / ||z||, rounding too."""
-    return -(x.class_score_max() / x.embedding_norm())
+    return torch.div(x.class_score_max(), x.embedding_norm()).neg_()  # in place: one frame-sized temporary fewer
 
 
 def normalized_energy(x: ScoreInputs) -> torch.Tensor:
@@ -82,12 +82,12 @@ def weighted_normalized_energy(x: ScoreInputs, eta: float = 1.5) -> torch.Tensor
 
 def delta_max_logit(x: ScoreInputs, delta: float = 0.0) -> torch.Tensor:
     """-max_k f_k / ||z||^(1-delta) (thesis eq. 5.7): delta=0 normalized max logit, delta=1 raw f."""
-    return -(x.class_score_max() / x.embedding_norm().pow(1.0 - delta))
+    return torch.div(x.class_score_max(), x.embedding_norm().pow(1.0 - delta)).neg_()
 
 
 def uem_llr(x: ScoreInputs) -> torch.Tensor:
     """u_1 - u_0 - max_k (f+b)_k (UEM paper eq. 11, discriminative head)."""
-    return x.uem_difference() - x.logit_max()[0]
+    return x.uem_difference().sub_(x.logit_max()[0])  # the difference is a fresh tensor: subtract in place
 
 
 def hyperspherical_llr(x: ScoreInputs, eta: float = 1.5, lam: float = 1.0) -> torch.Tensor:
