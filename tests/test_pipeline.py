@@ -250,3 +250,32 @@ def test_run_params_files_later_wins_and_errors_name_the_file(tmp_path, tiny_che
     with pytest.raises(HypoodError) as caught:  # typed on the command line: no file named
         pipeline_from_args(parse("--fp16"))
     assert "params-file" not in str(caught.value)
+
+
+def test_run_takes_the_model_of_its_params_file(tmp_path, tiny_checkpoint):
+    """As the node does, `run` takes the params file's model: when --model is not given; --model wins; without
+    either, one line says where a model may come from; a missing file named by the params file names it."""
+    from hypood_ros.cli import build_parser
+    from hypood_ros.cli.models import pipeline_from_args
+    from hypood_ros.errors import UsageError
+
+    params = tmp_path / "params.yaml"
+
+    def args(text, *argv):
+        params.write_text("/**:\n  ros__parameters:\n" + "".join(f"    {line}\n" for line in text.split(";")))
+        return build_parser(["run"]).parse_args(["run", "--images", ".", "--out", "o", "--height", "56", "--width",
+                                                 "112", "--params-file", str(params), *argv])
+
+    given = args(f"model: {tiny_checkpoint};score: msp;threshold: 0.5")
+    assert pipeline_from_args(given).config.score == "msp" and given.model == str(tiny_checkpoint)
+    wins = args("model: nowhere.pt;score: msp;threshold: 0.5", "--model", str(tiny_checkpoint))
+    pipeline_from_args(wins)
+    assert wins.model == str(tiny_checkpoint)
+    with pytest.raises(UsageError, match=r"--model is required, or model: in a --params-file \(none of"):
+        pipeline_from_args(args("score: msp;threshold: 0.5"))
+    with pytest.raises(UsageError) as caught:
+        pipeline_from_args(args(f"model: {tmp_path / 'gone.pt'};score: msp;threshold: 0.5"))
+    assert "gone.pt" in str(caught.value) and f"the value of --params-file {params}" in str(caught.value)
+    no_file = build_parser(["run"]).parse_args(["run", "--images", ".", "--out", "o"])
+    with pytest.raises(UsageError, match=r"--model is required, or model: in a --params-file$"):
+        pipeline_from_args(no_file)

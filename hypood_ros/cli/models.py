@@ -82,10 +82,13 @@ def sml_stats_from_args(args: argparse.Namespace):
 def pipeline_from_args(args: argparse.Namespace):
     """FramePipeline for the parsed options: configuration first (cheap, exit 2), then the model. A command with
     --params-file (run) takes every option not given from that file, else from the table."""
-    from hypood_ros.cli.params_file import apply_params_file, name_the_file, table_options
+    from hypood_ros.cli.params_file import apply_params_file, given_files, name_the_file, table_options
 
     if hasattr(args, "params_file"):
         apply_params_file(args, table_options(args))
+        if not args.model:
+            files = " (none of --params-file names a model)" if given_files(args) else ""
+            raise UsageError(f"--model is required, or model: in a --params-file{files}")
     try:
         return _pipeline(args)
     except HypoodError as exc:
