@@ -1,7 +1,7 @@
 """How the obstacle mask's settings (region margin, calibration target, opening) trade obstacles found against
 false alarms inside the region, with the shipped demo model on generated held-out scenes.
 
-    python benchmarks/obstacle_mask.py [--scenes 100] [--score normalized_max_logit] [--hysteresis]
+    python benchmarks/obstacle_mask.py [--scenes 100] [--score normalized_max_logit] [--hysteresis] [--model CHECKPOINT]
 
 The threshold of each setting is calibrated as `hypood calibrate` does (`hypood_ros.calibration.calibrate`,
 no labels: the fraction of the region's raw pixels) on anomaly-free held-out scenes (seeds 2000-2099, the
@@ -113,13 +113,15 @@ def measure(scenes, threshold, margin, opening, low=None):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scenes", type=int, default=100)
+    parser.add_argument("--model", default=str(REPO / "models" / "demo" / "model.pt"),
+                        help="checkpoint to measure, at the input size it records (default: the demo model)")
     parser.add_argument("--score", default="normalized_max_logit")
     parser.add_argument("--hysteresis", action="store_true",
                         help="margin 3 only, with the low thresholds of LOW_TARGETS (see the docstring)")
     args = parser.parse_args(argv)
     started = time.monotonic()
     margins, targets, lows = ((3,), HYSTERESIS_TARGETS, LOW_TARGETS) if args.hysteresis else (MARGINS, TARGETS, (None,))
-    model = REPO / "models" / "demo" / "model.pt"
+    model = Path(args.model)
     backend = load_backend(str(model), device="cpu", input_hw=resolve_input_size(model).hw)  # the recorded size
     base = PipelineConfig(score=args.score, roi="road", outputs={"score", "labels"})
     pipeline = FramePipeline(backend, base)

@@ -1,6 +1,6 @@
 """Why the obstacle mask falls short with the demo model: the figures behind docs/OBSTACLES.md's list of reasons.
 
-    python benchmarks/obstacle_region_analysis.py [--scenes 100]
+    python benchmarks/obstacle_region_analysis.py [--scenes 100] [--model CHECKPOINT]
 
 On anomaly-free held-out scenes (seeds 2000+, for thresholds) and generated scenes of both obstacle families
 (seeds 900000+), with the demo model at its recorded input size and `normalized_max_logit`:
@@ -31,8 +31,10 @@ from hypood_ros.synthetic import writers  # noqa: E402
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scenes", type=int, default=100)
+    parser.add_argument("--model", default=str(REPO / "models" / "demo" / "model.pt"),
+                        help="checkpoint to measure, at the input size it records (default: the demo model)")
     args = parser.parse_args(argv)
-    model = REPO / "models" / "demo" / "model.pt"
+    model = Path(args.model)
     backend = load_backend(str(model), device="cpu", input_hw=resolve_input_size(model).hw)
     pipeline = FramePipeline(backend, PipelineConfig(score="normalized_max_logit", outputs={"score", "labels"}))
     names = default_classes(19).names
