@@ -165,6 +165,9 @@ def main() -> None:
                         help="cuda rows are skipped (with a note) when no GPU is present")
     parser.add_argument("--engine-dir", type=Path, default=None)
     args = parser.parse_args()
+    from hypood_ros.memory import keep_freed_memory
+
+    keep_freed_memory()  # as the node does; HYPOOD_KEEP_FREED_MEMORY=0 measures glibc's defaults
     hw = (args.height, args.width)
     devices: List[str] = list(args.devices)
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "

@@ -47,6 +47,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--score", default="hyperspherical_llr")
     args = parser.parse_args()
+    from hypood_ros.memory import keep_freed_memory
+
+    keep_freed_memory()  # as the node does; HYPOOD_KEEP_FREED_MEMORY=0 measures glibc's defaults
 
     print(f"machine: {platform.machine()} {platform.processor() or ''}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, device {args.device}")

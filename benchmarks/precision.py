@@ -272,6 +272,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     r.add_argument("--model", type=Path, default=DEMO / "model.pt")
     r.add_argument("--calib-images", default=None)
     args = parser.parse_args(argv)
+    from hypood_ros.memory import keep_freed_memory
+
+    keep_freed_memory()  # as the node does; HYPOOD_KEEP_FREED_MEMORY=0 measures glibc's defaults
     try:
         speed(args) if args.what == "speed" else retention(args)
     except BackendError as exc:

@@ -161,6 +161,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads (default: torch's); 1 gives steadier CPU times on shared cores")
     args = parser.parse_args()
+    from hypood_ros.memory import keep_freed_memory
+
+    keep_freed_memory()  # as the node does; HYPOOD_KEEP_FREED_MEMORY=0 measures glibc's defaults
     if args.threads:
         torch.set_num_threads(args.threads)
     scores = args.scores.split(",") if args.scores else [args.score]

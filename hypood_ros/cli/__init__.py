@@ -21,6 +21,7 @@ from hypood_ros import __version__
 from hypood_ros.cli.extras import COMMAND_EXTRAS, extra_modules, install_hint, missing, missing_message, pip_name
 from hypood_ros.cli.parser import HelpFormatter, Parser
 from hypood_ros.errors import HypoodError, MissingDependencyError, exit_code
+from hypood_ros.memory import keep_freed_memory
 
 #: Subcommand modules, in the order `hypood --help` lists them.
 COMMANDS = ["run", "convert", "export", "build_engine", "replay", "calibrate", "fit_sml", "eval", "train", "generate",
@@ -86,6 +87,7 @@ def error(message: str) -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = _command_in(argv)
+    keep_freed_memory()  # frames and networks reuse their memory (hypood_ros/memory.py)
     try:
         parser = build_parser(argv)
         unavailable = getattr(parser, "unavailable", None)

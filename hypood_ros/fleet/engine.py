@@ -26,6 +26,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from hypood_ros.errors import HypoodError
 from hypood_ros.fleet.report import FleetOutput
 from hypood_ros.fleet.work import BagJob, BagWorker, Options
+from hypood_ros.memory import keep_freed_memory
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class _Actor:
     def __init__(self, options: Options) -> None:
         import ray
 
+        keep_freed_memory()  # this worker process runs the pipeline frame after frame (hypood_ros/memory.py)
         self.worker = BagWorker(options)
         context = ray.get_runtime_context()
         self.where = {"node": ray.util.get_node_ip_address(), "node_id": context.get_node_id(), "pid": os.getpid()}

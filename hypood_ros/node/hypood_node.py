@@ -44,6 +44,7 @@ from hypood_ros.conversion import image_to_rgb
 from hypood_ros.devices import check_device
 from hypood_ros.errors import BackendError, ConfigError, FrameError, HypoodError
 from hypood_ros.images import decode_image
+from hypood_ros.memory import keep_freed_memory
 from hypood_ros.node.cameras import CameraChannel, Mailboxes, declare_pose
 from hypood_ros.node.obstacles import ObstacleOutputs
 from hypood_ros.node.parameters import (
@@ -426,6 +427,7 @@ def init_ros(args) -> None:
 
 def main(args=None, node_class=None) -> int:
     """`node_class`: HypoodNode, or the lifecycle node (hypood_ros.node.managed), which starts unconfigured."""
+    keep_freed_memory()  # before the first frame's allocations (hypood_ros/memory.py)
     signals = StopSignals()
     try:
         init_ros(args)
