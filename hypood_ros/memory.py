@@ -2,16 +2,12 @@
 
 glibc's malloc serves large requests with fresh pages from mmap (above a threshold it raises up to 32 MiB)
 and gives the top of its heap back to the kernel when enough of it is free. A frame pipeline allocates and
-frees the same frame-sized tensors every frame, and the network its activations (about 1.2 GB of fresh pages
-per frame for ViT-S/14 at 518x1036 on the CPU), so every frame faults its pages in again: about 310 000 page
-faults per ViT-S/14 frame on the development machine, where a fault costs a few microseconds. With
-`keep_freed_memory` every allocation comes from the heap and the heap is not trimmed: after the first frame
-the same memory is reused (docs/PERFORMANCE.md, "Freed memory kept"). The process then keeps its peak memory
-until it exits; a long-running node needs that peak at every frame anyway.
-
-Measured there (ViT-S/14 at 518x1036, torch fp32, 2 threads): 0 page faults per frame instead of about
-330 000, 20-30% less time per frame, and a peak resident size 5% higher (958 MiB against 916 MiB), which
-the process now keeps between frames.
+frees the same frame-sized tensors every frame, and the network its activations, so every frame faults its
+pages in again: about 350 000 page faults per ViT-S/14 frame at 518x1036 on the development machine, where a
+fault costs a few microseconds. With `keep_freed_memory` every allocation comes from the heap and the heap is
+not trimmed: after the first frame the same memory is reused. Measured (docs/PERFORMANCE.md, "Freed memory
+kept between frames"): no page faults, 9-23% less time per network pass, and a peak resident size 5-19%
+higher, which the process now keeps between frames.
 
 Called by the entry points (the node, `hypood`, the fleet's workers and the benchmarks), never on import: it
 changes the whole process. `HYPOOD_KEEP_FREED_MEMORY=0` in the environment leaves glibc's defaults (for
