@@ -43,7 +43,8 @@ def frames(keep: bool):
     env.pop(ENV, None)
     if not keep:
         env[ENV] = "0"
-    out = subprocess.run([sys.executable, "-c", FRAMES], env=env, capture_output=True, text=True, timeout=300, check=True)
+    out = subprocess.run([sys.executable, "-c", FRAMES], env=env, capture_output=True, text=True, timeout=300,
+                         check=True)
     took, faults, grown = out.stdout.split()
     return took == "True", int(faults), int(grown)
 
