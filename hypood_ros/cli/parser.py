@@ -199,11 +199,8 @@ def add_model_options(parser, model_help: str = "model file: checkpoint (.pt), O
                       explicit: bool = False) -> None:
     """--model, --backend, --device (and the network input size) as every inference command spells them.
     explicit: --model may come from a --params-file instead (`params_file.apply_params_file` fills it)."""
-    if explicit:
-        add_option(parser, "--model", default=None, metavar="FILE",
-                   help=model_help + " (required here or as model: in --params-file)")
-    else:
-        add_option(parser, "--model", required=True, help=model_help, metavar="FILE")
+    add_option(parser, "--model", required=not explicit, default=None, metavar="FILE",
+               help=model_help + (" (required here or as model: in --params-file)" if explicit else ""))
     add_param(parser, "backend", explicit=explicit,
               help="runtime: torch, onnxruntime, tensorrt or aoti (default: from the model file's extension: .pt "
                    "torch, .onnx onnxruntime, .engine tensorrt, .pt2 aoti)")
