@@ -3,7 +3,7 @@
 glibc's malloc serves large requests with fresh pages from mmap (above a threshold it raises up to 32 MiB)
 and gives the top of its heap back to the kernel when enough of it is free. A frame pipeline allocates and
 frees the same frame-sized tensors every frame, and the network its activations, so every frame faults its
-pages in again: about 350 000 page faults per ViT-S/14 frame at 518x1036 on the development machine, where a
+pages in again: 345 000 to 446 000 page faults per ViT-S/14 frame at 518x1036 on the development machine, where a
 fault costs a few microseconds. With `keep_freed_memory` every allocation comes from the heap and the heap is
 not trimmed: after the first frame the same memory is reused. Measured (docs/PERFORMANCE.md, "Freed memory
 kept between frames"): no page faults, 9-23% less time per network pass, and a peak resident size 5-19%
