@@ -88,7 +88,10 @@ def threshold_for_fraction(score_maps: Iterable[np.ndarray], total_pixels: int, 
 
 def calibrate(pipeline, frames: Callable[[], Iterator[np.ndarray]], target: float) -> Calibration:
     """`frames` is called twice: once to count pixels, once to score them with the pipeline's score and
-    region of interest (`pipeline.config.roi`; the geometry modes need a camera and are refused)."""
+    region of interest (`pipeline.config.roi`; the geometry modes need a camera and are refused). The
+    values ranked are what the mask thresholds (`pipeline.mask_score`: with `local_contrast`, the score
+    against its surroundings)."""
+    from hypood_ros.pipeline import mask_score
     from hypood_ros.roi import GEOMETRY_MODES
 
     roi = pipeline.config.roi
@@ -102,7 +105,8 @@ def calibrate(pipeline, frames: Callable[[], Iterator[np.ndarray]], target: floa
     inside = seen = count = 0
     for frame in frames():
         result = pipeline.process(frame)
-        scores = result.score if result.region is None else result.score[result.region]
+        values = mask_score(result.score, result.region, pipeline.config)
+        scores = values if result.region is None else values[result.region]
         top.add(scores)
         inside += scores.size
         seen += result.score.size
@@ -133,7 +137,9 @@ def write_params(path: str | os.PathLike, result: Calibration, config, source: s
         + (f" of {result.total_pixels}" if result.total_pixels else ""),
         f"#   target fraction of the region's ID pixels flagged: {result.target}; flagged at this threshold: "
         f"{result.flagged_fraction:.6g}",
-        "#   (raw thresholded pixels inside the region, before opening / min_area)",
+        "#   (raw thresholded pixels inside the region, before opening / min_area)"
+        + (f"; thresholded: the score minus its local mean there (local_contrast {float(config.local_contrast):g})"
+           if config.local_contrast else ""),
         f"#   date: {stamp}",
         "/**:",
         "  ros__parameters:",
@@ -146,6 +152,7 @@ def write_params(path: str | os.PathLike, result: Calibration, config, source: s
         f"    roi: \"{config.roi}\"",
         f"    roi_margin: {int(config.roi_margin)}",
         f"    roi_drop_known: {str(bool(config.roi_drop_known)).lower()}",
+        f"    local_contrast: {float(config.local_contrast)!r}",
     ]
     if mask:
         lines += [f"    opening: {int(config.opening)}", f"    min_area: {int(config.min_area)}"]

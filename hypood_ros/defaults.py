@@ -88,6 +88,10 @@ PARAMS: List[Param] = [
           range=(0, 100, 1)),
     Param("roi_drop_known", False, "take pixels labelled person, rider or vehicle out of the road region",
           dynamic=True),
+    Param("local_contrast", 0.0, "the mask thresholds the score minus its local mean inside the region of interest, "
+          "a Gaussian-weighted mean with this sigma as a fraction of the frame's height (docs/OBSTACLES.md); 0: the "
+          "score itself. The threshold holds for the value it was calibrated with", dynamic=True,
+          range=(0.0, 1.0, 0.0)),
     Param("ego_mask", "", "image file of the pixels the vehicle itself covers in this camera (bonnet, mounts; "
           "nonzero = vehicle, resized to the frame): never part of the mask's region; empty: none"),
     Param("corridor_half_width", 1.5, "half width of the corridor ahead (metres, roi corridor / road_corridor)",

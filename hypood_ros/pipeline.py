@@ -12,6 +12,7 @@ from typing import FrozenSet, Iterable, List, Optional, Sequence
 import numpy as np
 import torch
 
+from hypood_ros.contrast import contrast_score
 from hypood_ros.defaults import BY_NAME, check_value, default
 from hypood_ros.defaults import OUTPUTS as OUTPUT_NAMES
 from hypood_ros.errors import ConfigError
@@ -45,6 +46,7 @@ class PipelineConfig:
     roi: str = default("roi")
     roi_margin: int = default("roi_margin")
     roi_drop_known: bool = default("roi_drop_known")
+    local_contrast: float = default("local_contrast")
     overlay_alpha: float = default("overlay_alpha")
     outputs: FrozenSet[str] = field(default_factory=lambda: frozenset(OUTPUT_NAMES))
 
@@ -106,10 +108,17 @@ def mask_region(labels: np.ndarray, config: PipelineConfig, corridor: Optional[n
     return region_of_interest(config.roi, labels, corridor, config.roi_margin, config.roi_drop_known, ego)
 
 
+def mask_score(score: np.ndarray, region: Optional[np.ndarray], config: PipelineConfig) -> np.ndarray:
+    """What the threshold applies to: the score, or with `local_contrast` the score against its surroundings
+    inside `region` (`hypood_ros.contrast`). Calibration thresholds this same value."""
+    return contrast_score(score, region, config.local_contrast)
+
+
 def obstacle_mask(score: np.ndarray, region: Optional[np.ndarray], config: PipelineConfig) -> np.ndarray:
-    """The node's obstacle mask, uint8 0/255: score > threshold, inside `region` (None: everywhere), then the
-    opening and the minimum area of `config`. `hypood eval` measures this same mask."""
-    return clean_mask(score > config.threshold, region, config.opening, config.min_area)
+    """The node's obstacle mask, uint8 0/255: `mask_score` > threshold, inside `region` (None: everywhere), then
+    the opening and the minimum area of `config`. `hypood eval` measures this same mask."""
+    return clean_mask(mask_score(score, region, config) > config.threshold, region, config.opening,
+                      config.min_area)
 
 
 def _fused_args(outputs, head, config: PipelineConfig, size=None) -> FusedArgs:

@@ -81,3 +81,27 @@ def test_calibration_refuses_an_empty_region_and_the_geometry_modes(tiny_checkpo
     for mode in ("corridor", "road_corridor"):
         with pytest.raises(ConfigError, match="no camera geometry"):
             calibrate(FramePipeline(backend, PipelineConfig(roi=mode)), lambda: iter(black), 0.05)
+
+
+def test_calibration_with_local_contrast_ranks_what_the_mask_thresholds(tmp_path):
+    """With local_contrast the threshold is of the score against its surroundings, and the file says so."""
+    from pathlib import Path
+
+    from hypood_ros.pipeline import mask_score
+
+    model = Path(__file__).resolve().parents[1] / "models" / "demo" / "model.pt"
+    backend = load_backend(model, input_hw=(56, 112))
+    config = PipelineConfig(score="normalized_max_logit", roi="road", roi_margin=1, local_contrast=0.15)
+    result = calibrate(FramePipeline(backend, config), lambda: iter(street_frames()), 0.05)
+    check = FramePipeline(backend, config)
+    values = []
+    for frame in street_frames():
+        out = check.process(frame)
+        values.append(mask_score(out.score, out.region, config)[out.region])
+    values = np.concatenate(values)
+    flagged = int((values > result.threshold).sum())
+    assert int(0.05 * values.size) - 1 <= flagged <= 0.05 * values.size
+    plain = calibrate(FramePipeline(backend, config.replace(local_contrast=0.0)), lambda: iter(street_frames()), 0.05)
+    assert plain.threshold != result.threshold
+    path = write_params(tmp_path / "p.yaml", result, config, "test frames", "demo", (56, 112))
+    assert yaml.safe_load(path.read_text())["/**"]["ros__parameters"]["local_contrast"] == 0.15

@@ -205,6 +205,7 @@ def test_pipeline_fields_are_written_once():
     assert CONFIG_FIELDS == PIPELINE_FIELDS and "outputs" not in PIPELINE_FIELDS
     changed = {"score": "energy", "score_resolution": "network", "threshold": 3.5, "eta": -1.0, "delta": 0.5,
                "lam": 7.0, "min_area": 12, "opening": 3, "roi": "none", "roi_margin": 9, "roi_drop_known": True,
+               "local_contrast": 0.15,
                "overlay_alpha": 0.25}
     assert set(changed) == set(PIPELINE_FIELDS)
     assert all(changed[name] != BY_NAME[name].default for name in changed)

@@ -17,6 +17,7 @@ import torch
 import yaml
 
 from hypood_ros.apps.demo import MODEL_DIR
+from hypood_ros.contrast import contrast_score
 from hypood_ros.evaluation.components import TRACK_SIZES, ComponentTally, best_f1_threshold, instances, segment_metrics
 from hypood_ros.evaluation.datasets import open_dataset
 from hypood_ros.evaluation.evaluate import evaluate
@@ -73,7 +74,8 @@ def direct_metrics(frames, spec, threshold, sizes):
     for score, ids, label in frames:
         region = region_of_interest(spec.roi, ids, None, spec.roi_margin, spec.roi_drop_known)
         inside = np.ones(label.shape, bool) if region is None else region
-        mask = clean_mask(score > threshold, region, spec.opening, spec.min_area)
+        mask = clean_mask(contrast_score(score, region, spec.local_contrast) > threshold, region, spec.opening,
+                          spec.min_area)
         tally.add(segment_metrics(*instances(mask, label, *sizes)))
         for key, pixels in (("ood", label == 1), ("id", label == 0), ("ood_region", (label == 1) & inside),
                             ("id_region", (label == 0) & inside)):
@@ -92,16 +94,24 @@ CASES = [  # (model, dataset, score, quantile of the scores used as threshold, m
                                                                opening=3, min_area=20)),
     ("demo", "smiyc-anomaly", "msp", 0.7, dict(roi="road_corridor", roi_margin=6)),
     ("tiny", "smiyc-obstacle", "msp", 0.8, dict(roi="none", opening=3, min_area=10)),
+    ("demo", "smiyc-obstacle", "normalized_max_logit", 0.7, dict(roi="road", local_contrast=0.15)),
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}-{c[1]}-{c[4]['roi']}" for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}-{c[1]}-{c[4]['roi']}" + ("-contrast" * ("local_contrast" in c[4]))
+                                              for c in CASES])
 def test_results_equal_a_direct_computation(case, data, demo_backend, tiny_checkpoint, tmp_path):
     model, name, score, quantile, values = case
     backend = demo_backend if model == "demo" else load_backend(tiny_checkpoint, input_hw=(28, 56))
     dataset = open_dataset(name, data)
     frames = direct_frames(backend, dataset, score)
-    threshold = float(np.quantile(np.concatenate([s[lab < 255] for s, _, lab in frames]), quantile))
+    contrast = values.get("local_contrast", 0.0)
+    if contrast:  # the threshold is of what the mask thresholds: the contrast inside the region
+        regions = [region_of_interest(values["roi"], ids, None) for _, ids, _ in frames]
+        pool = [contrast_score(s, r, contrast)[r & (lab < 255)] for (s, _, lab), r in zip(frames, regions)]
+    else:
+        pool = [s[lab < 255] for s, _, lab in frames]
+    threshold = float(np.quantile(np.concatenate(pool), quantile))
     spec = MaskSpec(score=score, threshold=threshold, source="given", **values)
     want, counts, outside = direct_metrics(frames, spec, threshold, TRACK_SIZES[name])
     # the case measures something: ground truth found and missed, a mask with components
@@ -128,8 +138,10 @@ def test_results_equal_a_direct_computation(case, data, demo_backend, tiny_check
         assert 0 < counts["id_region"] < counts["id"]
     if values["roi"] == "road_corridor":
         assert any("road region stands in" in note for note in got["notes"])
+    assert got["local_contrast"] == contrast
     text = (tmp_path / "results.md").read_text()
     assert f"## Obstacle mask: {score} > {threshold:.9g}" in text
+    assert ("minus its local mean in the region" in text) == bool(contrast)
     assert f"| {100 * want['F1_50']:.2f} | {100 * want['F1_75']:.2f} | {100 * want['F1_mean']:.2f} |" in text
 
 
@@ -258,12 +270,18 @@ def test_threshold_from_the_flag_the_params_file_or_the_best_f1(data, tiny_check
 
 def test_region_figures_follow_roi_and_the_pixel_metrics_do_not(data, server, tmp_path):
     demo = ["--model", MODEL_DIR / "model.pt", "--params-file", MODEL_DIR / "params.yaml"]
-    _, road, road_text = run_eval(server, tmp_path, data, "road", *demo)
-    _, whole, _ = run_eval(server, tmp_path, data, "none", *demo, "--roi", "none")
+    _, shipped, _ = run_eval(server, tmp_path, data, "shipped", *demo)
+    shipped_file = yaml.safe_load((MODEL_DIR / "params.yaml").read_text())["/**"]["ros__parameters"]
+    assert shipped["mask"]["threshold_source"] == f"--params-file {MODEL_DIR / 'params.yaml'}"
+    assert (shipped["mask"]["threshold"], shipped["mask"]["local_contrast"]) == (
+        shipped_file["threshold"], shipped_file["local_contrast"])
+    # one value thresholded in both regions (the score itself: the local contrast depends on the region)
+    plain = [*demo, "--local-contrast", "0", "--threshold", "-0.3186"]
+    _, road, road_text = run_eval(server, tmp_path, data, "road", *plain)
+    _, whole, _ = run_eval(server, tmp_path, data, "none", *plain, "--roi", "none")
     _, off, off_text = run_eval(server, tmp_path, data, "off", *demo, "--no-mask-metrics")
-    for summary in (road, whole):  # the shipped params file: its score and threshold, the node's default region
-        assert summary["mask"]["score"] == "normalized_max_logit"
-        assert summary["mask"]["threshold_source"] == f"--params-file {MODEL_DIR / 'params.yaml'}"
+    for summary in (road, whole):  # the shipped params file's score
+        assert summary["mask"]["score"] == "normalized_max_logit" and summary["mask"]["local_contrast"] == 0
     px_road, px_whole = road["mask"]["pixels"], whole["mask"]["pixels"]
     assert px_whole["id_region"] == px_whole["id"] and px_whole["ood_region"] == px_whole["ood"]
     assert whole["mask"]["gt_outside_region"] == 0 and road["mask"]["gt_outside_region"] > 0
@@ -275,3 +293,30 @@ def test_region_figures_follow_roi_and_the_pixel_metrics_do_not(data, server, tm
     assert road["scores"] == whole["scores"] == off["scores"] and road["meta"] == off["meta"]
     assert "mask" not in off and "Obstacle mask" not in off_text and "Obstacle mask" in road_text
     assert off_text == road_text[:road_text.index("\n## Obstacle mask")]
+
+
+def test_a_threshold_for_another_local_contrast_is_not_used(data, demo_backend, server, tmp_path):
+    """A threshold on the contrast means nothing on the score, or on another contrast: the best pixel F1
+    then stands in, chosen on what the mask thresholds (the contrast, inside the region)."""
+    params = tmp_path / "contrast.yaml"
+    params.write_text(yaml.safe_dump({"/**": {"ros__parameters": {
+        "score": "normalized_max_logit", "threshold": 0.05, "roi": "road", "local_contrast": 0.1}}}))
+    demo = ["--model", MODEL_DIR / "model.pt", "--params-file", params]
+    result, summary, text = run_eval(server, tmp_path, data, "same", *demo)
+    mask = summary["mask"]
+    assert (mask["threshold"], mask["local_contrast"]) == (0.05, 0.1) and notes(result) == []
+    assert "minus its local mean in the region (sigma 0.1 x the height)" in text
+
+    result, summary, _ = run_eval(server, tmp_path, data, "other", *demo, "--local-contrast", "0.2")
+    mask = summary["mask"]
+    assert mask["local_contrast"] == 0.2 and mask["threshold_source"] == BEST_F1
+    assert notes(result) == [f"note: --params-file {params}: its threshold is for local_contrast 0.1, not 0.2; the "
+                             "mask takes the threshold with the best pixel F1 on this dataset (a second pass over it)"]
+    neg, pos = [], []
+    for score, ids, label in direct_frames(demo_backend, open_dataset("smiyc-obstacle", data), "normalized_max_logit"):
+        region = region_of_interest("road", ids, None, 3)
+        value = contrast_score(score, region, 0.2)
+        neg.append(value[region & (label == 0)])
+        pos.append(value[region & (label == 1)])
+    best = best_f1_threshold(np.concatenate(neg), np.concatenate(pos))
+    assert mask["threshold"] == pytest.approx(best.threshold, rel=1e-5)

@@ -126,6 +126,14 @@ def test_score_change_needs_its_threshold(configured):
     back = [Parameter("score", value="hyperspherical_llr"), Parameter("threshold", value=1.0)]
     result = peer.parameter_call("set_parameters_atomically", back).result
     assert result.successful
+    # the local contrast changes the threshold's scale as much
+    (result,) = peer.set_parameters(local_contrast=0.15)
+    assert not result.successful and "needs a threshold calibrated for it" in result.reason
+    both = [Parameter("local_contrast", value=0.15), Parameter("threshold", value=0.1)]
+    result = peer.parameter_call("set_parameters_atomically", both).result
+    assert result.successful, result.reason
+    back = [Parameter("local_contrast", value=0.0), Parameter("threshold", value=1.0)]
+    assert peer.parameter_call("set_parameters_atomically", back).result.successful
 
 
 def test_descriptors_name_the_allowed_values(configured):

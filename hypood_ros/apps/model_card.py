@@ -82,6 +82,9 @@ def main(argv=None) -> int:
                         help="fraction of the held-out ID pixels inside the region of interest flagged (raw)")
     parser.add_argument("--roi", default="road", help="region of interest of the shipped mask (hypood_ros.roi)")
     parser.add_argument("--roi-margin", type=int, default=3, help="pixels off the road region's border")
+    parser.add_argument("--local-contrast", type=float, default=0.0,
+                        help="the shipped mask thresholds the score minus its local mean in the region, sigma this "
+                             "fraction of the frame's height (hypood_ros.contrast; 0: the score itself)")
     parser.add_argument("--opening", type=int, default=0, help="opening of the shipped mask (pixels)")
     parser.add_argument("--min-area", type=int, default=0, help="smallest component of the shipped mask (pixels)")
     sizes = parser.add_mutually_exclusive_group()
@@ -118,7 +121,8 @@ def main(argv=None) -> int:
                                               params, heatmaps=0, progress=bar)
     # the shipped mask: score, region and filters chosen on the training family (benchmarks/obstacle_mask.py)
     config = PipelineConfig(score=args.score, eta=params["eta"], lam=params["lam"], delta=params["delta"],
-                            roi=args.roi, roi_margin=args.roi_margin, opening=args.opening, min_area=args.min_area)
+                            roi=args.roi, roi_margin=args.roi_margin, local_contrast=args.local_contrast,
+                            opening=args.opening, min_area=args.min_area)
     pipeline = FramePipeline(backend, config)
 
     def frames():
@@ -135,7 +139,8 @@ def main(argv=None) -> int:
             "heldout_images": len(pairs),
             "ood": ood, "node_score": args.score, "threshold": calibration.threshold,
             "threshold_target_fpr": args.target_fpr,
-            "mask": {"roi": args.roi, "roi_margin": args.roi_margin, "opening": args.opening, "min_area": args.min_area,
+            "mask": {"roi": args.roi, "roi_margin": args.roi_margin, "local_contrast": args.local_contrast,
+                     "opening": args.opening, "min_area": args.min_area,
                      "region_pixels_flagged_raw": calibration.flagged_fraction},
             "note": "generated scenes and a small model trained on them, not the paper's numbers"}
     (args.out / "metrics.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -147,7 +152,10 @@ def main(argv=None) -> int:
              f"- mIoU on {len(pairs)} held-out generated scenes (input {size[0]}x{size[1]}): {100 * miou:.1f}%",
              f"- node score `{args.score}`, threshold {calibration.threshold:.4g} (flags "
              f"{100 * calibration.flagged_fraction:.2f}% of the held-out in-distribution pixels inside the region "
-             f"of interest `{args.roi}`, margin {args.roi_margin} px, before the opening of {args.opening} px; "
+             f"of interest `{args.roi}`, margin {args.roi_margin} px"
+             + (f", the score minus its local mean there (sigma {args.local_contrast:g} x the frame's height)"
+                if args.local_contrast else "")
+             + f", before the opening of {args.opening} px; "
              "`params.yaml`)", "",
              "AP / AUROC / FPR95 in %; *whole*: every pixel scored (SMIYC anomaly-track layout), *road*: only",
              "the road and the obstacles on it (SMIYC obstacle-track layout).", "",

@@ -32,10 +32,12 @@ FROM_PARAMS_FILE = ("score_resolution", "eta", "lam", "delta", "input_height", "
 #: The obstacle mask's parameters and their options: each from the command line, else --params-file, else the
 #: parameter table; the threshold has its own rule (`mask_from_args`).
 MASK_OPTIONS = {"score": "--mask-score", "threshold": "--threshold", "roi": "--roi", "roi_margin": "--roi-margin",
-                "roi_drop_known": "--roi-drop-known", "opening": "--opening", "min_area": "--min-area"}
+                "roi_drop_known": "--roi-drop-known", "local_contrast": "--local-contrast", "opening": "--opening",
+                "min_area": "--min-area"}
 MASK_GROUP = """\
-one mask made as the node makes it: score > threshold, inside the region of interest (formed from the
-predicted classes), opening, minimum area; each value from its option, else from --params-file, else the
+one mask made as the node makes it: score > threshold (with --local-contrast: the score minus its local
+mean inside the region), inside the region of interest (formed from the predicted classes), opening,
+minimum area; each value from its option, else from --params-file, else the
 node's default. Measured as the SegmentMeIfYouCan benchmark measures a mask: sIoU (gt), PPV (precision of
 the predicted components), component F1 at sIoU 0.25 / 0.5 / 0.75 and its mean over 0.25 ... 0.75, with
 the benchmark's component sizes (smiyc-obstacle: predictions under {obstacle[0]} px dropped, ground truth
@@ -97,7 +99,8 @@ def mask_from_args(args: argparse.Namespace, values: Dict[str, Any]):
 
     Each value: its option, else the params file's `values`, else the table's default. The threshold: --threshold;
     else the params file's, provided it is for the mask's score (the file's score, or the node's default
-    score when the file names none), since a threshold means nothing on another score's scale; else the
+    score when the file names none) and its local contrast, since a threshold means nothing on another
+    scale; else the
     benchmark's default, the best pixel F1 on the dataset (with a note when a params file was given).
     """
     from hypood_ros.defaults import default
@@ -114,13 +117,17 @@ def mask_from_args(args: argparse.Namespace, values: Dict[str, Any]):
     file_score = values.get("score", default("score"))
     if args.threshold is not None:
         threshold, source = args.threshold, "--threshold"
-    elif "threshold" in values and chosen["score"] == file_score:
+    elif ("threshold" in values and chosen["score"] == file_score
+          and chosen["local_contrast"] == values.get("local_contrast", default("local_contrast"))):
         threshold, source = values["threshold"], f"--params-file {args.params_file}"
     else:
         threshold, source = None, BEST_F1
         if args.params_file:
-            why = (f"its threshold is for score {file_score}, not for the mask score {chosen['score']}"
-                   if "threshold" in values else "it has no threshold")
+            file_contrast = values.get("local_contrast", default("local_contrast"))
+            why = ("it has no threshold" if "threshold" not in values else
+                   f"its threshold is for score {file_score}, not for the mask score {chosen['score']}"
+                   if chosen["score"] != file_score else
+                   f"its threshold is for local_contrast {file_contrast}, not {chosen['local_contrast']}")
             notes.append(f"--params-file {args.params_file}: {why}; the mask takes the threshold with the best pixel "
                          "F1 on this dataset (a second pass over it)")
     return MaskSpec(threshold=threshold, source=source, notes=tuple(notes), **chosen)

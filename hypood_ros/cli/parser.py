@@ -229,8 +229,9 @@ def add_score_params(parser, names: Iterable[str] = ("score_resolution", "eta", 
 
 #: Options that act on the thresholded mask and the pictures, after the score.
 MASK_OPTIONS = ("threshold", "min_area", "opening", "overlay_alpha")
-#: The mask's region of interest (hypood_ros.roi): the mask and its calibration both depend on it.
-ROI_OPTIONS = ("roi", "roi_margin", "roi_drop_known")
+#: The mask's region of interest (hypood_ros.roi) and what is thresholded in it (hypood_ros.contrast): the mask
+#: and its calibration both depend on them.
+ROI_OPTIONS = ("roi", "roi_margin", "roi_drop_known", "local_contrast")
 
 
 def add_pipeline_options(parser, mask: bool = True, explicit: bool = False) -> None:

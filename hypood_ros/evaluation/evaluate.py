@@ -12,7 +12,14 @@ import torch.nn.functional as F
 
 from hypood_ros.errors import ConfigError
 from hypood_ros.evaluation.datasets import OODDataset, left_out_line
-from hypood_ros.evaluation.mask_metrics import MaskSpec, MaskTally, best_threshold, mask_result, mask_table
+from hypood_ros.evaluation.mask_metrics import (
+    MaskSpec,
+    MaskTally,
+    best_threshold,
+    mask_result,
+    mask_table,
+    threshold_values,
+)
 from hypood_ros.evaluation.metrics import PixelSample, curves
 from hypood_ros.preprocess import preprocess
 from hypood_ros.runtimes.base import Backend
@@ -172,8 +179,9 @@ def evaluate(backend: Backend, dataset: OODDataset, names: List[str], out: Path,
         tally = MaskTally(dataset.name)
         if mask.score not in scored:
             scored.append(mask.score)
-        if mask.threshold is None:
-            mask_sample = samples[mask.score] if mask.score in samples else PixelSample(capacity)
+        if mask.threshold is None:  # the score's own sample serves, unless the mask thresholds its contrast
+            shared = mask.score in samples and not mask.local_contrast
+            mask_sample = samples[mask.score] if shared else PixelSample(capacity)
     for index, sample in enumerate(dataset.samples):
         rgb, label = dataset.load(sample)
         maps, class_ids = frame_maps(backend, rgb, scored, label.shape, params, sml_stats, resolution, protocol)
@@ -182,8 +190,8 @@ def evaluate(backend: Backend, dataset: OODDataset, names: List[str], out: Path,
             if index < heatmaps:
                 (out / "heatmaps").mkdir(exist_ok=True)
                 write_image(out / "heatmaps" / f"{sample.name}_{name}.png", heat_map(maps[name]))
-        if mask_sample is not None and mask.score not in samples:
-            mask_sample.add(maps[mask.score], label)
+        if mask_sample is not None and mask_sample is not samples.get(mask.score):
+            mask_sample.add(*threshold_values(maps[mask.score], class_ids, label, mask))
         if mask is not None and mask.threshold is not None:
             tally.measure(maps[mask.score], class_ids, label, mask.config(mask.threshold))
         if progress is not None:

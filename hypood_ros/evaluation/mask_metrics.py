@@ -34,8 +34,8 @@ from hypood_ros.evaluation.components import (
     instances,
     segment_metrics,
 )
-from hypood_ros.evaluation.metrics import PixelSample
-from hypood_ros.pipeline import PipelineConfig, mask_region, obstacle_mask
+from hypood_ros.evaluation.metrics import IGNORE, PixelSample
+from hypood_ros.pipeline import PipelineConfig, mask_region, mask_score, obstacle_mask
 from hypood_ros.roi import GEOMETRY_MODES
 
 #: `MaskSpec.source` of a threshold chosen on the dataset itself.
@@ -57,6 +57,7 @@ class MaskSpec:
     roi: str = default("roi")
     roi_margin: int = default("roi_margin")
     roi_drop_known: bool = default("roi_drop_known")
+    local_contrast: float = default("local_contrast")
     opening: int = default("opening")
     min_area: int = default("min_area")
     notes: Tuple[str, ...] = ()
@@ -67,7 +68,8 @@ class MaskSpec:
     def config(self, threshold: float) -> PipelineConfig:
         """The pipeline config whose mask this is, at `threshold`."""
         return PipelineConfig(score=self.score, threshold=threshold, roi=self.roi, roi_margin=self.roi_margin,
-                              roi_drop_known=self.roi_drop_known, opening=self.opening, min_area=self.min_area)
+                              roi_drop_known=self.roi_drop_known, local_contrast=self.local_contrast,
+                              opening=self.opening, min_area=self.min_area)
 
 
 def mask_notes(spec: MaskSpec) -> List[str]:
@@ -77,6 +79,19 @@ def mask_notes(spec: MaskSpec) -> List[str]:
         notes.append(f"roi {spec.roi} needs camera_info and the camera pose, which a dataset does not have: the road "
                      "region stands in for it, as in the node without a corridor")
     return notes
+
+
+def threshold_values(score: np.ndarray, class_ids: np.ndarray, label: np.ndarray,
+                     spec: MaskSpec) -> Tuple[np.ndarray, np.ndarray]:
+    """(values, labels) the best pixel F1 threshold of `spec` is chosen on: the score over the picture, or with
+    `local_contrast` what the mask thresholds, inside the region only (the rest void): outside it the
+    contrast has no surroundings to be measured against."""
+    if not spec.local_contrast:
+        return score, label
+    config = spec.config(0.0)
+    region = mask_region(class_ids, config)
+    values = mask_score(score, region, config)
+    return values, (label if region is None else np.where(region, label, IGNORE).astype(label.dtype))
 
 
 def best_threshold(sample: PixelSample) -> PixelF1:
@@ -156,7 +171,8 @@ def mask_result(spec: MaskSpec, threshold: float, tally: MaskTally, dataset: str
                      f"({tally.min_pred} px predicted, {tally.min_gt} px ground truth)")
     return {"score": spec.score, "threshold": threshold, "threshold_source": spec.source,
             "best_pixel_f1": None if best is None else best.f1, "roi": spec.roi, "roi_margin": spec.roi_margin,
-            "roi_drop_known": spec.roi_drop_known, "opening": spec.opening, "min_area": spec.min_area,
+            "roi_drop_known": spec.roi_drop_known, "local_contrast": spec.local_contrast, "opening": spec.opening,
+            "min_area": spec.min_area,
             **tally.summary(), "notes": notes}
 
 
@@ -175,6 +191,9 @@ def mask_table(result: Dict[str, object]) -> List[str]:
     region = "none (the whole picture)" if r["roi"] == "none" else (
         f"{r['roi']}, margin {r['roi_margin']} px, known road users {'taken out' if r['roi_drop_known'] else 'kept'}")
     f1 = "" if r["best_pixel_f1"] is None else f", pixel F1 {_percent(r['best_pixel_f1'])}%"
+    if r.get("local_contrast"):
+        region += (f"; thresholded: the score minus its local mean in the region (sigma {r['local_contrast']:g} x "
+                   "the height)")
     lines = ["", f"## Obstacle mask: {r['score']} > {r['threshold']:.9g}", "",
              f"Made as the node makes it. Threshold: {r['threshold_source']}{f1}. Region: {region}. Opening "
              f"{r['opening']} px, minimum area {r['min_area']} px. Components as the benchmark's {sizes['config']} "

@@ -106,13 +106,21 @@ def prepare_request(params: List[Parameter], current: Mapping[str, Any],
 
 
 def score_change_problem(current: Mapping[str, Any], params: List[Parameter]) -> Optional[str]:
-    """Why a request may not change the score: a threshold means nothing on another score's scale."""
+    """Why a request may not change the score or the local contrast: a threshold means nothing on another
+    score's scale, nor on the score against its surroundings (`local_contrast`) and back."""
     names = {p.name: p.value for p in params}
-    new = names.get("score")
-    if new is None or new == current["score"] or "threshold" in names:
+    if "threshold" in names:
         return None
-    return (f"changing score from {current['score']} to {new} needs a threshold for {new} in the same request "
-            f"(set both with set_parameters_atomically, or list {new} in the score_thresholds file)")
+    new = names.get("score")
+    if new is not None and new != current["score"]:
+        return (f"changing score from {current['score']} to {new} needs a threshold for {new} in the same request "
+                f"(set both with set_parameters_atomically, or list {new} in the score_thresholds file)")
+    contrast = names.get("local_contrast")
+    if contrast is not None and float(contrast) != float(current["local_contrast"]):
+        return (f"changing local_contrast from {current['local_contrast']} to {contrast} needs a threshold calibrated "
+                "for it in the same request (`hypood calibrate --local-contrast`; set both with "
+                "set_parameters_atomically)")
+    return None
 
 
 def pipeline_config(values: Dict[str, Any]) -> PipelineConfig:

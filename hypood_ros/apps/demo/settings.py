@@ -21,7 +21,7 @@ TRACKS = ("smiyc-anomaly", "smiyc-obstacle")
 #: The node's vehicle frame in the demo: its origin is the point on the road below the camera.
 BASE_FRAME = "base_link"
 #: Parameters of the node's obstacle mask read from the params file (the node's defaults where it has none).
-MASK_PARAMS = ("score", "threshold", "roi", "roi_margin", "roi_drop_known", "opening", "min_area")
+MASK_PARAMS = ("score", "threshold", "roi", "roi_margin", "roi_drop_known", "local_contrast", "opening", "min_area")
 #: Colours (RGB) of the contact sheet's obstacle column: reported obstacles, generated obstacles missed.
 REPORTED_COLOR, MISSED_COLOR = (255, 140, 0), (0, 220, 255)
 #: The comparisons the thesis and the UEM paper make, reported side by side.
