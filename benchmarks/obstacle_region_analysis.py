@@ -1,11 +1,12 @@
 """Why the obstacle mask falls short with the demo model: the figures behind docs/OBSTACLES.md's list of reasons.
 
-    python benchmarks/obstacle_region_analysis.py [--scenes 100] [--model CHECKPOINT]
+    python benchmarks/obstacle_region_analysis.py [--scenes 100] [--model CHECKPOINT] [--local-contrast C]
 
 On anomaly-free held-out scenes (seeds 2000+, for thresholds) and generated scenes of both obstacle families
 (seeds 900000+), with the demo model at its recorded input size and `normalized_max_logit`:
 1. the score inside the *true* road (ground-truth road pixels and the obstacles): share of obstacle pixels
-   above the threshold that flags 1% / 2% of the road pixels of the same scenes;
+   above the threshold that flags 1% / 2% of the road pixels of the same scenes (with --local-contrast: the
+   score minus its local mean inside the true road, `hypood_ros.contrast`; items 2 and 3 use the score);
 2. the predicted road region (margin 0): the share of obstacle pixels it holds, and the true classes of the
    in-distribution pixels in it above its own 1% threshold (calibrated on the anomaly-free scenes);
 3. the share of obstacle pixels the model labels as a known road user (`roi_drop_known` would remove them).
@@ -22,6 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from hypood_ros.classes import default_classes  # noqa: E402
+from hypood_ros.contrast import contrast_score  # noqa: E402
 from hypood_ros.pipeline import FramePipeline, PipelineConfig  # noqa: E402
 from hypood_ros.roi import KNOWN_OBJECTS, road_region  # noqa: E402
 from hypood_ros.runtimes import load_backend, resolve_input_size  # noqa: E402
@@ -33,6 +35,8 @@ def main(argv=None) -> int:
     parser.add_argument("--scenes", type=int, default=100)
     parser.add_argument("--model", default=str(REPO / "models" / "demo" / "model.pt"),
                         help="checkpoint to measure, at the input size it records (default: the demo model)")
+    parser.add_argument("--local-contrast", type=float, default=0.0, metavar="C",
+                        help="item 1 on the score minus its local mean inside the true road (0: the score)")
     args = parser.parse_args(argv)
     model = Path(args.model)
     backend = load_backend(str(model), device="cpu", input_hw=resolve_input_size(model).hw)
@@ -46,7 +50,10 @@ def main(argv=None) -> int:
             yield frame, result.score, result.labels
 
     calib = list(scenes(2000, None))
-    true_road = np.concatenate([s[f.label == 0] for f, s, _ in calib])
+    def on_road(score, road):
+        return contrast_score(score, road, args.local_contrast)
+
+    true_road = np.concatenate([on_road(s, f.label == 0)[f.label == 0] for f, s, _ in calib])
     region_vals = np.concatenate([s[road_region(lab, 0)] for _, s, lab in calib])
     t_road = {q: np.quantile(true_road, 1 - q) for q in (0.01, 0.02)}
     t_region = np.quantile(region_vals, 0.99)
@@ -55,7 +62,8 @@ def main(argv=None) -> int:
         ood = np.concatenate([f.ood.ravel() for f, _, _ in data])
         score = np.concatenate([s.ravel() for _, s, _ in data])
         road = np.concatenate([(f.label == 0).ravel() for f, _, _ in data])
-        pos, neg = score[ood], score[road]
+        valued = np.concatenate([on_road(s, (f.label == 0) | f.ood).ravel() for f, s, _ in data])
+        pos, neg = valued[ood], valued[road]
         line = [f"{family} family: inside the true road,"]
         for q in (0.01, 0.02):
             same = np.quantile(neg, 1 - q)  # the threshold of these scenes' own road pixels
