@@ -42,7 +42,7 @@ demo-model: $(STAMP)
 	$(PY) -m hypood_ros.cli train uem --config config/demo/uem.yaml --data-root $(DEMO_WORK)/cityscapes \
 		--init $(DEMO_WORK)/segmentor/model.pt --out $(DEMO_WORK)/uem
 	$(PY) -m hypood_ros.apps.model_card --model $(DEMO_WORK)/uem/model.pt --data $(DEMO_WORK) --out models/demo \
-		--score normalized_max_logit --roi road --roi-margin 3 --local-contrast 0.15 --target-fpr 0.015 --opening 3 \
+		--score normalized_max_logit --roi road --roi-margin 3 --local-contrast 0.15 --target-fpr 0.02 --opening 5 \
 		--input-sizes 238x476 252x504 266x532 280x560 294x588 308x616
 
 clean:
