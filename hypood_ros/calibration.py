@@ -163,10 +163,12 @@ def write_params(path: str | os.PathLike, result: Calibration, config, source: s
     return path
 
 
-def read_score_thresholds(path: str | os.PathLike) -> Dict[str, float]:
+def read_score_thresholds(path: str | os.PathLike, local_contrast: Optional[float] = None) -> Dict[str, float]:
     """Calibrated thresholds per score, from a YAML mapping `score: threshold` or a params file written above.
 
-    The node takes a score's threshold from here when the score changes without a new threshold.
+    The node takes a score's threshold from here when the score changes without a new threshold. A params
+    file records the `local_contrast` its threshold holds for (none recorded: 0); given `local_contrast`,
+    a file for another one is refused. A plain mapping records none and is taken as it is.
     """
     import yaml
 
@@ -182,6 +184,10 @@ def read_score_thresholds(path: str | os.PathLike) -> Dict[str, float]:
     if isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), dict) \
             and "ros__parameters" in next(iter(data.values())):
         params = next(iter(data.values()))["ros__parameters"]
+        recorded = params.get("local_contrast", 0.0)
+        if local_contrast is not None and recorded != local_contrast:
+            raise ConfigError(f"score thresholds {path}: its threshold holds for local_contrast {recorded!r}, not "
+                              f"{local_contrast!r} (calibrate with --local-contrast {local_contrast!r})")
         data = {params.get("score"): params.get("threshold")}
     if not isinstance(data, dict) or not data:
         raise ConfigError(f"score thresholds {path} must map score names to thresholds")

@@ -1,5 +1,6 @@
 """Calibration scores at the pipeline's score_resolution and records it beside the threshold."""
 import numpy as np
+import pytest
 import yaml
 
 from hypood_ros.calibration import calibrate, write_params
@@ -105,3 +106,11 @@ def test_calibration_with_local_contrast_ranks_what_the_mask_thresholds(tmp_path
     assert plain.threshold != result.threshold
     path = write_params(tmp_path / "p.yaml", result, config, "test frames", "demo", (56, 112))
     assert yaml.safe_load(path.read_text())["/**"]["ros__parameters"]["local_contrast"] == 0.15
+    # as the node's score_thresholds file: it holds for that local contrast only
+    from hypood_ros.calibration import read_score_thresholds
+    from hypood_ros.errors import ConfigError
+
+    expected = {"normalized_max_logit": result.threshold}
+    assert read_score_thresholds(path, 0.15) == expected == read_score_thresholds(path)
+    with pytest.raises(ConfigError, match="holds for local_contrast 0.15, not 0.0"):
+        read_score_thresholds(path, 0.0)

@@ -132,6 +132,8 @@ def test_score_change_needs_its_threshold(configured):
     both = [Parameter("local_contrast", value=0.15), Parameter("threshold", value=0.1)]
     result = peer.parameter_call("set_parameters_atomically", both).result
     assert result.successful, result.reason
+    (result,) = peer.set_parameters(score="msp")  # the score_thresholds file holds for the starting contrast only
+    assert not result.successful and "needs a threshold for msp" in result.reason
     back = [Parameter("local_contrast", value=0.0), Parameter("threshold", value=1.0)]
     assert peer.parameter_call("set_parameters_atomically", back).result.successful
 

@@ -97,7 +97,10 @@ class HypoodNode(Node):
             self.get_logger().warning(text)
         self._pipeline: Optional[FramePipeline] = None
         self._opened = False
-        self.add_pre_set_parameters_callback(lambda params: prepare_request(params, self._values, self._thresholds))
+        # the score_thresholds file holds for the local contrast the node started with only
+        contrast = self._values["local_contrast"]
+        self.add_pre_set_parameters_callback(lambda params: prepare_request(
+            params, self._values, self._thresholds if self._values["local_contrast"] == contrast else {}))
         self.add_on_set_parameters_callback(self._on_set_parameters)
         if not managed:
             self.load()

@@ -77,7 +77,8 @@ def declare_all(node, argv: Optional[List[str]] = None) -> Tuple[Dict[str, Any],
     if unknown:
         warnings.append(f"ignored parameters the node does not have: {', '.join(unknown)}")
     path = check_value(BY_NAME["score_thresholds"], given.get("score_thresholds", ""))
-    thresholds = read_score_thresholds(path) if path else {}
+    contrast = check_value(BY_NAME["local_contrast"], given.get("local_contrast", BY_NAME["local_contrast"].default))
+    thresholds = read_score_thresholds(path, contrast) if path else {}
     score = given.get("score", BY_NAME["score"].default)
     if "threshold" not in given and score in thresholds:
         given["threshold"] = thresholds[score]
