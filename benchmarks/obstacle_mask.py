@@ -2,7 +2,7 @@
 found against false alarms inside the region, with the shipped demo model on generated held-out scenes.
 
     python benchmarks/obstacle_mask.py [--scenes 100] [--score normalized_max_logit] [--hysteresis] [--model CHECKPOINT]
-    python benchmarks/obstacle_mask.py --settings 3:0.15:0.015:3 3:0:0.03:5   # margin:contrast:target:opening
+    python benchmarks/obstacle_mask.py --settings 3:0.15:0.02:5 3:0:0.03:5   # margin:contrast:target:opening
 
 The threshold of each setting is calibrated as `hypood calibrate` does (`hypood_ros.calibration.calibrate`,
 no labels: the fraction of the region's raw pixels) on anomaly-free held-out scenes (seeds 2000-2099, the

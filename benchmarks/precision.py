@@ -26,6 +26,7 @@ the speed table uses noise pictures, which time the same). A loaded machine: rea
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -48,7 +49,6 @@ from hypood_ros.runtimes.precision import bf16_instructions  # noqa: E402
 from hypood_ros.runtimes.quantize import quantize_onnx  # noqa: E402
 
 DEMO = Path(__file__).resolve().parent.parent / "models" / "demo"
-TARGET = 0.03  # the shipped threshold's target (models/demo/params.yaml: `make demo-model --target-fpr 0.03`)
 
 
 # -- peak rates ------------------------------------------------------------------------------------------
@@ -200,14 +200,17 @@ def retention(args) -> None:
     from hypood_ros.evaluation.datasets import open_dataset
     from hypood_ros.evaluation.evaluate import evaluate
     from hypood_ros.images import read_image
-    from hypood_ros.pipeline import FramePipeline, PipelineConfig
+    from hypood_ros.pipeline import FramePipeline, PipelineConfig, mask_score
     from hypood_ros.training.cityscapes import read_label, val_pairs
     from hypood_ros.training.validate import confusion, miou
 
     params = shipped_params(args.model.parent / "params.yaml")
+    # the shipped threshold's target (`make demo-model --target-fpr`), as the model card recorded it
+    target = json.loads((args.model.parent / "metrics.json").read_text())["threshold_target_fpr"]
     score, hw = params["score"], (params["input_height"], params["input_width"])
     config = PipelineConfig(**{k: params[k] for k in ("score", "score_resolution", "threshold", "eta", "lam", "delta",
                                                       "roi", "roi_margin", "roi_drop_known", "opening", "min_area")},
+                            local_contrast=params.get("local_contrast", 0.0),
                             outputs=frozenset({"labels", "score", "mask", "region"}))
     pairs = val_pairs(args.data / "cityscapes")
     ood = {track: open_dataset(track, args.data / "eval-family") for track in ("smiyc-obstacle", "smiyc-anomaly")}
@@ -225,11 +228,12 @@ def retention(args) -> None:
             for image, label in pairs:
                 result = pipeline.process(read_image(image))
                 matrix = matrix + confusion(result.labels.astype("int64"), read_label(label), 19)
-                inside.append(result.score if result.region is None else result.score[result.region])
+                value = mask_score(result.score, result.region, config)  # what the threshold applies to
+                inside.append(value if result.region is None else value[result.region])
             region_pixels = sum(s.size for s in inside)
             flagged = sum(int((s > config.threshold).sum()) for s in inside)
-            # the precision's own threshold: `hypood calibrate`'s rule on the same raw scores inside the region
-            own = threshold_for_fraction(inside, region_pixels, TARGET)
+            # the precision's own threshold: `hypood calibrate`'s rule on the same raw values inside the region
+            own = threshold_for_fraction(inside, region_pixels, target)
             masks = [pipeline.process(read_image(p)).mask > 0 for p in ood_images]
             own_pipeline = FramePipeline(backend, config.replace(threshold=own.threshold))
             own_masks = [own_pipeline.process(read_image(p)).mask > 0 for p in ood_images]  # outputs remembered
@@ -247,7 +251,7 @@ def retention(args) -> None:
             print(f"  {backend_name} {precision} done", file=sys.stderr, flush=True)
             backend.close()
     base = rows[0]
-    print(f"\nshipped score {score}, threshold {config.threshold:.4g} (target {TARGET:.0%} of the region's ID pixels), "
+    print(f"\nshipped score {score}, threshold {config.threshold:.4g} (target {target:.0%} of the region's ID pixels), "
           f"input {hw[0]}x{hw[1]}; {len(pairs)} held-out val scenes, {len(ood_images)} evaluation-family scenes\n")
     print("| backend | precision | mIoU % | Δ | AP road % | Δ | AP whole % | Δ | mask pixels changed | "
           "ID flagged at fp32 threshold | own threshold | mask pixels changed at it |\n"

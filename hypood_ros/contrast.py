@@ -44,8 +44,9 @@ def local_mean(score: np.ndarray, region: Optional[np.ndarray], sigma: float) ->
 
 
 def _cells(score: np.ndarray, inside: np.ndarray, cells, step: int):
-    """Mean score and share of region pixels per grid cell of step x step pixels (the frame padded with
-    weightless pixels to whole cells: whole-number area averaging is also OpenCV's fast one)."""
+    """Per grid cell of step x step pixels, the region's scores summed and its pixels counted, both over
+    step^2 (their ratio is the cell's mean; the frame is padded with weightless pixels to whole cells:
+    whole-number area averaging is also OpenCV's fast one)."""
     import cv2
 
     h, w = score.shape

@@ -136,6 +136,12 @@ def test_score_change_needs_its_threshold(configured):
     assert not result.successful and "needs a threshold for msp" in result.reason
     back = [Parameter("local_contrast", value=0.0), Parameter("threshold", value=1.0)]
     assert peer.parameter_call("set_parameters_atomically", back).result.successful
+    # nor in one request that changes both: the file's msp threshold is for local_contrast 0
+    both = [Parameter("score", value="msp"), Parameter("local_contrast", value=0.15)]
+    result = peer.parameter_call("set_parameters_atomically", both).result
+    assert not result.successful and "needs a threshold for msp" in result.reason
+    back = [Parameter("local_contrast", value=0.0), Parameter("threshold", value=1.0)]
+    assert peer.parameter_call("set_parameters_atomically", back).result.successful
 
 
 def test_descriptors_name_the_allowed_values(configured):

@@ -222,6 +222,14 @@ def test_run_params_file_threshold_follows_the_nodes_rule(tmp_path, tiny_checkpo
     with pytest.raises(UsageError, match="the threshold of --params-file .* is for score msp; give --threshold"):
         config("score: msp;threshold: 0.5", "--score", "entropy")
     assert config("score: msp;threshold: 0.5", "--score", "entropy", "--threshold", "0.3").threshold == 0.3
+    # and for the file's local contrast: the score against its surroundings is another scale
+    got = config("score: msp;threshold: 0.05;local_contrast: 0.15")
+    assert (got.threshold, got.local_contrast) == (0.05, 0.15)
+    with pytest.raises(UsageError, match="the threshold of --params-file .* is for local_contrast 0.15; give"):
+        config("score: msp;threshold: 0.05;local_contrast: 0.15", "--local-contrast", "0")
+    with pytest.raises(UsageError, match="the threshold of --params-file .* is for local_contrast 0.0; give"):
+        config("score: msp;threshold: 0.5", "--local-contrast", "0.1")
+    assert config("score: msp;threshold: 0.5", "--local-contrast", "0.1", "--threshold", "0.02").threshold == 0.02
 
 
 def test_run_params_files_later_wins_and_errors_name_the_file(tmp_path, tiny_checkpoint):

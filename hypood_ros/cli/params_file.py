@@ -68,21 +68,28 @@ def name_the_file(args: argparse.Namespace, exc: HypoodError) -> HypoodError:
 def file_threshold(args: argparse.Namespace, values: Dict[str, Any]):
     """The threshold when --threshold is not given, as the node takes it: the file's `score_thresholds` entry for
     the score in use, else the file's threshold, which is for the file's score only (a threshold means nothing
-    on another score's scale: a --score that differs from it needs its --threshold), else the table's."""
+    on another score's scale: a --score that differs from it needs its --threshold) and the file's local contrast
+    (likewise: the score against its surroundings is another scale), else the table's."""
     from hypood_ros.calibration import read_score_thresholds
     from hypood_ros.defaults import default
 
     file_score = values.get("score", default("score"))
     score = args.score if getattr(args, "score", None) is not None else file_score
+    file_contrast = values.get("local_contrast", default("local_contrast"))
+    given = getattr(args, "local_contrast", None)
+    contrast = given if given is not None else file_contrast
     if values.get("score_thresholds"):
-        thresholds = read_score_thresholds(values["score_thresholds"])
+        thresholds = read_score_thresholds(values["score_thresholds"], contrast)
         if score in thresholds:
             return thresholds[score]
     if "threshold" in values:
+        files = ", ".join(given_files(args))
         if score != file_score:
-            files = ", ".join(given_files(args))
             raise UsageError(f"--score {score}: the threshold of --params-file {files} is for score {file_score}; "
                              f"give --threshold for {score}")
+        if contrast != file_contrast:
+            raise UsageError(f"--local-contrast {contrast}: the threshold of --params-file {files} is for "
+                             f"local_contrast {file_contrast}; give --threshold for {contrast}")
         return values["threshold"]
     return default("threshold")
 

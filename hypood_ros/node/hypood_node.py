@@ -99,8 +99,8 @@ class HypoodNode(Node):
         self._opened = False
         # the score_thresholds file holds for the local contrast the node started with only
         contrast = self._values["local_contrast"]
-        self.add_pre_set_parameters_callback(lambda params: prepare_request(
-            params, self._values, self._thresholds if self._values["local_contrast"] == contrast else {}))
+        self.add_pre_set_parameters_callback(lambda params: prepare_request(params, self._values, self._thresholds,
+                                                                            contrast))
         self.add_on_set_parameters_callback(self._on_set_parameters)
         if not managed:
             self.load()

@@ -89,10 +89,12 @@ def declare_all(node, argv: Optional[List[str]] = None) -> Tuple[Dict[str, Any],
     return values, thresholds, warnings
 
 
-def prepare_request(params: List[Parameter], current: Mapping[str, Any],
-                    thresholds: Mapping[str, float]) -> List[Parameter]:
+def prepare_request(params: List[Parameter], current: Mapping[str, Any], thresholds: Mapping[str, float],
+                    thresholds_contrast: Optional[float] = None) -> List[Parameter]:
     """Before validation: integers for float parameters become floats (`ros2 param set /hypood threshold 1`),
-    and a score change without a threshold takes the new score's calibrated one when there is one."""
+    and a score change without a threshold takes the new score's calibrated one when there is one, provided
+    the local contrast after the request is the one the thresholds hold for (`thresholds_contrast`; None:
+    any)."""
     out = []
     for param in params:
         spec = BY_NAME.get(param.name) or BY_NAME.get(param.name.rpartition(".")[2])  # a camera's own `front.x`
@@ -101,6 +103,9 @@ def prepare_request(params: List[Parameter], current: Mapping[str, Any],
         out.append(param)
     names = {p.name: p.value for p in out}
     new = names.get("score")
+    contrast = names.get("local_contrast", current.get("local_contrast"))
+    if thresholds_contrast is not None and contrast != thresholds_contrast:
+        thresholds = {}
     if new is not None and new != current["score"] and "threshold" not in names and new in thresholds:
         out.append(Parameter("threshold", Parameter.Type.DOUBLE, thresholds[new]))
     return out
