@@ -26,7 +26,7 @@ setup(
     name=PACKAGE,
     version=VERSION,
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
-    package_data={f"{PACKAGE}.kernels": ["*.cu", "*.h", "*.cpp"]},
+    package_data={f"{PACKAGE}.kernels": ["*.cu", "*.h", "*.cpp"], f"{PACKAGE}.scores": ["*.cpp"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

@@ -22,7 +22,15 @@ from hypood_ros.postprocess import clean_mask, upsample
 from hypood_ros.preprocess import check_rgb, preprocess
 from hypood_ros.roi import GEOMETRY_MODES, ego_at, region_of_interest
 from hypood_ros.runtimes.base import Backend
-from hypood_ros.scores import SCORE_RESOLUTIONS, ScoreInputs, SMLStats, compute_score, score_map, score_spec
+from hypood_ros.scores import (
+    SCORE_RESOLUTIONS,
+    ScoreInputs,
+    SMLStats,
+    class_max_native,
+    compute_score,
+    score_map,
+    score_spec,
+)
 from hypood_ros.visualize import color_map, overlay
 
 #: what a FramePipeline can return: the published outputs and the mask's region of interest
@@ -246,6 +254,8 @@ class FramePipeline:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             warning = f"fused CUDA kernel unavailable ({reason}); using the torch reference of the scores instead"
         self.process_batch([frame] * max(frames, 1))
+        if torch.device(self.backend.device).type == "cpu":  # built here, not on the first frame with a class border
+            class_max_native.library()
         return warning
 
     def process(self, frame: np.ndarray, corridor: Optional[np.ndarray] = None) -> FrameResult:

@@ -2,7 +2,9 @@
 
 The reference is `registry._image_maps_all_classes`: every class interpolated at every output pixel, then the
 formula (the definition, kept for the scores that need all classes). `FULL_BAND_SHARE = 1.0` forces the
-winners' path on every band, the pixels it cannot decide going through their candidate classes.
+winners' path on every band, the pixels it cannot decide going through their candidate classes. Every test
+runs twice: with the undecided pixels done by the compiled loop (`class_max_native`, where the host has a
+C++ compiler) and by PyTorch (`HYPOOD_NATIVE_SCORES=0`).
 """
 from __future__ import annotations
 
@@ -13,10 +15,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from hypood_ros.native_build import compiler
 from hypood_ros.preprocess import preprocess
 from hypood_ros.runtimes import load_backend
 from hypood_ros.runtimes.base import HeadParams
-from hypood_ros.scores import SCORES, ScoreInputs, SMLStats, class_max, registry, score_maps
+from hypood_ros.scores import SCORES, ScoreInputs, SMLStats, class_max, class_max_native, registry, score_maps
 from hypood_ros.scores.class_max import ClassMaxPlan
 
 COVERED = [name for name, spec in SCORES.items() if spec.reads_classes != "all"]
@@ -29,6 +32,19 @@ DEMO = Path(__file__).resolve().parents[1] / "models" / "demo" / "model.pt"
 @pytest.fixture(autouse=True)
 def winners_everywhere(monkeypatch):
     monkeypatch.setattr(class_max, "FULL_SHARE", 1.0)
+
+
+@pytest.fixture(autouse=True, params=["loop", "pytorch"])
+def undecided_by(request, monkeypatch):
+    """Who does the undecided pixels: the compiled loop or PyTorch."""
+    if request.param == "loop":
+        if compiler() is None:
+            pytest.skip("no host C++ compiler")
+        monkeypatch.setenv("HYPOOD_NATIVE_SCORES", "1")
+        assert class_max_native.library() is not None
+    else:
+        monkeypatch.setenv("HYPOOD_NATIVE_SCORES", "0")
+    return request.param
 
 
 def with_sml(inputs: ScoreInputs) -> ScoreInputs:
@@ -193,10 +209,46 @@ def test_a_class_that_wins_no_cell_can_win_between_them():
     assert set(ids.unique().tolist()) == {0, 1, 2}
 
 
-def test_undecided_blocks_interpolate_few_classes():
+def test_undecided_blocks_interpolate_few_classes(undecided_by):
     inputs = smooth_inputs(h=24, w=40)
     plan = ClassMaxPlan(inputs, (203, 317), False)
-    assert 1 < plan.tiers[0][1][0] < inputs.num_classes  # more than one class at a border, far from all
+    if undecided_by == "loop":  # the loop chooses its candidates inside; it did every block
+        assert plan.tiers == [(plan._blocks[0].numel(), ())] and plan._blocks[0].numel() > 0
+    else:
+        assert 1 < plan.tiers[0][1][0] < inputs.num_classes  # more than one class at a border, far from all
+
+
+def test_the_loop_leaves_pytorch_only_the_blocks_with_values_not_finite(undecided_by, monkeypatch):
+    if undecided_by != "loop":
+        pytest.skip("about the compiled loop")
+    calls = []
+    maxima = ClassMaxPlan._maxima
+    monkeypatch.setattr(ClassMaxPlan, "_maxima", lambda self, mine, *a, **k: (calls.append(mine.numel()),
+                                                                             maxima(self, mine, *a, **k)))
+    assert_same(smooth_inputs(h=12, w=20, seed=3), (55, 91))
+    assert calls == []
+    inputs = smooth_inputs(b=1, h=8, w=10, seed=2)
+    inputs.logits[0, 4, 3, 3] = float("nan")
+    plan = ClassMaxPlan(inputs, (31, 41), True)
+    assert sum(calls) == plan._blocks[0].numel() == 4  # the 4 blocks that read cell (3, 3)
+    fast, ids = score_maps(["max_logit", "normalized_max_logit"], inputs, (31, 41), "image")
+    want, want_ids = registry._image_maps_all_classes(["max_logit", "normalized_max_logit"], inputs, (31, 41))
+    assert torch.equal(ids, want_ids)
+    for name in fast:
+        torch.testing.assert_close(fast[name], want[name], rtol=0, atol=0, equal_nan=True)
+
+
+def test_a_failed_build_of_the_loop_leaves_pytorch_the_work(undecided_by, monkeypatch, tmp_path, caplog):
+    if undecided_by != "loop":
+        pytest.skip("about the compiled loop")
+    monkeypatch.setattr(class_max_native, "_state", {})
+    monkeypatch.setenv("HYPOOD_KERNEL_CACHE", str(tmp_path))
+    monkeypatch.setenv("CXX", "false")  # a "compiler" that fails every build
+    with caplog.at_level("WARNING"):
+        assert class_max_native.library() is None
+    assert [r.getMessage() for r in caplog.records if "compiled loop" in r.getMessage()]
+    assert list(tmp_path.rglob("*.so")) == []  # nothing half-built is left to load
+    assert_same(smooth_inputs(h=12, w=20, seed=4), (33, 47))
 
 
 @pytest.mark.parametrize("band_pixels", [None, 2 * 47 * 3])

@@ -9,10 +9,6 @@ kernel's declared parameter types.
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import shutil
-import subprocess
 import threading
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
@@ -22,11 +18,10 @@ import torch
 from hypood_ros.kernels import fused
 from hypood_ros.kernels.compile import SOURCE_PATH, KernelCompileError, cache_dir
 from hypood_ros.kernels.launch import KernelLaunch
+from hypood_ros.native_build import build_library, compiler  # noqa: F401 (compiler: re-exported for the tests)
 
 KERNEL_DIR = SOURCE_PATH.parent
 SOURCES = (SOURCE_PATH, KERNEL_DIR / "cpu_shim.h", KERNEL_DIR / "cpu_launch.cpp")
-# No contraction into FMA and no fast math: the host build rounds every operation as the source says.
-FLAGS = ("-std=c++17", "-O2", "-ffp-contract=off", "-fno-fast-math", "-fPIC", "-shared", "-x", "c++")
 
 _lock = threading.Lock()
 _loaded: Dict[str, "CpuKernels"] = {}
@@ -36,35 +31,15 @@ class KernelArgumentError(KernelCompileError):
     """The packed arguments do not match the kernel's parameters."""
 
 
-def compiler() -> Optional[str]:
-    """The host C++ compiler: $CXX, else g++, else c++; None if there is none."""
-    for candidate in (os.environ.get("CXX"), "g++", "c++"):
-        if candidate and shutil.which(candidate):
-            return shutil.which(candidate)
-    return None
-
-
 def build(directory: Optional[Path] = None) -> Path:
     """Compile the shared library (cached by source, compiler and flags); returns its path."""
-    cxx = compiler()
-    if cxx is None:
+    if compiler() is None:
         raise KernelCompileError("no host C++ compiler found (set CXX): the CPU build of the kernel needs one")
-    version = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout.splitlines()[:1]
-    digest = hashlib.sha256()
-    for part in [*(p.read_bytes() for p in SOURCES), "\n".join(version).encode(), " ".join(FLAGS).encode()]:
-        digest.update(part)
     directory = Path(directory) if directory is not None else cache_dir() / "cpu"
-    target = directory / f"fused_scores-{digest.hexdigest()[:16]}.so"
-    if target.is_file():
-        return target
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(f".{os.getpid()}.tmp.so")
-    cmd = [cxx, *FLAGS, f"-I{KERNEL_DIR}", str(KERNEL_DIR / "cpu_launch.cpp"), "-o", str(tmp)]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise KernelCompileError(f"host build of the kernel failed:\n{done.stderr.strip()}")
-    os.replace(tmp, target)
-    return target
+    try:
+        return build_library("fused_scores", KERNEL_DIR / "cpu_launch.cpp", SOURCES, directory, include=KERNEL_DIR)
+    except RuntimeError as exc:
+        raise KernelCompileError(f"host build of the kernel failed:\n{exc}") from None
 
 
 class CpuKernels:

@@ -20,6 +20,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 
 from hypood_ros.errors import ConfigError
+from hypood_ros.scores import class_max_native
 from hypood_ros.scores.inputs import ScoreInputs, norm_of
 from hypood_ros.scores.interpolation import Axis, axis_weights, interpolate_rows
 
@@ -133,7 +134,19 @@ class ClassMaxPlan:
 
     def _undecided_maxima(self, logits: torch.Tensor, scale: torch.Tensor) -> None:
         """The maxima at the undecided output pixels, all of the frame at once (few operations per frame),
-        kept per tier (`_found`) for the bands."""
+        kept per tier (`_found`) for the bands. On the CPU the compiled loop does them where it can
+        (`class_max_native`; the same bits), leaving PyTorch the blocks with a value that is not finite."""
+        if logits.device.type == "cpu" and logits.dtype == torch.float32 and not logits.requires_grad:
+            lib = class_max_native.library()
+            if lib is not None:
+                handled, found = class_max_native.undecided_maxima(
+                    lib, logits, self.bias, self.size, self.rows, self.cols, self._span_y, self._span_x,
+                    self._blocks, self.class_scores, MARGIN, _TINY)
+                self.tiers.append((int(handled.sum()), ()))  # candidates chosen per block inside the loop
+                self._found.append((*found[:3], found[3].to(self._class_rows.dtype), found[4]))
+                if bool(handled.all()):
+                    return
+                self._blocks = tuple(t[~handled] for t in self._blocks)  # from here: the blocks left to PyTorch
         b, k, h, w = logits.shape
         bb, i, j = self._blocks
         ni = (i + 1).clamp_max(h - 1) if self.rows is not None else i
