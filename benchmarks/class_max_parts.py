@@ -1,16 +1,17 @@
 """Where the class-maximum image order spends its time, against the network order, per camera size.
 
-    python benchmarks/class_max_parts.py [--runs 11]
+    python benchmarks/class_max_parts.py [--runs 21] [--scores max_logit,normalized_max_logit]
+    HYPOOD_NATIVE_SCORES=0 python benchmarks/class_max_parts.py   # the undecided pixels by PyTorch
 
-For `max_logit` (the logits' maximum) and `normalized_max_logit` (the class scores' maximum too), one thread, on
-the shipped demo model's outputs (`score_resolution.make_inputs("demo")`), median process CPU time in ms of:
+For each class-maximum score, one thread, on the shipped demo model's outputs
+(`score_resolution.make_inputs("demo")`), median process CPU time in ms of:
 - image: `score_map(score, inputs, size, "image")`, the whole scoring step; network: the same at "network";
+  image/network is the ratio of the two medians, and in brackets the median of the per-run ratios;
 - its parts, timed inside the same image calls: the plan's work on the network grid (winners, margins,
-  per-row maps; `ClassMaxPlan.__init__` less the next two), the undecided blocks' setup (corners, candidates,
-  tiers; `_undecided_maxima` less the next), the undecided pixels' maxima (`_maxima`, all tiers and groups;
-  "groups" is how many calls), the band (`ClassMaxPlan.band`: the winners' channels interpolated to the frame,
-  the class ids, the undecided pixels written in), and the rest (the score's formula, ||z|| interpolated for
-  the normalized score).
+  per-row maps; `ClassMaxPlan.__init__` less the next), the undecided pixels (`_undecided_maxima`: the
+  compiled loop, or PyTorch's candidates, tiers and groups, whose calls to `_maxima` are counted as "groups"),
+  the band (`ClassMaxPlan.band`: the winners' channels interpolated to the frame, the class ids, the
+  undecided pixels written in), and the rest (the score's formula, ||z|| or u_1 - u_0 interpolated).
 The image and network calls alternate run by run, so the machine's drift reaches both alike.
 """
 from __future__ import annotations
@@ -25,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SIZES = [(480, 640), (720, 1280), (1080, 1920)]
-SCORES = ("max_logit", "normalized_max_logit")
+SCORES = "max_logit,uem_llr,normalized_max_logit,delta_max_logit"
 
 
 class Clock:
@@ -56,7 +57,8 @@ class Clock:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=11)
+    parser.add_argument("--runs", type=int, default=21)
+    parser.add_argument("--scores", default=SCORES)
     args = parser.parse_args()
     import torch
     from score_resolution import make_inputs
@@ -69,13 +71,14 @@ def main() -> int:
     torch.set_num_threads(1)
     inputs = make_inputs(kind="demo")
     clock = Clock(class_max.ClassMaxPlan, ("__init__", "_undecided_maxima", "_maxima", "band"))
-    print("| camera | score | image | network | image/network | grid work | undecided setup | undecided maxima "
-          "(groups) | band | rest | undecided pixels |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"undecided pixels by: {'the compiled loop' if class_max.class_max_native.library() else 'PyTorch'}")
+    print("| camera | score | image | network | image/network | grid work | undecided pixels (groups) | band | rest "
+          "| undecided share |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     with torch.inference_mode():
         for size in SIZES:
-            for score in SCORES:
-                rows = {key: [] for key in ("image", "network", "grid", "setup", "maxima", "band", "rest")}
+            for score in args.scores.split(","):
+                rows = {key: [] for key in ("image", "network", "ratio", "grid", "undecided", "band", "rest")}
                 groups = 0
                 for resolution in ("image", "network"):
                     score_map(score, inputs, size, resolution)  # warm-up
@@ -89,18 +92,18 @@ def main() -> int:
                     score_map(score, inputs, size, "network")
                     rows["network"].append(time.process_time() - start)
                     rows["image"].append(image)
+                    rows["ratio"].append(image / rows["network"][-1])
                     rows["grid"].append(t["__init__"] - t["_undecided_maxima"])
-                    rows["setup"].append(t["_undecided_maxima"] - t["_maxima"])
-                    rows["maxima"].append(t["_maxima"])
+                    rows["undecided"].append(t["_undecided_maxima"])
                     rows["band"].append(t["band"])
                     rows["rest"].append(image - t["__init__"] - t["band"])
                     groups = calls["_maxima"]
                 ms = {key: 1000 * statistics.median(values) for key, values in rows.items()}
-                share = class_max.ClassMaxPlan(inputs, size, score != "max_logit",
-                                               logit=score == "max_logit").undecided_share
+                class_scores = score in ("normalized_max_logit", "delta_max_logit")
+                share = class_max.ClassMaxPlan(inputs, size, class_scores, logit=not class_scores).undecided_share
                 print(f"| {size[1]}x{size[0]} | {score} | {ms['image']:.1f} | {ms['network']:.1f} | "
-                      f"{ms['image'] / ms['network']:.2f}x | {ms['grid']:.1f} | {ms['setup']:.1f} | "
-                      f"{ms['maxima']:.1f} ({groups}) | {ms['band']:.1f} | {ms['rest']:.1f} | {100 * share:.1f}% |",
+                      f"{ms['image'] / ms['network']:.2f}x ({ms['ratio'] / 1000:.2f}x) | {ms['grid']:.1f} | "
+                      f"{ms['undecided']:.1f} ({groups}) | {ms['band']:.1f} | {ms['rest']:.1f} | {100 * share:.1f}% |",
                       flush=True)
     return 0
 

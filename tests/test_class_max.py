@@ -23,7 +23,9 @@ from hypood_ros.scores import SCORES, ScoreInputs, SMLStats, class_max, class_ma
 from hypood_ros.scores.class_max import ClassMaxPlan
 
 COVERED = [name for name, spec in SCORES.items() if spec.reads_classes != "all"]
-BITWISE = ["max_logit", "sml", "norm", "normalized_max_logit", "uem_llr"]  # same products, sums and divisions
+BITWISE = ["max_logit", "sml", "norm", "normalized_max_logit"]  # same products, sums and divisions
+# uem_llr interpolates u_1 - u_0 once instead of u_1 and u_0: equal to float32 rounding of the UEM logits
+UEM_ULPS = 8
 SIZES = [(33, 47), (203, 317), (12, 20), (5, 41), (1, 1), (24, 20)]  # larger, odd, equal, mixed, 1x1, one axis
 PARAMS = {"delta": 0.3}
 DEMO = Path(__file__).resolve().parents[1] / "models" / "demo" / "model.pt"
@@ -73,6 +75,9 @@ def assert_same(inputs: ScoreInputs, size, names=COVERED):
     for name in names:
         if name in BITWISE:
             assert torch.equal(fast[name], want[name]), name
+        elif name == "uem_llr":
+            scale = float(inputs.uem_logits.abs().max())
+            torch.testing.assert_close(fast[name], want[name], rtol=0, atol=UEM_ULPS * 2.0 ** -23 * scale, msg=name)
         else:  # delta_max_logit: pow may round its last bit by tensor layout
             torch.testing.assert_close(fast[name], want[name], rtol=1e-6, atol=0, msg=name)
     return fast, ids
@@ -174,8 +179,9 @@ def test_one_class_and_non_finite_cells():
     fast, ids = score_maps(["max_logit", "uem_llr"], inputs, (31, 41), "image")
     want, want_ids = registry._image_maps_all_classes(["max_logit", "uem_llr"], inputs, (31, 41))
     assert torch.equal(ids, want_ids)
-    for name in ("max_logit", "uem_llr"):
-        torch.testing.assert_close(fast[name], want[name], rtol=0, atol=0, equal_nan=True)
+    uem_atol = UEM_ULPS * 2.0 ** -23 * float(inputs.uem_logits.abs().max())
+    for name, atol in (("max_logit", 0.0), ("uem_llr", uem_atol)):
+        torch.testing.assert_close(fast[name], want[name], rtol=0, atol=atol, equal_nan=True)
 
 
 def _model_inputs(path, input_hw, seed):

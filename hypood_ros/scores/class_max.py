@@ -129,6 +129,7 @@ class ClassMaxPlan:
         #: Per tier: (batch, flat index in [B,H,W], max logit, its class, max class score) of undecided pixels.
         self._found: List[Tuple[torch.Tensor, ...]] = []
         self._maps: Optional[Tuple[torch.Tensor, ...]] = None  # the same as frame-sized maps, for bands
+        self._uem_difference: Optional[torch.Tensor] = None
         if bb.numel() and self.undecided_share <= FULL_SHARE:
             self._undecided_maxima(logits, scale)
 
@@ -254,6 +255,16 @@ class ClassMaxPlan:
                 class_score = torch.where(undecided, maps[2], class_score)
         return ClassMaxInputs(self, rows, logit, classes, class_score)
 
+    def uem_source_difference(self) -> torch.Tensor:
+        """u_1 - u_0 [B,1,hu,wu] on the UEM logits' own grid, made once per frame."""
+        if self._uem_difference is None:
+            u = self.inputs.uem_logits
+            if u is None:
+                raise ConfigError("this score needs UEM logits, but the model gave none")
+            u = u.float()
+            self._uem_difference = u[:, 1:2] - u[:, 0:1]
+        return self._uem_difference
+
     def _frame_maps(self) -> Tuple[Optional[torch.Tensor], ...]:
         """The undecided pixels' maxima as frame-sized maps [B,H,W] (other pixels unset), made once."""
         if self._maps is None:
@@ -355,5 +366,8 @@ class ClassMaxInputs:
         return self._uem
 
     def uem_difference(self) -> torch.Tensor:
-        u = self.uem_map()
-        return u[:, 1] - u[:, 0]
+        """interp(u_1 - u_0): interpolation is linear, so this one channel is interp(u_1) - interp(u_0) to
+        float32 rounding (the all-classes path interpolates both and subtracts; docs/SCORES.md)."""
+        if self._uem is not None:
+            return self._uem[:, 1] - self._uem[:, 0]
+        return interpolate_rows(self.plan.uem_source_difference(), self.plan.size, self.rows)[:, 0]
