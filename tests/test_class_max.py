@@ -231,7 +231,9 @@ def test_the_loop_leaves_pytorch_only_the_blocks_with_values_not_finite(undecide
     maxima = ClassMaxPlan._maxima
     monkeypatch.setattr(ClassMaxPlan, "_maxima", lambda self, mine, *a, **k: (calls.append(mine.numel()),
                                                                              maxima(self, mine, *a, **k)))
-    assert_same(smooth_inputs(h=12, w=20, seed=3), (55, 91))
+    with monkeypatch.context() as m:  # the winners' maps too are the loop's
+        m.setattr(class_max, "interpolate_rows", lambda *a, **k: pytest.fail("PyTorch interpolated the winners"))
+        assert_same(smooth_inputs(h=12, w=20, seed=3), (55, 91), names=["max_logit", "normalized_max_logit"])
     assert calls == []
     inputs = smooth_inputs(b=1, h=8, w=10, seed=2)
     inputs.logits[0, 4, 3, 3] = float("nan")

@@ -133,21 +133,27 @@ class ClassMaxPlan:
         if bb.numel() and self.undecided_share <= FULL_SHARE:
             self._undecided_maxima(logits, scale)
 
+    def _native(self):
+        """The compiled loops (`class_max_native`) for CPU float32 logits without autograd, where they load."""
+        logits = self.inputs.full_logits()
+        if logits.device.type != "cpu" or logits.dtype != torch.float32 or logits.requires_grad:
+            return None
+        return class_max_native.library()
+
     def _undecided_maxima(self, logits: torch.Tensor, scale: torch.Tensor) -> None:
         """The maxima at the undecided output pixels, all of the frame at once (few operations per frame),
         kept per tier (`_found`) for the bands. On the CPU the compiled loop does them where it can
         (`class_max_native`; the same bits), leaving PyTorch the blocks with a value that is not finite."""
-        if logits.device.type == "cpu" and logits.dtype == torch.float32 and not logits.requires_grad:
-            lib = class_max_native.library()
-            if lib is not None:
-                handled, found = class_max_native.undecided_maxima(
-                    lib, logits, self.bias, self.size, self.rows, self.cols, self._span_y, self._span_x,
-                    self._blocks, self.class_scores, MARGIN, _TINY)
-                self.tiers.append((int(handled.sum()), ()))  # candidates chosen per block inside the loop
-                self._found.append((*found[:3], found[3].to(self._class_rows.dtype), found[4]))
-                if bool(handled.all()):
-                    return
-                self._blocks = tuple(t[~handled] for t in self._blocks)  # from here: the blocks left to PyTorch
+        lib = self._native()
+        if lib is not None:
+            handled, found = class_max_native.undecided_maxima(
+                lib, logits, self.bias, self.size, self.rows, self.cols, self._span_y, self._span_x,
+                self._blocks, self.class_scores, MARGIN, _TINY)
+            self.tiers.append((int(handled.sum()), ()))  # candidates chosen per block inside the loop
+            self._found.append((*found[:3], found[3].to(self._class_rows.dtype), found[4]))
+            if bool(handled.all()):
+                return
+            self._blocks = tuple(t[~handled] for t in self._blocks)  # from here: the blocks left to PyTorch
         b, k, h, w = logits.shape
         bb, i, j = self._blocks
         ni = (i + 1).clamp_max(h - 1) if self.rows is not None else i
@@ -229,13 +235,19 @@ class ClassMaxPlan:
     def band(self, rows: Tuple[int, int]) -> "ClassMaxInputs":
         """The maxima at output rows `rows`."""
         r0, r1 = rows
-        values = None if self.winners is None else interpolate_rows(self.winners, self.size, rows)  # [B,C,n,W]
         row_index = self.row_index[r0:r1]
-        classes = self._class_rows.index_select(0, row_index).permute(1, 0, 2).contiguous()
-        class_score = None
-        if self.class_scores:
-            bias = self._bias_rows.index_select(0, row_index).permute(1, 0, 2)
-            class_score = values[:, 1 if self.logit else 0] - bias
+        lib = self._native()
+        if lib is not None and self.winners is not None:  # one pass, the same bits
+            values, classes, class_score = class_max_native.band(
+                lib, self.winners, self.size, rows, self.rows, self.cols, self._class_rows,
+                self._bias_rows if self.class_scores else None, (1 if self.logit else 0) if self.class_scores else None)
+        else:
+            values = None if self.winners is None else interpolate_rows(self.winners, self.size, rows)  # [B,C,n,W]
+            classes = self._class_rows.index_select(0, row_index).permute(1, 0, 2).contiguous()
+            class_score = None
+            if self.class_scores:
+                bias = self._bias_rows.index_select(0, row_index).permute(1, 0, 2)
+                class_score = values[:, 1 if self.logit else 0] - bias
         if self._found and rows == (0, self.size[0]):  # the whole frame: the undecided pixels go straight in
             plane = self.size[0] * self.size[1]
             for batch, at, logit, ids, score in self._found:

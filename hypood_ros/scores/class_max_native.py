@@ -1,11 +1,12 @@
-"""The undecided pixels of the class-maximum image order in one compiled loop (`class_max_undecided.cpp`).
+"""The class-maximum image order's two loops on the CPU, compiled (`class_max_native.cpp`).
 
-The PyTorch path (`class_max.ClassMaxPlan._maxima`) does the undecided blocks as a few dozen operations
-per group of blocks on small padded grids; on the CPU their fixed costs were most of the image order's
-excess over the network order (docs/PERFORMANCE.md). This loop gives the same bits (the same candidate
-rule, products and sums, no contraction) and is used for CPU float32 logits without autograd when the
-host has a C++ compiler; the library is built on first use into the kernel cache. Without a compiler, or
-with `HYPOOD_NATIVE_SCORES=0`, or if the build fails (said once in the log), the PyTorch path runs.
+The PyTorch path (`class_max.ClassMaxPlan`) does the undecided blocks as a few dozen operations per group
+of blocks on small padded grids, and a band of the winners' maps as a handful of frame-sized operations;
+on the CPU their fixed costs and memory passes were most of the image order's excess over the network
+order (docs/PERFORMANCE.md). These loops give the same bits (the same candidate rule, products and sums,
+no contraction) and are used for CPU float32 tensors without autograd when the host has a C++ compiler;
+the library is built on first use into the kernel cache. Without a compiler, or with
+`HYPOOD_NATIVE_SCORES=0`, or if the build fails (said once in the log), the PyTorch path runs.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import torch
 
 from hypood_ros.native_build import build_library, compiler
 
-SOURCE = Path(__file__).with_name("class_max_undecided.cpp")
+SOURCE = Path(__file__).with_name("class_max_native.cpp")
 _log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _state: dict = {}
@@ -33,6 +34,11 @@ _ARGTYPES = [_P, _I64, _I64, _I64, _I64, _P,  # logits, B, K, h, w, bias
              _P, _P, _P, _I64,  # blocks: b, i, j, n
              _I32, _F, _F,  # class scores, margin, tiny
              _P, _P, _P, _P, _P, _P]  # handled, batch, at, value, class, class score
+_BAND_ARGTYPES = [_P, _I64, _I64, _I64, _I64, _I64, _I64, _I64,  # winners, B, C, h, w, W, r0, r1
+                  _P, _P, _P, _P, _I32,  # rows: i0, i1, w0, w1, interpolated
+                  _P, _P, _P, _P, _I32,  # columns
+                  _P, _I32, _P, _I32,  # class rows, their bytes, bias rows, class channel
+                  _P, _P, _P]  # values, classes, class score
 
 
 def enabled() -> bool:
@@ -50,10 +56,12 @@ def library() -> Optional[ctypes.CDLL]:
                 from hypood_ros.kernels.compile import cache_dir
 
                 try:
-                    path = build_library("class_max_undecided", SOURCE, (SOURCE,), cache_dir() / "cpu")
+                    path = build_library("class_max_native", SOURCE, (SOURCE,), cache_dir() / "cpu")
                     lib = ctypes.CDLL(str(path))
                     lib.hypood_class_max_undecided.restype = ctypes.c_int64
                     lib.hypood_class_max_undecided.argtypes = _ARGTYPES
+                    lib.hypood_class_max_band.restype = None
+                    lib.hypood_class_max_band.argtypes = _BAND_ARGTYPES
                     _state["lib"] = lib
                 except (OSError, RuntimeError) as exc:
                     _log.warning("the compiled loop for the class-maximum scores is not available (%s); "
@@ -91,3 +99,25 @@ def undecided_maxima(lib: ctypes.CDLL, logits: torch.Tensor, bias: torch.Tensor,
     found = (batch[:written], at[:written], value[:written], cls[:written],
              None if class_score is None else class_score[:written])
     return handled.bool(), found
+
+
+def band(lib: ctypes.CDLL, winners: torch.Tensor, size: Tuple[int, int], rows_range: Tuple[int, int], rows, cols,
+         class_rows: torch.Tensor, bias_rows: Optional[torch.Tensor], class_channel: Optional[int]):
+    """(values [B,C,n,W], classes [B,n,W], class score [B,n,W] or None) of output rows `rows_range` of the
+    winners' maps: what `ClassMaxPlan.band` makes before the undecided pixels are written in."""
+    b, c, h, w = winners.shape
+    r0, r1 = rows_range
+    winners = winners.contiguous()
+    class_rows = class_rows.contiguous()
+    bias_rows = None if bias_rows is None else bias_rows.contiguous()
+    values = torch.empty(b, c, r1 - r0, size[1])
+    classes = torch.empty(b, r1 - r0, size[1], dtype=class_rows.dtype)
+    class_score = torch.empty(b, r1 - r0, size[1]) if class_channel is not None else None
+    row = [None] * 4 if rows is None else [a.contiguous() for a in rows]
+    col = [None] * 4 if cols is None else [a.contiguous() for a in cols]
+    lib.hypood_class_max_band(
+        winners.data_ptr(), b, c, h, w, size[1], r0, r1,
+        *map(_ptr, row), int(rows is not None), *map(_ptr, col), int(cols is not None),
+        class_rows.data_ptr(), class_rows.element_size(), _ptr(bias_rows),
+        -1 if class_channel is None else class_channel, values.data_ptr(), classes.data_ptr(), _ptr(class_score))
+    return values, classes, class_score

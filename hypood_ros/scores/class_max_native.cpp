@@ -1,4 +1,5 @@
-// The undecided pixels of the class-maximum image order (class_max.py) in one loop, for the CPU.
+// The class-maximum image order (class_max.py) in two loops, for the CPU: the undecided pixels, and a band of
+// rows of the winners' maps.
 //
 // Per undecided block (the 2x2 network cells that an output pixel with lower neighbour (i, j) reads), the
 // classes that can win anywhere in it are chosen as class_max._can_win chooses them, and at each of the
@@ -115,6 +116,62 @@ int64_t hypood_class_max_undecided(
     }
   }
   return written;
+}
+
+// A band of output rows [r0, r1) of the winners' maps: each of the C channels of `winners` [B,C,h,w]
+// interpolated as scores/interpolation.py does (columns first on the two source rows, then rows; an axis
+// that keeps its size is not blended), into values [B,C,r1-r0,W]; the class of each pixel's lower cell from
+// class_rows [h,B,W] (uint8 or int64, network rows at the output's columns) into classes [B,r1-r0,W]; and,
+// with class_channel >= 0, values[class_channel] less bias_rows [h,B,W] into class_score [B,r1-r0,W].
+// The undecided pixels' values are written afterwards by the caller.
+void hypood_class_max_band(
+    const float* winners, int64_t B, int64_t C, int64_t h, int64_t w, int64_t W, int64_t r0, int64_t r1,
+    const int64_t* row_i0, const int64_t* row_i1, const float* row_w0, const float* row_w1, int32_t rows_interpolated,
+    const int64_t* col_i0, const int64_t* col_i1, const float* col_w0, const float* col_w1,
+    int32_t cols_interpolated,
+    const void* class_rows, int32_t class_bytes, const float* bias_rows, int32_t class_channel,
+    float* values, void* classes, float* class_score) {
+  const int64_t n = r1 - r0;
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t r = 0; r < n; ++r) {
+      const int64_t y = r0 + r;
+      const int64_t i0 = rows_interpolated ? row_i0[y] : y, i1 = rows_interpolated ? row_i1[y] : y;
+      const float wy0 = rows_interpolated ? row_w0[y] : 1.0f, wy1 = rows_interpolated ? row_w1[y] : 0.0f;
+      for (int64_t c = 0; c < C; ++c) {
+        const float* top_row = winners + ((b * C + c) * h + i0) * w;
+        const float* bottom_row = winners + ((b * C + c) * h + i1) * w;
+        float* out = values + ((b * C + c) * n + r) * W;
+        for (int64_t x = 0; x < W; ++x) {
+          float top, bottom;
+          if (cols_interpolated) {
+            const int64_t j0 = col_i0[x], j1 = col_i1[x];
+            top = top_row[j0] * col_w0[x] + top_row[j1] * col_w1[x];
+            bottom = bottom_row[j0] * col_w0[x] + bottom_row[j1] * col_w1[x];
+          } else {
+            top = top_row[x];
+            bottom = bottom_row[x];
+          }
+          out[x] = rows_interpolated ? top * wy0 + bottom * wy1 : top;
+        }
+      }
+      const int64_t src = (i0 * B + b) * W, dst = (b * n + r) * W;
+      if (class_bytes == 1) {
+        const uint8_t* from = static_cast<const uint8_t*>(class_rows) + src;
+        uint8_t* to = static_cast<uint8_t*>(classes) + dst;
+        for (int64_t x = 0; x < W; ++x) to[x] = from[x];
+      } else {
+        const int64_t* from = static_cast<const int64_t*>(class_rows) + src;
+        int64_t* to = static_cast<int64_t*>(classes) + dst;
+        for (int64_t x = 0; x < W; ++x) to[x] = from[x];
+      }
+      if (class_channel >= 0) {
+        const float* value = values + ((b * C + class_channel) * n + r) * W;
+        const float* bias = bias_rows + src;
+        float* to = class_score + dst;
+        for (int64_t x = 0; x < W; ++x) to[x] = value[x] - bias[x];
+      }
+    }
+  }
 }
 
 }  // extern "C"
