@@ -74,9 +74,11 @@ class ClassMaxPlan:
     docs/SCORES.md says how.
     """
 
-    def __init__(self, inputs: ScoreInputs, size: Sequence[int], class_scores: bool, logit: bool = True) -> None:
+    def __init__(self, inputs: ScoreInputs, size: Sequence[int], class_scores: bool, logit: bool = True,
+                 norm: bool = False) -> None:
         """`logit`: interpolate max_k (f+b)_k (for scores that read it; class ids come without it);
-        `class_scores`: max_k f_k too."""
+        `class_scores`: max_k f_k too; `norm`: ||z|| too, as one more channel of the winners' maps (the same
+        interpolation as `ScoreInputs.resized_norm`, in the same pass)."""
         self.inputs = inputs
         self.size = (int(size[0]), int(size[1]))
         self.class_scores = class_scores
@@ -99,10 +101,15 @@ class ClassMaxPlan:
             decided &= _decided(f, f_top, f_winner, scale)
             codes = winner * k + f_winner
             channels.append(logits.gather(1, f_winner.unsqueeze(1))[:, 0])
+        self._norm_channel: Optional[int] = None
+        if norm and tuple(inputs.source_norm().shape[2:]) == (h, w):
+            self._norm_channel = len(channels)
+            channels.append(inputs.source_norm()[:, 0].float())
         codes = torch.where(decided, codes, torch.full_like(codes, -1))
         # A code survives where all 4 cells an output pixel reads from this one (as its lower index) agree.
         codes = _agree(_agree(codes, 1, self.rows), 2, self.cols)
-        # [B,C,h,w]: the winner's logit l_c and/or the logit l_c' of f's winner c' (C = 0: class ids only)
+        # [B,C,h,w]: the winner's logit l_c and/or the logit l_c' of f's winner c', then ||z|| if asked for
+        # (C = 0: class ids only)
         self.winners = torch.stack(channels, dim=1) if channels else None
         self.row_index = self.rows[0] if self.rows is not None else torch.arange(self.size[0], device=device)
         # Per-pixel maps are made columns first on the network rows, [h,B,W], and then whole rows are copied.
@@ -265,7 +272,8 @@ class ClassMaxPlan:
             classes = torch.where(undecided, maps[1], classes)
             if class_score is not None:
                 class_score = torch.where(undecided, maps[2], class_score)
-        return ClassMaxInputs(self, rows, logit, classes, class_score)
+        norm = None if self._norm_channel is None else values[:, self._norm_channel:self._norm_channel + 1]
+        return ClassMaxInputs(self, rows, logit, classes, class_score, norm)
 
     def uem_source_difference(self) -> torch.Tensor:
         """u_1 - u_0 [B,1,hu,wu] on the UEM logits' own grid, made once per frame."""
@@ -339,12 +347,12 @@ class ClassMaxInputs:
     except the K class maps, which do not exist here. ||z|| and the UEM logits are interpolated on first use."""
 
     def __init__(self, plan: ClassMaxPlan, rows: Tuple[int, int], logit: Optional[torch.Tensor], classes: torch.Tensor,
-                 class_score: Optional[torch.Tensor]) -> None:
+                 class_score: Optional[torch.Tensor], norm: Optional[torch.Tensor] = None) -> None:
         self.plan, self.rows = plan, rows
         self.head, self.sml_stats = plan.inputs.head, plan.inputs.sml_stats
         self.num_classes = plan.inputs.num_classes
         self._logit, self._classes, self._class_score = logit, classes, class_score
-        self._norm: Optional[torch.Tensor] = None
+        self._norm: Optional[torch.Tensor] = norm  # interp(||z||) [B,1,n,W]: with the winners or on first use
         self._uem: Optional[torch.Tensor] = None
 
     def logit_max(self) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -258,7 +258,8 @@ def _image_maps_class_max(names: Sequence[str], inputs: ScoreInputs, size: Tuple
     maps where the 4 cells of a pixel agree, the classes that can win at the other pixels (scores/class_max.py).
     Bit-identical to `_image_maps_all_classes` for the class ids, max_logit, uem_llr, sml and norm; the
     normalized ones use the same arithmetic too (pow aside, which may round its last bit by layout)."""
-    plan = ClassMaxPlan(inputs, size, "max_class_score" in reads, logit="max_logit" in reads)
+    plan = ClassMaxPlan(inputs, size, "max_class_score" in reads, logit="max_logit" in reads,
+                        norm="max_class_score" in reads or "norm" in names)  # the scores on the hypersphere
     if plan.undecided_share > class_max.FULL_SHARE:  # class borders nearly everywhere: all classes cost less
         return _image_maps_all_classes(names, inputs, size, **params)
     scores: Dict[str, List[torch.Tensor]] = {name: [] for name in names}
