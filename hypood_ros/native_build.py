@@ -19,6 +19,14 @@ from typing import Optional, Sequence
 FLAGS = ("-std=c++17", "-O2", "-ffp-contract=off", "-fno-fast-math", "-fPIC", "-shared", "-x", "c++")
 
 
+def cache_dir() -> Path:
+    """Where compiled kernels and libraries are kept: $HYPOOD_KERNEL_CACHE, else ~/.cache/hypood_ros/kernels."""
+    root = os.environ.get("HYPOOD_KERNEL_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "hypood_ros", "kernels"
+    )
+    return Path(root)
+
+
 def compiler() -> Optional[str]:
     """The host C++ compiler: $CXX, else g++, else c++; None if there is none."""
     for candidate in (os.environ.get("CXX"), "g++", "c++"):

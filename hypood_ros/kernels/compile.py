@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Dict, Tuple
 
 from hypood_ros.errors import HypoodError
+from hypood_ros.native_build import cache_dir
 
 SOURCE_PATH = Path(__file__).with_name("fused_scores.cu")
 #: Jetson Orin is sm_87; desktop GPUs from Turing (sm_75) on.
@@ -44,13 +45,6 @@ def _check(result, what: str) -> tuple:
 
 def source() -> bytes:
     return SOURCE_PATH.read_bytes()
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("HYPOOD_KERNEL_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "hypood_ros", "kernels"
-    )
-    return Path(root)
 
 
 def compile_kernel(arch: str, output: str = "cubin", use_disk_cache: bool = True) -> bytes:

@@ -19,7 +19,7 @@ from typing import Optional, Tuple
 
 import torch
 
-from hypood_ros.native_build import build_library, compiler
+from hypood_ros.native_build import build_library, cache_dir, compiler
 
 SOURCE = Path(__file__).with_name("class_max_native.cpp")
 _log = logging.getLogger(__name__)
@@ -53,8 +53,6 @@ def library() -> Optional[ctypes.CDLL]:
         if "lib" not in _state:
             _state["lib"] = None
             if compiler() is not None:
-                from hypood_ros.kernels.compile import cache_dir
-
                 try:
                     path = build_library("class_max_native", SOURCE, (SOURCE,), cache_dir() / "cpu")
                     lib = ctypes.CDLL(str(path))
