@@ -70,7 +70,8 @@ PARAMS: List[Param] = [
     Param("diagnostics_period", 1.0, "seconds between /diagnostics messages", range=(0.1, 60.0, 0.0)),
     Param("score", "hyperspherical_llr", "OOD score (formulas: docs/SCORES.md)", dynamic=True, choices=tuple(SCORES)),
     Param("score_resolution", "image", "image: interpolate the network outputs to the camera size, then score "
-          "(the official order); network: score on the network grid, then upsample the score (faster)",
+          "(the official order); network: score on the network grid, then upsample the score (faster for the "
+          "scores that need all classes; on the CPU about the same for the class-maximum ones)",
           dynamic=True, choices=SCORE_RESOLUTIONS),
     Param("threshold", 0.0, "score above which a pixel is OOD", dynamic=True, range=(-1.0e4, 1.0e4, 0.0)),
     Param("eta", 1.5, "class-weight exponent of the weighted normalized energy", dynamic=True, range=(-5.0, 5.0, 0.0)),
