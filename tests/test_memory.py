@@ -53,7 +53,9 @@ def frames(keep: bool):
 def test_frames_reuse_their_memory():
     took, faults, grown = frames(keep=True)
     assert took
-    assert faults < 500, f"{faults} page faults in 5 frames with the memory kept"
+    # Not 0: now and then a run allocates a few MiB afresh after its first frames (seen: 613 faults, 2.5 MiB,
+    # once in six runs); glibc's defaults fault some 25 000 pages in over the same 5 frames.
+    assert faults < 2000, f"{faults} page faults in 5 frames with the memory kept"
     assert grown < 16 << 20, f"the resident size grew by {grown >> 20} MiB over 5 frames"
     took, faults, _ = frames(keep=False)  # the same frames with glibc's defaults: the test can fail
     assert not took
