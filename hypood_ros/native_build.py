@@ -1,6 +1,6 @@
 """Shared libraries compiled from the package's C++ sources with the host compiler, cached on disk.
 
-The fused kernel's CPU build (kernels/cpu_build.py) and the class-maximum scores' undecided pixels
+The fused kernel's CPU build (kernels/cpu_build.py) and the class-maximum scores' two loops
 (scores/class_max_native.py) are built this way on first use: no binary is shipped. A library is cached
 under the kernel cache (`HYPOOD_KERNEL_CACHE`, default ~/.cache/hypood_ros/kernels) by a digest of its
 sources, the compiler's version and the flags, and written under a temporary name first, so that a build

@@ -33,11 +33,12 @@ class KernelArgumentError(KernelCompileError):
 
 def build(directory: Optional[Path] = None) -> Path:
     """Compile the shared library (cached by source, compiler and flags); returns its path."""
-    if compiler() is None:
-        raise KernelCompileError("no host C++ compiler found (set CXX): the CPU build of the kernel needs one")
     directory = Path(directory) if directory is not None else cache_dir() / "cpu"
     try:
         return build_library("fused_scores", KERNEL_DIR / "cpu_launch.cpp", SOURCES, directory, include=KERNEL_DIR)
+    except FileNotFoundError:
+        raise KernelCompileError("no host C++ compiler found (set CXX): the CPU build of the kernel needs "
+                                 "one") from None
     except RuntimeError as exc:
         raise KernelCompileError(f"host build of the kernel failed:\n{exc}") from None
 

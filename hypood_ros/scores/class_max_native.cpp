@@ -9,6 +9,7 @@
 // logits and the maximum of the class scores f = l - b. The result is bit for bit what the PyTorch path
 // gives. Blocks with a value that is not finite are left to the PyTorch path (torch.max's NaN rules).
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
